@@ -1,0 +1,1 @@
+"""mlplatform policy pack: rules as plain functions over Kubernetes objects (registry.RULES)."""
