@@ -1,0 +1,100 @@
+"""The metric names monitoring relies on, and where each one comes from.
+
+Model-server names follow docs/contracts.md (``models/serving/metrics.py`` is the source of truth);
+tests compare this catalogue with what a real server process exposes on ``/metrics``, so a rename on
+either side fails a test instead of silently emptying a dashboard.
+
+Decision on infrastructure metrics: we do not deploy kube-state-metrics. Replica counts come from
+Prometheus' own ``up`` series for the discovered model pods (one target per pod), the HPA bounds are
+known at deploy time and enter the rules as constants, restarts come from the server's own
+``process_start_time_seconds``, CPU/memory from the kubelet's cAdvisor endpoint and GPU figures from
+NVIDIA's dcgm-exporter (present wherever the GPU operator runs).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- exported by the model server (strictly checked against a live /metrics) -----------------
+REQUEST_SUCCESS: Final = "model_infer_request_success_total"
+REQUEST_FAILURE: Final = "model_infer_request_failure_total"
+REQUEST_DURATION: Final = "model_infer_request_duration_seconds"
+REQUEST_DURATION_BUCKET: Final = f"{REQUEST_DURATION}_bucket"
+REQUEST_DURATION_COUNT: Final = f"{REQUEST_DURATION}_count"
+IN_FLIGHT: Final = "model_infer_requests_in_flight"
+# prometheus_client's process collector; changes when the container restarts in place.
+PROCESS_START: Final = "process_start_time_seconds"
+
+MODEL_SERVER_METRICS: Final[frozenset[str]] = frozenset(
+    {
+        REQUEST_SUCCESS,
+        REQUEST_FAILURE,
+        REQUEST_DURATION_BUCKET,
+        REQUEST_DURATION_COUNT,
+        IN_FLIGHT,
+        PROCESS_START,
+    }
+)
+
+# Upper bounds (seconds) of the request-duration histogram; the latency SLO threshold must be one of
+# them, because "fraction of requests slower than X" is read from the bucket whose le equals X.
+# These are prometheus_client's defaults, which the model server keeps.
+LATENCY_BUCKETS_SECONDS: Final[tuple[float, ...]] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
+
+# --- infrastructure metrics, with the component that exposes them ----------------------------
+UP: Final = "up"
+ALERTS: Final = "ALERTS"
+CPU_USAGE: Final = "container_cpu_usage_seconds_total"
+MEMORY_WORKING_SET: Final = "container_memory_working_set_bytes"
+GPU_UTIL: Final = "DCGM_FI_DEV_GPU_UTIL"
+GPU_FB_USED: Final = "DCGM_FI_DEV_FB_USED"
+GPU_FB_FREE: Final = "DCGM_FI_DEV_FB_FREE"
+
+INFRASTRUCTURE_METRICS: Final[dict[str, str]] = {
+    UP: "Prometheus itself: one synthetic series per scrape target (here: per model pod)",
+    ALERTS: "Prometheus itself: one series per pending or firing alert",
+    CPU_USAGE: "kubelet cAdvisor endpoint /metrics/cadvisor (labels namespace, pod, container)",
+    MEMORY_WORKING_SET: "kubelet cAdvisor endpoint /metrics/cadvisor (labels namespace, pod, container)",
+    GPU_UTIL: "NVIDIA dcgm-exporter with pod mapping (labels namespace, pod, gpu), percent 0-100",
+    GPU_FB_USED: "NVIDIA dcgm-exporter with pod mapping, frame buffer used in MiB",
+    GPU_FB_FREE: "NVIDIA dcgm-exporter with pod mapping, frame buffer free in MiB",
+}
+
+# --- labels -----------------------------------------------------------------------------------
+# The job name both modes give model-server targets (operator mode rewrites the PodMonitor's default).
+MODEL_SERVER_JOB: Final = "model-servers"
+# Target labels added by relabelling; they must not collide with the server's own `model` and
+# `version` labels, otherwise Prometheus would rename the scraped ones to exported_*.
+TARGET_LABELS: Final[dict[str, str]] = {
+    "namespace": "__meta_kubernetes_namespace",
+    "pod": "__meta_kubernetes_pod_name",
+    "node": "__meta_kubernetes_pod_node_name",
+    "app_kubernetes_io_name": "__meta_kubernetes_pod_label_app_kubernetes_io_name",
+    "app_kubernetes_io_instance": "__meta_kubernetes_pod_label_app_kubernetes_io_instance",
+    "track": "__meta_kubernetes_pod_label_mlplatform_io_track",
+}
+MODEL_SERVER_CONTAINER: Final = "model-server"
+MODEL_SERVER_PORT_NAME: Final = "http"
+METRICS_PATH: Final = "/metrics"
+
+
+def le_label(seconds: float) -> str:
+    """Format a bucket bound the way it appears in the `le` label (Go float formatting: 1 -> "1.0")."""
+    return repr(float(seconds))
+
+
+def model_selector(namespace: str, model: str) -> str:
+    """Label matchers for series the server labels itself (`model`) in one namespace."""
+    return f'namespace="{namespace}", model="{model}"'
+
+
+def pod_selector(namespace: str, model: str, *, stable_only: bool = False) -> str:
+    """Label matchers for per-pod target series (`up`, process metrics) of one model.
+
+    `stable_only` narrows to the stable Deployment (app.kubernetes.io/instance=<model>), the one the
+    HPA bounds belong to; canary pods carry instance `<model>-canary`.
+    """
+    key = "app_kubernetes_io_instance" if stable_only else "app_kubernetes_io_name"
+    return f'job="{MODEL_SERVER_JOB}", namespace="{namespace}", {key}="{model}"'
