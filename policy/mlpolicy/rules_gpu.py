@@ -200,6 +200,11 @@ def check_gpu_tolerations(
                 f"{obj} requests {w.gpus} {GPU_RESOURCE} per pod but tolerates no GPU pool's "
                 f"taint{why}, so it can never be scheduled onto a GPU node; "
                 f"{_expected_toleration(pools)}.", r.urn))
+        elif pinned is not None and not pinned:
+            out.append(Violation(
+                f"{obj} has a nodeSelector and a required node affinity on {GPU_POOL_LABEL} that "
+                f"name no common pool, so its pods would stay Pending. Pin one pool in both.",
+                r.urn))
         elif pinned is not None and not (pinned & tolerated):
             out.append(Violation(
                 f"{obj} is pinned to GPU pool(s) {', '.join(sorted(pinned))} by "
