@@ -30,11 +30,17 @@ from .registry import RULES, Rule
 
 PACK_NAME = "mlplatform"
 
-_SENTINELS = frozenset({
-    _proxy.UNKNOWN_BOOLEAN_VALUE, _proxy.UNKNOWN_NUMBER_VALUE, _proxy.UNKNOWN_STRING_VALUE,
-    _proxy.UNKNOWN_ARRAY_VALUE, _proxy.UNKNOWN_ASSET_VALUE, _proxy.UNKNOWN_ARCHIVE_VALUE,
-    _proxy.UNKNOWN_OBJECT_VALUE,
-})
+_SENTINELS = frozenset(
+    {
+        _proxy.UNKNOWN_BOOLEAN_VALUE,
+        _proxy.UNKNOWN_NUMBER_VALUE,
+        _proxy.UNKNOWN_STRING_VALUE,
+        _proxy.UNKNOWN_ARRAY_VALUE,
+        _proxy.UNKNOWN_ASSET_VALUE,
+        _proxy.UNKNOWN_ARCHIVE_VALUE,
+        _proxy.UNKNOWN_OBJECT_VALUE,
+    }
+)
 _PROXIES = (_proxy._DictProxy, _proxy._ListProxy)  # pylint: disable=protected-access
 
 
@@ -64,7 +70,9 @@ def _resource_validation(rule: Rule):
 def _stack_validation(rule: Rule):
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
         config = parse_config(rule.name, rule.config, args.get_config())
-        resources = [Resource(r.resource_type, to_plain(r.props), r.urn, r.name) for r in args.resources]
+        resources = [
+            Resource(r.resource_type, to_plain(r.props), r.urn, r.name) for r in args.resources
+        ]
         for violation in rule.check(resources, config):
             report(violation.message, violation.urn or None)
 
@@ -91,4 +99,6 @@ def build_policies() -> list[Policy]:
 
 def serve() -> None:
     """Starts the analyzer the engine talks to; blocks until the engine stops it."""
-    PolicyPack(name=PACK_NAME, policies=build_policies(), enforcement_level=EnforcementLevel.ADVISORY)
+    PolicyPack(
+        name=PACK_NAME, policies=build_policies(), enforcement_level=EnforcementLevel.ADVISORY
+    )

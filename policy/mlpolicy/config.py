@@ -108,7 +108,11 @@ class PolicyConfigError(ValueError):
         for err in error.errors():
             path = ".".join(str(p) for p in err["loc"]) or "(root)"
             field = model.model_fields.get(_field_name(model, err["loc"]))
-            allowed = f" Allowed: {' '.join(field.description.split())}" if field and field.description else ""
+            allowed = (
+                f" Allowed: {' '.join(field.description.split())}"
+                if field and field.description
+                else ""
+            )
             if err["type"] == "extra_forbidden":
                 known = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
                 allowed = f" Known keys: {known or 'none besides enforcementLevel'}."

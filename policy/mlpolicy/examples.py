@@ -59,11 +59,23 @@ def pod_spec(model: str, gpus: int = 0, pool: str = "a100") -> dict[str, Any]:
         spec["tolerations"] = [
             {"key": "nvidia.com/gpu", "operator": "Equal", "value": pool, "effect": "NoSchedule"}
         ]
-        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "mlplatform.io/gpu-pool", "operator": "In", "values": [pool]}
-            ]}]
-        }}}
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "mlplatform.io/gpu-pool",
+                                    "operator": "In",
+                                    "values": [pool],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
     return spec
 
 
@@ -89,10 +101,15 @@ def hpa(model: str, min_replicas: int = 2, max_replicas: int = 4) -> dict[str, A
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model},
             "minReplicas": min_replicas,
             "maxReplicas": max_replicas,
-            "metrics": [{"type": "Pods", "pods": {
-                "metric": {"name": "model_infer_requests_in_flight"},
-                "target": {"type": "AverageValue", "averageValue": "4"},
-            }}],
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "model_infer_requests_in_flight"},
+                        "target": {"type": "AverageValue", "averageValue": "4"},
+                    },
+                }
+            ],
         },
     }
 
@@ -113,8 +130,13 @@ def network_policy(name: str = "model-servers") -> dict[str, Any]:
         "spec": {
             "podSelector": {"matchLabels": {"app.kubernetes.io/component": "model-server"}},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": {
-                "matchLabels": {"mlplatform.io/role": "ingress"}}}]}],
+            "ingress": [
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"mlplatform.io/role": "ingress"}}}
+                    ]
+                }
+            ],
         },
     }
 

@@ -4,7 +4,6 @@ HPAs that point at real workloads, and a NetworkPolicy for every model namespace
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from .config import NoConfig, PdbConfig
@@ -75,24 +74,33 @@ def check_pdb(resources: Sequence[Resource], config: PdbConfig = PdbConfig()) ->
         obj = describe(w.type, w.props, w.name)
         matches = [
             (p, selector_matches(get(p.props, "spec", "selector"), template.labels))
-            for p in pdbs if namespace_of(p.props) == ns
+            for p in pdbs
+            if namespace_of(p.props) == ns
         ]
         if any(is_unknown(m) for _, m in matches):
             continue
         covering = [p for p, m in matches if m]
         if not covering:
-            out.append(Violation(
-                f"{obj} runs at least {floor} pods ({source}) but no PodDisruptionBudget in "
-                f"namespace '{ns}' selects its pods {dict(template.labels)}; a node drain may "
-                f"evict all of them at once. Add a PDB with minAvailable {floor - 1} (below "
-                f"{source}) or maxUnavailable 1, or list '{ns}/{name}' in this policy's exempt "
-                f"option.", w.urn))
+            out.append(
+                Violation(
+                    f"{obj} runs at least {floor} pods ({source}) but no PodDisruptionBudget in "
+                    f"namespace '{ns}' selects its pods {dict(template.labels)}; a node drain may "
+                    f"evict all of them at once. Add a PDB with minAvailable {floor - 1} (below "
+                    f"{source}) or maxUnavailable 1, or list '{ns}/{name}' in this policy's exempt "
+                    f"option.",
+                    w.urn,
+                )
+            )
             continue
         if len(covering) > 1:
             names = ", ".join(describe(p.type, p.props, p.name) for p in covering)
-            out.append(Violation(
-                f"{obj} is selected by {len(covering)} PodDisruptionBudgets ({names}); the "
-                f"eviction API refuses pods with more than one PDB. Keep exactly one.", w.urn))
+            out.append(
+                Violation(
+                    f"{obj} is selected by {len(covering)} PodDisruptionBudgets ({names}); the "
+                    f"eviction API refuses pods with more than one PDB. Keep exactly one.",
+                    w.urn,
+                )
+            )
         for p in covering:
             out.extend(_pdb_size(p, obj, floor, source, w.urn))
     return out
@@ -106,24 +114,36 @@ def _pdb_size(pdb: Resource, obj: str, floor: int, source: str, urn: str) -> lis
     raw_max = get(pdb.props, "spec", "maxUnavailable")
     if raw_min is not None and not is_unknown(min_available):
         if min_available is None or min_available >= floor:
-            return [Violation(
-                f"{pdb_name} has minAvailable {raw_min!r} for {obj}, which is not below "
-                f"{source} = {floor}; at that size no pod can ever be evicted and node drains "
-                f"hang. Set minAvailable to at most {floor - 1} (or maxUnavailable 1).", urn)]
+            return [
+                Violation(
+                    f"{pdb_name} has minAvailable {raw_min!r} for {obj}, which is not below "
+                    f"{source} = {floor}; at that size no pod can ever be evicted and node drains "
+                    f"hang. Set minAvailable to at most {floor - 1} (or maxUnavailable 1).",
+                    urn,
+                )
+            ]
     if raw_max is not None and not is_unknown(max_unavailable):
         if max_unavailable is None or max_unavailable < 1:
-            return [Violation(
-                f"{pdb_name} has maxUnavailable {raw_max!r} for {obj}, which allows no eviction "
-                f"at {source} = {floor}; node drains hang. Set maxUnavailable to 1 or more.", urn)]
+            return [
+                Violation(
+                    f"{pdb_name} has maxUnavailable {raw_max!r} for {obj}, which allows no "
+                    f"eviction at {source} = {floor}; node drains hang. Set maxUnavailable to 1 "
+                    f"or more.",
+                    urn,
+                )
+            ]
     return []
 
 
-def check_hpa_targets(resources: Sequence[Resource], config: NoConfig = NoConfig()) -> list[Violation]:
+def check_hpa_targets(
+    resources: Sequence[Resource], config: NoConfig = NoConfig()
+) -> list[Violation]:
     """Every HPA scales a workload of this stack in its namespace, minReplicas <= maxReplicas,
     and a CPU-utilization target has CPU requests to measure against."""
     workloads = {
         (namespace_of(r.props), kind_of(r.type), name_of(r.props, r.name)): r
-        for r in resources if r.type in SCALABLE
+        for r in resources
+        if r.type in SCALABLE
     }
     out = []
     for hpa in by_type(resources, HPA):
@@ -135,15 +155,25 @@ def check_hpa_targets(resources: Sequence[Resource], config: NoConfig = NoConfig
         target = workloads.get((ns, kind, name))
         if target is None:
             known = sorted(f"{k}/{n}" for (wns, k, n) in workloads if wns == ns)
-            out.append(Violation(
-                f"{obj} targets {kind} '{name}', which this stack does not create in namespace "
-                f"'{ns}' (it has: {', '.join(known) or 'none'}); the HPA would report "
-                f"FailedGetScale. Point scaleTargetRef at the model's Deployment.", hpa.urn))
+            out.append(
+                Violation(
+                    f"{obj} targets {kind} '{name}', which this stack does not create in namespace "
+                    f"'{ns}' (it has: {', '.join(known) or 'none'}); the HPA would report "
+                    f"FailedGetScale. Point scaleTargetRef at the model's Deployment.",
+                    hpa.urn,
+                )
+            )
             continue
-        lo, hi = get(hpa.props, "spec", "minReplicas", default=1), get(hpa.props, "spec", "maxReplicas")
+        lo, hi = (
+            get(hpa.props, "spec", "minReplicas", default=1),
+            get(hpa.props, "spec", "maxReplicas"),
+        )
         if not any(is_unknown(v) or v is None for v in (lo, hi)) and lo > hi:
-            out.append(Violation(
-                f"{obj} has minReplicas {lo} above maxReplicas {hi}; make min <= max.", hpa.urn))
+            out.append(
+                Violation(
+                    f"{obj} has minReplicas {lo} above maxReplicas {hi}; make min <= max.", hpa.urn
+                )
+            )
         out.extend(_cpu_requests_for_utilization(hpa, obj, target))
     return out
 
@@ -154,22 +184,28 @@ def _cpu_requests_for_utilization(hpa: Resource, obj: str, target: Resource) -> 
     if is_unknown(metrics) or template is None:
         return []
     uses_cpu = any(
-        get(m, "type") == "Resource" and get(m, "resource", "name") == "cpu"
+        get(m, "type") == "Resource"
+        and get(m, "resource", "name") == "cpu"
         and get(m, "resource", "target", "type") == "Utilization"
         for m in metrics
     )
     if not uses_cpu:
         return []
     lacking = [
-        c.name for c in containers(template, include_init=False)
+        c.name
+        for c in containers(template, include_init=False)
         if get(c.spec, "resources", "requests", "cpu") is None
     ]
     if not lacking:
         return []
-    return [Violation(
-        f"{obj} scales on CPU utilization but container(s) {', '.join(lacking)} of "
-        f"{describe(target.type, target.props, target.name)} request no cpu, so utilization "
-        f"cannot be computed. Set resources.requests.cpu.", hpa.urn)]
+    return [
+        Violation(
+            f"{obj} scales on CPU utilization but container(s) {', '.join(lacking)} of "
+            f"{describe(target.type, target.props, target.name)} request no cpu, so utilization "
+            f"cannot be computed. Set resources.requests.cpu.",
+            hpa.urn,
+        )
+    ]
 
 
 def _selects_for_ingress(netpol: Resource, labels: Mapping[str, Any]) -> Any:
@@ -193,19 +229,29 @@ def check_network_policies(
     for d in by_type(resources, DEPLOYMENT):
         template = pod_template(d.type, d.props)
         ns = namespace_of(d.props)
-        if template is None or is_unknown(ns) or template.labels.get(COMPONENT_LABEL) != MODEL_SERVER:
+        if (
+            template is None
+            or is_unknown(ns)
+            or template.labels.get(COMPONENT_LABEL) != MODEL_SERVER
+        ):
             continue
-        verdicts = [_selects_for_ingress(n, template.labels) for n in netpols if namespace_of(n.props) == ns]
+        verdicts = [
+            _selects_for_ingress(n, template.labels) for n in netpols if namespace_of(n.props) == ns
+        ]
         if not any(v is True or is_unknown(v) for v in verdicts):
             missing.setdefault(ns, []).append(d)
     out = []
     for ns, deployments in sorted(missing.items()):
         names = ", ".join(describe(d.type, d.props, d.name) for d in deployments)
         for d in deployments:
-            out.append(Violation(
-                f"Namespace '{ns}' holds model server(s) {names} but no NetworkPolicy there "
-                f"selects their pods for Ingress, so any pod in the cluster can call them. Add a "
-                f"NetworkPolicy (podSelector matching {COMPONENT_LABEL}={MODEL_SERVER}, "
-                f"policyTypes [Ingress]) that admits only the ingress and monitoring namespaces.",
-                d.urn))
+            out.append(
+                Violation(
+                    f"Namespace '{ns}' holds model server(s) {names} but no NetworkPolicy there "
+                    f"selects their pods for Ingress, so any pod in the cluster can call them. "
+                    f"Add a NetworkPolicy (podSelector matching {COMPONENT_LABEL}={MODEL_SERVER}, "
+                    f"policyTypes [Ingress]) that admits only the ingress and monitoring "
+                    f"namespaces.",
+                    d.urn,
+                )
+            )
     return out

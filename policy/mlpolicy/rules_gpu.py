@@ -109,10 +109,17 @@ def _pinned_pools(spec: Mapping[str, Any]) -> set[str] | None:
     selected = get(spec, "nodeSelector", GPU_POOL_LABEL)
     if isinstance(selected, str):
         pinned = {selected}
-    terms = get(
-        spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
-        "nodeSelectorTerms", default=[],
-    ) or []
+    terms = (
+        get(
+            spec,
+            "affinity",
+            "nodeAffinity",
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            "nodeSelectorTerms",
+            default=[],
+        )
+        or []
+    )
     if is_unknown(terms):
         return pinned
     allowed: set[str] = set()
@@ -130,7 +137,8 @@ def _tolerated(spec: Mapping[str, Any], pools: dict[str, GpuPool]) -> Any:
     if is_unknown(tolerations):
         return UNKNOWN
     return {
-        name for name, pool in pools.items()
+        name
+        for name, pool in pools.items()
         if any(isinstance(t, Mapping) and tolerates(t, pool.taint) for t in tolerations)
     }
 
@@ -138,7 +146,8 @@ def _tolerated(spec: Mapping[str, Any], pools: dict[str, GpuPool]) -> Any:
 def _gpu_tolerations(spec: Mapping[str, Any]) -> list[str]:
     """Pool values of tolerations aimed at the GPU taint (for naming pools that do not exist)."""
     return [
-        get(t, "value") for t in get(spec, "tolerations", default=[]) or []
+        get(t, "value")
+        for t in get(spec, "tolerations", default=[]) or []
         if isinstance(t, Mapping) and get(t, "key") == GPU_TAINT_KEY and get(t, "value")
     ]
 
@@ -195,22 +204,39 @@ def check_gpu_tolerations(
         pinned = _pinned_pools(w.template.spec)
         if not tolerated:
             stray = [p for p in _gpu_tolerations(w.template.spec) if p not in pools]
-            why = f" (it tolerates pool(s) {', '.join(stray)}, which no GpuNodePool declares)" if stray else ""
-            out.append(Violation(
-                f"{obj} requests {w.gpus} {GPU_RESOURCE} per pod but tolerates no GPU pool's "
-                f"taint{why}, so it can never be scheduled onto a GPU node; "
-                f"{_expected_toleration(pools)}.", r.urn))
+            why = (
+                f" (it tolerates pool(s) {', '.join(stray)}, which no GpuNodePool declares)"
+                if stray
+                else ""
+            )
+            out.append(
+                Violation(
+                    f"{obj} requests {w.gpus} {GPU_RESOURCE} per pod but tolerates no GPU pool's "
+                    f"taint{why}, so it can never be scheduled onto a GPU node; "
+                    f"{_expected_toleration(pools)}.",
+                    r.urn,
+                )
+            )
         elif pinned is not None and not pinned:
-            out.append(Violation(
-                f"{obj} has a nodeSelector and a required node affinity on {GPU_POOL_LABEL} that "
-                f"name no common pool, so its pods would stay Pending. Pin one pool in both.",
-                r.urn))
+            out.append(
+                Violation(
+                    f"{obj} has a nodeSelector and a required node affinity on {GPU_POOL_LABEL} "
+                    f"that name no common pool, so its pods would stay Pending. Pin one pool in "
+                    f"both.",
+                    r.urn,
+                )
+            )
         elif pinned is not None and not (pinned & tolerated):
-            out.append(Violation(
-                f"{obj} is pinned to GPU pool(s) {', '.join(sorted(pinned))} by "
-                f"{GPU_POOL_LABEL} but tolerates only the taint of {', '.join(sorted(tolerated))}; "
-                f"its pods would stay Pending. Make the toleration value and the node affinity "
-                f"name the same pool.", r.urn))
+            out.append(
+                Violation(
+                    f"{obj} is pinned to GPU pool(s) {', '.join(sorted(pinned))} by "
+                    f"{GPU_POOL_LABEL} but tolerates only the taint of "
+                    f"{', '.join(sorted(tolerated))}; its pods would stay Pending. Make the "
+                    f"toleration value and the node affinity "
+                    f"name the same pool.",
+                    r.urn,
+                )
+            )
     for node in (r for r in resources if r.type == NODE):
         label = get(node.props, "metadata", "labels", GPU_POOL_LABEL)
         taints = get(node.props, "spec", "taints", default=[]) or []
@@ -218,10 +244,15 @@ def check_gpu_tolerations(
             continue
         expected = GpuPool(label, "").taint
         if not any(isinstance(t, Mapping) and dict(t) == expected for t in taints):
-            out.append(Violation(
-                f"{describe(node.type, node.props, node.name)} is labelled "
-                f"{GPU_POOL_LABEL}={label} but lacks the taint {GPU_TAINT_KEY}={label}:NoSchedule, "
-                f"so CPU pods can be scheduled onto it. Add the taint to the node.", node.urn))
+            out.append(
+                Violation(
+                    f"{describe(node.type, node.props, node.name)} is labelled "
+                    f"{GPU_POOL_LABEL}={label} but lacks the taint "
+                    f"{GPU_TAINT_KEY}={label}:NoSchedule, so CPU pods can be scheduled onto it. "
+                    f"Add the taint to the node.",
+                    node.urn,
+                )
+            )
     return out
 
 
@@ -269,17 +300,25 @@ def check_gpu_capacity(
         source = "HPA maxReplicas" if index.hpa_for(r) is not None else "replicas"
         if need > total:
             fit = int(total // w.gpus)
-            out.append(Violation(
-                f"{obj} can run {_num(replicas)} pods ({source}) x {_num(w.gpus)} {GPU_RESOURCE} = "
-                f"{_num(need)} GPUs, but GPU pool(s) {names} have {_num(total)}; the extra pods "
-                f"would stay Pending. Lower {source} to at most {fit} or add GPU nodes to the "
-                f"pool.", r.urn))
+            out.append(
+                Violation(
+                    f"{obj} can run {_num(replicas)} pods ({source}) x {_num(w.gpus)} "
+                    f"{GPU_RESOURCE} = {_num(need)} GPUs, but GPU pool(s) {names} have "
+                    f"{_num(total)}; the extra pods would stay Pending. Lower {source} to at "
+                    f"most {fit} or add GPU nodes to the pool.",
+                    r.urn,
+                )
+            )
         largest = [pools[p].largest_node for p in candidates if pools[p].largest_node is not None]
         if largest and len(largest) == len(candidates) and w.gpus > max(largest):
-            out.append(Violation(
-                f"{obj} asks for {_num(w.gpus)} {GPU_RESOURCE} per pod but the largest node of "
-                f"pool(s) {names} has {_num(max(largest))}; no node can ever hold one pod. "
-                f"Request fewer GPUs per pod or use nodes with more GPUs.", r.urn))
+            out.append(
+                Violation(
+                    f"{obj} asks for {_num(w.gpus)} {GPU_RESOURCE} per pod but the largest node of "
+                    f"pool(s) {names} has {_num(max(largest))}; no node can ever hold one pod. "
+                    f"Request fewer GPUs per pod or use nodes with more GPUs.",
+                    r.urn,
+                )
+            )
     return out
 
 
@@ -301,10 +340,13 @@ def check_gpu_pool_oversubscription(
         total, capacity = sum((n for _, n in users), Decimal(0)), pools[pool].capacity
         if len(users) > 1 and not is_unknown(capacity) and total > capacity:
             parts = ", ".join(f"{o}: {_num(n)}" for o, n in users)
-            out.append(Violation(
-                f"GPU pool '{pool}' has {_num(capacity)} GPUs but its workloads at full scale "
-                f"need {_num(total)} ({parts}); they cannot all scale out at once. Lower their "
-                f"maxReplicas or grow the pool."))
+            out.append(
+                Violation(
+                    f"GPU pool '{pool}' has {_num(capacity)} GPUs but its workloads at full scale "
+                    f"need {_num(total)} ({parts}); they cannot all scale out at once. Lower their "
+                    f"maxReplicas or grow the pool."
+                )
+            )
     return out
 
 
@@ -322,10 +364,14 @@ def check_cpu_pods_off_gpu_nodes(
             continue
         tolerated = _tolerated(template.spec, pools)
         if not is_unknown(tolerated) and tolerated:
-            out.append(Violation(
-                f"{describe(r.type, r.props, r.name)} requests no {GPU_RESOURCE} but tolerates "
-                f"the taint of GPU pool(s) {', '.join(sorted(tolerated))}, so it may occupy a GPU "
-                f"node. Remove the toleration (or request a GPU).", r.urn))
+            out.append(
+                Violation(
+                    f"{describe(r.type, r.props, r.name)} requests no {GPU_RESOURCE} but tolerates "
+                    f"the taint of GPU pool(s) {', '.join(sorted(tolerated))}, so it may occupy "
+                    f"a GPU node. Remove the toleration (or request a GPU).",
+                    r.urn,
+                )
+            )
     return out
 
 

@@ -166,8 +166,9 @@ def check_non_root(
     out = []
     for c in containers(template):
         where = _where(resource_type, props, c)
-        non_root, user = _effective(c, template.spec, "runAsNonRoot"), _effective(
-            c, template.spec, "runAsUser"
+        non_root, user = (
+            _effective(c, template.spec, "runAsNonRoot"),
+            _effective(c, template.spec, "runAsUser"),
         )
         if not is_unknown(non_root) and non_root is not True:
             out.append(
@@ -177,9 +178,7 @@ def check_non_root(
                 f"run as an unprivileged user)."
             )
         if not is_unknown(user) and user is not None and quantity(user) == 0:
-            out.append(
-                f"{where}: runAsUser is 0 (root); set a non-zero UID such as 10001."
-            )
+            out.append(f"{where}: runAsUser is 0 (root); set a non-zero UID such as 10001.")
         escalation = get(c.spec, "securityContext", "allowPrivilegeEscalation")
         if not is_unknown(escalation) and escalation is not False:
             out.append(
@@ -188,7 +187,9 @@ def check_non_root(
                 f"privileges). Set allowPrivilegeEscalation: false."
             )
         if get(c.spec, "securityContext", "privileged") is True:
-            out.append(f"{where}: privileged is true; remove it, model servers need no host access.")
+            out.append(
+                f"{where}: privileged is true; remove it, model servers need no host access."
+            )
     return out
 
 

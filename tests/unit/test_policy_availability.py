@@ -29,10 +29,17 @@ def model(name="iris", replicas=2, hpa=None, pdb=None):
 
 def test_compliant_stack_passes():
     stack = ex.compliant_stack()
-    assert check_pdb(stack) == [] and check_hpa_targets(stack) == [] and check_network_policies(stack) == []
+    assert (
+        check_pdb(stack) == []
+        and check_hpa_targets(stack) == []
+        and check_network_policies(stack) == []
+    )
 
 
-@pytest.mark.parametrize("value, total, expected", [(1, 3, 1), ("50%", 3, 2), ("100%", 4, 4), ("0%", 2, 0), ("x%", 2, None)])
+@pytest.mark.parametrize(
+    "value, total, expected",
+    [(1, 3, 1), ("50%", 3, 2), ("100%", 4, 4), ("0%", 2, 0), ("x%", 2, None)],
+)
 def test_percentages_round_up_like_the_disruption_controller(value, total, expected):
     assert scaled(value, total) == expected
 
@@ -80,11 +87,16 @@ def test_pdb_must_select_the_pods_in_the_same_namespace():
     other_ns["metadata"]["namespace"] = "default"
     assert len(check_pdb(model(pdb=other_ns))) == 1
     wrong_labels = ex.pdb("iris")
-    wrong_labels["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/instance": "iris-canary"}}
+    wrong_labels["spec"]["selector"] = {
+        "matchLabels": {"app.kubernetes.io/instance": "iris-canary"}
+    }
     assert len(check_pdb(model(pdb=wrong_labels))) == 1
     by_expression = ex.pdb("iris")
-    by_expression["spec"]["selector"] = {"matchExpressions": [
-        {"key": "app.kubernetes.io/name", "operator": "In", "values": ["iris", "digits"]}]}
+    by_expression["spec"]["selector"] = {
+        "matchExpressions": [
+            {"key": "app.kubernetes.io/name", "operator": "In", "values": ["iris", "digits"]}
+        ]
+    }
     assert check_pdb(model(pdb=by_expression)) == []
 
 
@@ -115,8 +127,15 @@ def test_hpa_min_above_max_and_cpu_utilization_without_requests():
     d = ex.deployment("iris")
     del d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
     hpa = ex.hpa("iris", 5, 3)
-    hpa["spec"]["metrics"] = [{"type": "Resource", "resource": {
-        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+    hpa["spec"]["metrics"] = [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 70},
+            },
+        }
+    ]
     msgs = [v.message for v in check_hpa_targets([ex.res("Deployment", d), ex.res("HPA", hpa)])]
     assert any("minReplicas 5 above maxReplicas 3" in m for m in msgs)
     assert any("container(s) model-server" in m and "request no cpu" in m for m in msgs)
@@ -126,7 +145,10 @@ def test_model_namespace_without_network_policy():
     stack = model("iris") + model("digits")
     msgs = [v.message for v in check_network_policies(stack)]
     assert len(msgs) == 2
-    assert "Namespace 'models' holds model server(s) Deployment 'models/iris', Deployment 'models/digits'" in msgs[0]
+    assert (
+        "Namespace 'models' holds model server(s) Deployment 'models/iris', "
+        "Deployment 'models/digits'" in msgs[0]
+    )
 
 
 def test_egress_only_or_other_namespace_policies_do_not_count():
@@ -139,8 +161,10 @@ def test_egress_only_or_other_namespace_policies_do_not_count():
 
 
 def test_default_deny_with_empty_selector_counts_and_non_model_deployments_are_ignored():
-    deny = {"metadata": {"name": "default-deny", "namespace": "models"},
-            "spec": {"podSelector": {}}}
+    deny = {
+        "metadata": {"name": "default-deny", "namespace": "models"},
+        "spec": {"podSelector": {}},
+    }
     assert check_network_policies(model() + [ex.res("NetworkPolicy", deny)]) == []
     grafana = ex.deployment("grafana")
     grafana["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] = "dashboard"

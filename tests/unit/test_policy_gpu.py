@@ -33,13 +33,19 @@ def without_scheduling(deploy):
 
 def test_compliant_stack_passes_every_gpu_rule():
     stack = ex.compliant_stack()
-    for check in (check_gpu_tolerations, check_gpu_capacity, check_gpu_pool_oversubscription,
-                  check_cpu_pods_off_gpu_nodes):
+    for check in (
+        check_gpu_tolerations,
+        check_gpu_capacity,
+        check_gpu_pool_oversubscription,
+        check_cpu_pods_off_gpu_nodes,
+    ):
         assert check(stack) == [], check.__name__
 
 
 def test_pools_are_read_from_tainted_nodes_with_their_capacity():
-    pools = gpu_pools(gpu_stack(ex.deployment("d", gpus=1), nodes=3, gpus_per_node=2), GpuPoolsConfig())
+    pools = gpu_pools(
+        gpu_stack(ex.deployment("d", gpus=1), nodes=3, gpus_per_node=2), GpuPoolsConfig()
+    )
     assert list(pools) == ["a100"]
     assert pools["a100"].capacity == 6 and pools["a100"].largest_node == 2
     assert len(pools["a100"].nodes) == 3
@@ -82,13 +88,18 @@ def test_pinned_pool_must_be_the_tolerated_one():
     d = ex.deployment("digits", gpus=1, pool="a100")
     spec = d["spec"]["template"]["spec"]
     spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"][0]["matchExpressions"][0]["values"] = ["t4"]
+        "nodeSelectorTerms"
+    ][0]["matchExpressions"][0]["values"] = ["t4"]
     stack = gpu_stack(d) + [ex.res("Node", ex.gpu_node("t4-0", "t4", 1))]
     [v] = check_gpu_tolerations(stack)
-    assert "pinned to GPU pool(s) t4" in v.message and "tolerates only the taint of a100" in v.message
+    assert (
+        "pinned to GPU pool(s) t4" in v.message and "tolerates only the taint of a100" in v.message
+    )
     spec["nodeSelector"] = {"mlplatform.io/gpu-pool": "a100"}
     [v] = check_gpu_tolerations(stack)
-    assert "nodeSelector and a required node affinity" in v.message and "no common pool" in v.message
+    assert (
+        "nodeSelector and a required node affinity" in v.message and "no common pool" in v.message
+    )
 
 
 def test_gpu_labelled_node_without_taint_is_reported():
@@ -104,13 +115,17 @@ def test_hpa_max_replicas_times_gpus_above_pool_capacity():
     [v] = check_gpu_capacity(stack)
     assert "can run 9 pods (HPA maxReplicas) x 1 nvidia.com/gpu = 9 GPUs" in v.message
     assert "a100 have 8" in v.message and "at most 8" in v.message
-    assert check_gpu_capacity(gpu_stack(ex.deployment("digits", gpus=1), ex.hpa("digits", 2, 8))) == []
+    assert (
+        check_gpu_capacity(gpu_stack(ex.deployment("digits", gpus=1), ex.hpa("digits", 2, 8))) == []
+    )
 
 
 def test_replicas_bound_the_pods_when_there_is_no_hpa():
     stack = gpu_stack(ex.deployment("digits", replicas=3, gpus=4))
     [v] = check_gpu_capacity(stack)
-    assert "3 pods (replicas) x 4 nvidia.com/gpu = 12 GPUs" in v.message and "at most 2" in v.message
+    assert (
+        "3 pods (replicas) x 4 nvidia.com/gpu = 12 GPUs" in v.message and "at most 2" in v.message
+    )
 
 
 def test_pod_larger_than_any_node_can_never_schedule():
@@ -121,16 +136,22 @@ def test_pod_larger_than_any_node_can_never_schedule():
 
 def test_job_parallelism_counts_against_the_pool():
     spec = ex.pod_spec("train", gpus=2)
-    job = {"metadata": {"name": "train", "namespace": "models"},
-           "spec": {"parallelism": 5, "template": {"metadata": {}, "spec": spec}}}
+    job = {
+        "metadata": {"name": "train", "namespace": "models"},
+        "spec": {"parallelism": 5, "template": {"metadata": {}, "spec": spec}},
+    }
     stack = [ex.res("Job", job)] + [ex.res("Node", ex.gpu_node(f"a100-{i}")) for i in range(2)]
     [v] = check_gpu_capacity(stack)
     assert "Job 'models/train' can run 5 pods" in v.message and "10 GPUs" in v.message
 
 
 def test_existing_pool_declared_by_a_gpu_node_pool_component():
-    pool = Resource("mlplatform:k8s:GpuNodePool", {"poolName": "a100", "gpuCapacity": 2},
-                    "urn:pulumi:dev::mlplatform::mlplatform:k8s:GpuNodePool::a100", "a100")
+    pool = Resource(
+        "mlplatform:k8s:GpuNodePool",
+        {"poolName": "a100", "gpuCapacity": 2},
+        "urn:pulumi:dev::mlplatform::mlplatform:k8s:GpuNodePool::a100",
+        "a100",
+    )
     deploy = ex.res("Deployment", ex.deployment("digits", gpus=1))
     assert check_gpu_tolerations([deploy, pool]) == []
     [v] = check_gpu_capacity([deploy, ex.res("HPA", ex.hpa("digits", 2, 3)), pool])
@@ -138,7 +159,10 @@ def test_existing_pool_declared_by_a_gpu_node_pool_component():
 
 
 def test_external_pools_option_supplies_capacity():
-    stack = [ex.res("Deployment", ex.deployment("digits", gpus=1)), ex.res("HPA", ex.hpa("digits", 2, 5))]
+    stack = [
+        ex.res("Deployment", ex.deployment("digits", gpus=1)),
+        ex.res("HPA", ex.hpa("digits", 2, 5)),
+    ]
     assert len(check_gpu_capacity(stack, GpuPoolsConfig(external_pools={"a100": 4}))) == 1
     assert check_gpu_capacity(stack, GpuPoolsConfig(external_pools={"a100": 5})) == []
 

@@ -19,7 +19,8 @@ try:
     from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 except ImportError as e:  # the main environment cannot hold pulumi-policy
     raise ImportError(
-        f"{__file__} needs the policy pack environment: build it with `python3 -m venv policy/.venv && "
+        f"{__file__} needs the policy pack environment: build it with "
+        "`python3 -m venv policy/.venv && "
         "policy/.venv/bin/pip install -r policy/requirements.txt`, then run "
         "`policy/.venv/bin/python -m pytest tests/unit/test_policy*.py`"
     ) from e
@@ -47,16 +48,22 @@ def analyzer():
 
 
 def analyze(analyzer, props, type_=DEPLOYMENT):
-    request = proto.AnalyzeRequest(type=type_, properties=struct(props),
-                                   urn=f"urn:pulumi:dev::mlplatform::{type_}::iris", name="iris")
+    request = proto.AnalyzeRequest(
+        type=type_,
+        properties=struct(props),
+        urn=f"urn:pulumi:dev::mlplatform::{type_}::iris",
+        name="iris",
+    )
     return list(analyzer.Analyze(request, None).diagnostics)
 
 
 def analyze_stack(analyzer, resources):
-    request = proto.AnalyzeStackRequest(resources=[
-        proto.AnalyzerResource(type=r.type, properties=struct(r.props), urn=r.urn, name=r.name)
-        for r in resources
-    ])
+    request = proto.AnalyzeStackRequest(
+        resources=[
+            proto.AnalyzerResource(type=r.type, properties=struct(r.props), urn=r.urn, name=r.name)
+            for r in resources
+        ]
+    )
     return list(analyzer.AnalyzeStack(request, None).diagnostics)
 
 
@@ -100,28 +107,46 @@ def test_unknown_image_in_preview_produces_no_diagnostic(analyzer):
 def test_policy_pack_config_overrides_level_and_options(analyzer):
     d = ex.deployment("iris")
     del d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
-    analyzer.Configure(proto.ConfigureAnalyzerRequest(policyConfig={
-        "probes": proto.PolicyConfig(enforcementLevel=proto.ADVISORY),
-        "container-resources": proto.PolicyConfig(
-            enforcementLevel=proto.MANDATORY,
-            properties=struct({"requiredResources": ["cpu", "memory", "ephemeral-storage"]})),
-    }), None)
+    analyzer.Configure(
+        proto.ConfigureAnalyzerRequest(
+            policyConfig={
+                "probes": proto.PolicyConfig(enforcementLevel=proto.ADVISORY),
+                "container-resources": proto.PolicyConfig(
+                    enforcementLevel=proto.MANDATORY,
+                    properties=struct(
+                        {"requiredResources": ["cpu", "memory", "ephemeral-storage"]}
+                    ),
+                ),
+            }
+        ),
+        None,
+    )
     diags = {dg.policyName: dg for dg in analyze(analyzer, d)}
     assert diags["probes"].enforcementLevel == proto.ADVISORY
     assert "ephemeral-storage" in diags["container-resources"].message
 
 
 def test_invalid_policy_config_fails_loudly(analyzer):
-    analyzer.Configure(proto.ConfigureAnalyzerRequest(policyConfig={
-        "immutable-image-tags": proto.PolicyConfig(
-            enforcementLevel=proto.MANDATORY, properties=struct({"mutableTag": ["stable"]})),
-    }), None)
+    analyzer.Configure(
+        proto.ConfigureAnalyzerRequest(
+            policyConfig={
+                "immutable-image-tags": proto.PolicyConfig(
+                    enforcementLevel=proto.MANDATORY, properties=struct({"mutableTag": ["stable"]})
+                ),
+            }
+        ),
+        None,
+    )
     with pytest.raises(PolicyConfigError, match="immutable-image-tags.mutableTag"):
         analyze(analyzer, ex.deployment("iris"))
 
 
 def test_stack_rules_pin_violations_to_the_resource(analyzer):
-    stack = [r for r in ex.compliant_stack() if not (r.type.endswith("PodDisruptionBudget") and r.name.startswith("iris"))]
+    stack = [
+        r
+        for r in ex.compliant_stack()
+        if not (r.type.endswith("PodDisruptionBudget") and r.name.startswith("iris"))
+    ]
     assert analyze_stack(analyzer, ex.compliant_stack()) == []
     [diag] = analyze_stack(analyzer, stack)
     assert diag.policyName == "pdb-required" and diag.enforcementLevel == proto.MANDATORY

@@ -39,11 +39,14 @@ def deployment_with(**container_changes):
 
 
 def job(pod_spec):
-    return {"metadata": {"name": "train", "namespace": "models"},
-            "spec": {"template": {"metadata": {}, "spec": pod_spec}}}
+    return {
+        "metadata": {"name": "train", "namespace": "models"},
+        "spec": {"template": {"metadata": {}, "spec": pod_spec}},
+    }
 
 
 # --- container-resources ---------------------------------------------------------------------
+
 
 def test_missing_memory_limit_names_container_path_and_fix():
     d = deployment_with()
@@ -64,8 +67,10 @@ def test_no_resources_at_all_reports_requests_and_limits():
 def test_init_containers_and_cronjob_templates_are_checked():
     spec = ex.pod_spec("iris")
     spec["initContainers"] = [{"name": "fetch", "image": "busybox@" + SHA}]
-    cron = {"metadata": {"name": "nightly", "namespace": "models"},
-            "spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}
+    cron = {
+        "metadata": {"name": "nightly", "namespace": "models"},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}},
+    }
     msgs = check_container_resources(CRONJOB, cron)
     assert msgs and all("init container 'fetch'" in m for m in msgs)
     assert "spec.jobTemplate.spec.template.spec.initContainers[0]" in msgs[0]
@@ -98,22 +103,29 @@ def test_unknown_resources_and_non_workloads_are_not_judged():
 
 # --- immutable-image-tags ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("image, problem", [
-    ("python", "without a tag"),
-    ("registry.local:5000/mlplatform/iris", "without a tag"),
-    ("mlplatform/iris:latest", "mutable tag ':latest'"),
-    ("iris@sha256:zz", "malformed digest"),
-    ("", "has no image"),
-])
+
+@pytest.mark.parametrize(
+    "image, problem",
+    [
+        ("python", "without a tag"),
+        ("registry.local:5000/mlplatform/iris", "without a tag"),
+        ("mlplatform/iris:latest", "mutable tag ':latest'"),
+        ("iris@sha256:zz", "malformed digest"),
+        ("", "has no image"),
+    ],
+)
 def test_mutable_or_missing_image_references(image, problem):
     assert problem in image_tag_problem(image, ("latest",))
 
 
-@pytest.mark.parametrize("image", [
-    "registry.local:5000/mlplatform/iris:3f2a9c1d7b4e",
-    "iris@" + SHA,
-    "iris:latest@" + SHA,  # the digest pins it whatever the tag says
-])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "registry.local:5000/mlplatform/iris:3f2a9c1d7b4e",
+        "iris@" + SHA,
+        "iris:latest@" + SHA,  # the digest pins it whatever the tag says
+    ],
+)
 def test_pinned_image_references(image):
     assert image_tag_problem(image, ("latest",)) is None
 
@@ -124,7 +136,9 @@ def test_image_rule_message_and_configured_mutable_tags():
     assert "spec.template.spec.containers[0].image" in msg and "digest" in msg
     stable = deployment_with(image="iris:stable")
     assert check_immutable_image_tags(DEPLOYMENT, stable) == []
-    assert check_immutable_image_tags(DEPLOYMENT, stable, ImageTagConfig(mutable_tags=("latest", "stable")))
+    assert check_immutable_image_tags(
+        DEPLOYMENT, stable, ImageTagConfig(mutable_tags=("latest", "stable"))
+    )
 
 
 def test_image_built_during_the_update_is_not_judged_in_preview():
@@ -132,6 +146,7 @@ def test_image_built_during_the_update_is_not_judged_in_preview():
 
 
 # --- probes --------------------------------------------------------------------------------------
+
 
 def test_missing_readiness_probe_is_reported_with_fix():
     [msg] = check_probes(DEPLOYMENT, deployment_with(readinessProbe=None))
@@ -149,11 +164,14 @@ def test_jobs_and_init_containers_need_no_probes():
 
 
 def test_startup_probe_can_be_required():
-    msgs = check_probes(DEPLOYMENT, ex.deployment("iris"), ProbesConfig(required_probes=("startupProbe",)))
+    msgs = check_probes(
+        DEPLOYMENT, ex.deployment("iris"), ProbesConfig(required_probes=("startupProbe",))
+    )
     assert len(msgs) == 1 and "has no startupProbe" in msgs[0]
 
 
 # --- non-root --------------------------------------------------------------------------------
+
 
 def test_container_may_not_override_pod_run_as_non_root():
     d = deployment_with()
@@ -186,22 +204,36 @@ def test_run_as_non_root_on_the_container_alone_is_enough():
 
 # --- pod-security-restricted ---------------------------------------------------------------------
 
+
 def test_restricted_profile_gaps_are_each_reported():
-    d = deployment_with(securityContext={
-        "allowPrivilegeEscalation": False, "capabilities": {"add": ["SYS_ADMIN"]},
-        "seccompProfile": {"type": "Unconfined"}})
+    d = deployment_with(
+        securityContext={
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"add": ["SYS_ADMIN"]},
+            "seccompProfile": {"type": "Unconfined"},
+        }
+    )
     d["spec"]["template"]["spec"]["hostNetwork"] = True
-    d["spec"]["template"]["spec"]["volumes"] = [{"name": "docker", "hostPath": {"path": "/var/run"}}]
+    d["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "docker", "hostPath": {"path": "/var/run"}}
+    ]
     msgs = "\n".join(check_restricted_extras(DEPLOYMENT, d))
-    for expected in ("hostNetwork is true", "volume 'docker' is a hostPath",
-                     "capabilities.drop must include 'ALL'", "capabilities.add has ['SYS_ADMIN']",
-                     "seccompProfile.type is 'Unconfined'"):
+    for expected in (
+        "hostNetwork is true",
+        "volume 'docker' is a hostPath",
+        "capabilities.drop must include 'ALL'",
+        "capabilities.add has ['SYS_ADMIN']",
+        "seccompProfile.type is 'Unconfined'",
+    ):
         assert expected in msgs
 
 
 # --- no-plain-secrets-in-env ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["API_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY", "HF_API_KEY", "KEY"])
+
+@pytest.mark.parametrize(
+    "name", ["API_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY", "HF_API_KEY", "KEY"]
+)
 def test_secret_looking_names_with_literal_values_are_reported_without_the_value(name):
     d = deployment_with(env=[{"name": name, "value": "hunter2"}])
     [msg] = check_no_plain_secrets(DEPLOYMENT, d)
@@ -209,26 +241,39 @@ def test_secret_looking_names_with_literal_values_are_reported_without_the_value
     assert "hunter2" not in msg
 
 
-@pytest.mark.parametrize("env", [
-    [{"name": "MODEL_NAME", "value": "iris"}, {"name": "KEYBOARD_LAYOUT", "value": "us"}],
-    [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}],
-    [{"name": "API_TOKEN", "value": ""}],
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        [{"name": "MODEL_NAME", "value": "iris"}, {"name": "KEYBOARD_LAYOUT", "value": "us"}],
+        [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}],
+        [{"name": "API_TOKEN", "value": ""}],
+    ],
+)
 def test_harmless_env_passes(env):
     assert check_no_plain_secrets(DEPLOYMENT, deployment_with(env=env)) == []
 
 
 def test_unknown_literal_is_still_a_literal_and_allowed_names_exempt():
-    d = deployment_with(env=[{"name": "API_TOKEN", "value": UNKNOWN}, {"name": "CACHE_KEY", "value": "v1"}])
+    d = deployment_with(
+        env=[{"name": "API_TOKEN", "value": UNKNOWN}, {"name": "CACHE_KEY", "value": "v1"}]
+    )
     assert len(check_no_plain_secrets(DEPLOYMENT, d)) == 2
-    only_token = check_no_plain_secrets(DEPLOYMENT, d, SecretEnvConfig(allowed_names=("CACHE_KEY",)))
+    only_token = check_no_plain_secrets(
+        DEPLOYMENT, d, SecretEnvConfig(allowed_names=("CACHE_KEY",))
+    )
     assert len(only_token) == 1 and "API_TOKEN" in only_token[0]
 
 
 def test_rules_do_not_mutate_their_input():
     d = deployment_with(image="iris:latest", env=[{"name": "TOKEN", "value": "x"}])
     before = copy.deepcopy(d)
-    for check in (check_container_resources, check_immutable_image_tags, check_probes,
-                  check_non_root, check_restricted_extras, check_no_plain_secrets):
+    for check in (
+        check_container_resources,
+        check_immutable_image_tags,
+        check_probes,
+        check_non_root,
+        check_restricted_extras,
+        check_no_plain_secrets,
+    ):
         check(DEPLOYMENT, d)
     assert d == before
