@@ -75,6 +75,7 @@ HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 NODE = "kubernetes:core/v1:Node"
+NODE_PATCH = "kubernetes:core/v1:NodePatch"
 
 # Names shared with the component library (docs/contracts.md).
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -119,7 +120,7 @@ def name_of(props: Mapping[str, Any], fallback: str = "") -> Any:
 def describe(resource_type: str, props: Mapping[str, Any], fallback_name: str = "") -> str:
     """``Deployment 'ns/name'`` — how messages name the object a user has to fix."""
     ns, name = namespace_of(props), name_of(props, fallback_name)
-    if resource_type in (NODE, "kubernetes:core/v1:Namespace"):
+    if resource_type in (NODE, NODE_PATCH, "kubernetes:core/v1:Namespace"):
         return f"{kind_of(resource_type)} '{name}'"
     return f"{kind_of(resource_type)} '{ns}/{name}'"
 

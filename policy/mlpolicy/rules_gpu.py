@@ -1,10 +1,12 @@
 """GPU placement rules over the whole stack: tolerations that match a GpuNodePool's taint, and
 scale-out that fits the pool's GPUs.
 
-Pools come from three places, in this order: Node resources of the stack tainted
-`nvidia.com/gpu=<pool>:NoSchedule` (capacity: their `nvidia.com/gpu` allocatable or capacity);
-GpuNodePool components (backend `existing`) whose registered outputs declare `poolName` and
-`gpuCapacity`; and the `externalPools` option (pool -> GPUs) for nodes outside the stack.
+A pool exists when Node or NodePatch resources of the stack carry the taint
+`nvidia.com/gpu=<pool>:NoSchedule` (GpuNodePool backends `local` and `existing`), when a
+GpuNodePool component registers the output `poolName`, or when the `externalPools` option names
+it. Its capacity is the sum of `nvidia.com/gpu` in its nodes' status (allocatable, else capacity);
+where the nodes do not show it (before they exist, or on patched nodes), the component's
+registered `gpuCapacity` output, else the `externalPools` count.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .k8s import (
     GPU_RESOURCE,
     GPU_TAINT_KEY,
     NODE,
+    NODE_PATCH,
     POD_TEMPLATE_PATHS,
     UNKNOWN,
     Index,
@@ -70,10 +73,9 @@ def _output(props: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def gpu_pools(resources: Sequence[Resource], config: GpuPoolsConfig) -> dict[str, GpuPool]:
-    """Every GPU pool the stack's pods may target, keyed by pool name."""
+def _node_pools(resources: Sequence[Resource]) -> dict[str, GpuPool]:
     pools: dict[str, GpuPool] = {}
-    for node in (r for r in resources if r.type == NODE):
+    for node in (r for r in resources if r.type in (NODE, NODE_PATCH)):
         taints = get(node.props, "spec", "taints", default=[]) or []
         if is_unknown(taints):
             continue
@@ -83,23 +85,35 @@ def gpu_pools(resources: Sequence[Resource], config: GpuPoolsConfig) -> dict[str
             name = get(t, "value")
             if not isinstance(name, str):
                 continue
-            pool = pools.setdefault(name, GpuPool(name, "Node resources in this stack"))
-            pool.nodes.append(describe(node.type, node.props, node.name))
+            pool = pools.setdefault(name, GpuPool(name, "nodes in this stack"))
+            pool.nodes.append(describe(NODE, node.props, node.name))
             gpus = _node_gpus(node.props)
             if gpus is None or is_unknown(gpus) or is_unknown(pool.capacity):
-                pool.capacity = UNKNOWN
+                pool.capacity, pool.largest_node = UNKNOWN, None
             else:
                 pool.capacity += gpus
                 pool.largest_node = max(pool.largest_node or Decimal(0), gpus)
+    return pools
+
+
+def gpu_pools(resources: Sequence[Resource], config: GpuPoolsConfig) -> dict[str, GpuPool]:
+    """Every GPU pool the stack's pods may target, keyed by pool name."""
+    pools = _node_pools(resources)
     for comp in (r for r in resources if r.type.endswith(GPU_NODE_POOL_SUFFIX)):
         name = _output(comp.props, "poolName", "pool_name")
+        if not isinstance(name, str):
+            continue
         gpus = _output(comp.props, "gpuCapacity", "gpu_capacity")
-        if isinstance(name, str) and name not in pools:
-            count = UNKNOWN if is_unknown(gpus) else quantity(gpus)
-            source = f"GpuNodePool {comp.name or comp.urn}"
-            pools[name] = GpuPool(name, source, UNKNOWN if count is None else count)
+        count = UNKNOWN if is_unknown(gpus) or gpus is None else quantity(gpus)
+        pool = pools.setdefault(
+            name, GpuPool(name, f"GpuNodePool {comp.name or comp.urn}", UNKNOWN)
+        )
+        if is_unknown(pool.capacity) and count is not None:
+            pool.capacity = count
     for name, gpus in config.external_pools.items():
-        pools.setdefault(name, GpuPool(name, "externalPools option", Decimal(gpus)))
+        pool = pools.setdefault(name, GpuPool(name, "externalPools option", Decimal(gpus)))
+        if is_unknown(pool.capacity):
+            pool.capacity = Decimal(gpus)
     return pools
 
 
@@ -237,13 +251,16 @@ def check_gpu_tolerations(
                     r.urn,
                 )
             )
-    for node in (r for r in resources if r.type == NODE):
+    for node in (r for r in resources if r.type in (NODE, NODE_PATCH)):
         label = get(node.props, "metadata", "labels", GPU_POOL_LABEL)
         taints = get(node.props, "spec", "taints", default=[]) or []
         if not isinstance(label, str) or is_unknown(taints):
             continue
         expected = GpuPool(label, "").taint
-        if not any(isinstance(t, Mapping) and dict(t) == expected for t in taints):
+        if not any(
+            isinstance(t, Mapping) and all(t.get(k) == v for k, v in expected.items())
+            for t in taints
+        ):
             out.append(
                 Violation(
                     f"{describe(node.type, node.props, node.name)} is labelled "

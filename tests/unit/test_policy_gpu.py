@@ -190,3 +190,23 @@ def test_cpu_pod_tolerating_a_gpu_taint_is_reported():
     stack = [ex.res("Deployment", d), ex.res("Node", ex.gpu_node("a100-0"))]
     [v] = check_cpu_pods_off_gpu_nodes(stack)
     assert "Deployment 'models/iris' requests no nvidia.com/gpu but tolerates" in v.message
+
+
+def test_patched_existing_nodes_with_capacity_from_the_component():
+    patch = ex.gpu_node("gpu-1")
+    del patch["status"]  # a NodePatch carries only what it changes
+    stack = [
+        ex.res("Deployment", ex.deployment("digits", gpus=1)),
+        ex.res("HPA", ex.hpa("digits", 2, 5)),
+        Resource("kubernetes:core/v1:NodePatch", patch, "urn:x::gpu-1-patch", "gpu-1"),
+    ]
+    assert check_gpu_tolerations(stack) == []
+    assert check_gpu_capacity(stack) == []  # capacity unknown: not judged
+    pool = Resource(
+        "mlplatform:k8s:GpuNodePool", {"poolName": "a100", "gpuCapacity": 4}, "u", "a100"
+    )
+    [v] = check_gpu_capacity(stack + [pool])
+    assert "5 GPUs" in v.message and "have 4" in v.message
+    patch["spec"]["taints"] = []
+    [v] = check_gpu_tolerations(stack + [pool])
+    assert "NodePatch 'gpu-1' is labelled" in v.message
