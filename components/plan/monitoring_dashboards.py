@@ -21,7 +21,8 @@ from grafana_foundation_sdk.models import dashboard as dm
 from components.plan import monitoring_metrics as m
 from components.plan import monitoring_rules as r
 from components.plan.monitoring_prometheus import DATASOURCE_UID
-from components.plan.monitoring_spec import MonitoredModel, quantity_value
+from components.plan.monitoring_spec import MonitoredModel
+from components.plan.quantity import cpu_cores, memory_bytes
 
 OVERVIEW_UID = "mlp-overview"
 MODEL_TAG = "mlplatform-model"
@@ -165,12 +166,12 @@ def model_dashboard(model: MonitoredModel) -> dict[str, Any]:
         .with_panel(_timeseries(
             "CPU", "short",
             [(f"sum by (pod) (rate({m.CPU_USAGE}{{{container}}}[{_RATE}]) {on_pods})", "{{pod}}"),
-             *([(f"vector({quantity_value(model.cpu_request)})", "request")] if model.cpu_request else [])],
+             *([(f"vector({cpu_cores(model.cpu_request)})", "request")] if model.cpu_request else [])],
             "CPU cores used by each model-server container (cAdvisor), against its request."))
         .with_panel(_timeseries(
             "Memory", "bytes",
             [(f"sum by (pod) ({m.MEMORY_WORKING_SET}{{{container}}} {on_pods})", "{{pod}}"),
-             *([(f"vector({quantity_value(model.memory_request):.0f})", "request")] if model.memory_request else [])],
+             *([(f"vector({memory_bytes(model.memory_request)})", "request")] if model.memory_request else [])],
             "Working-set memory of each model-server container (cAdvisor), against its request."))
     )
     if model.gpu:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.plan.monitoring_metrics import LATENCY_BUCKETS_SECONDS
+from components.plan.quantity import cpu_cores, memory_bytes
 
 # Multi-window burn-rate factors (Google SRE workbook, ch. 5): 14.4x spends 2% of a 30-day budget
 # in one hour, 6x spends 5% in six hours. A budget so large that 14.4x of it exceeds 100% could
@@ -22,21 +23,9 @@ _MAX_BUDGET_PERCENT = round(100 / FAST_BURN, 2)  # 6.94
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PROM_DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
-_QUANTITY = re.compile(r"^(\d+(\.\d+)?)(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
 _IMAGE_TAG = re.compile(r"^[\w.\-/:]+:[\w][\w.\-]{0,127}$")
 
-_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
-
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
-
-
-def quantity_value(quantity: str) -> float:
-    """Numeric value of a Kubernetes quantity ("500m" -> 0.5, "1Gi" -> 1073741824)."""
-    match = _QUANTITY.match(quantity)
-    if match is None:
-        raise ValueError(f"{quantity!r} is not a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi")
-    return float(match.group(1)) * _SUFFIX[match.group(3) or ""]
 
 
 def _dns_label(value: str, what: str) -> str:
@@ -167,11 +156,18 @@ class MonitoredModel(BaseModel):
     def _namespace(cls, value: str) -> str:
         return _dns_label(value, "namespace")
 
-    @field_validator("cpu_request", "memory_request")
+    @field_validator("cpu_request")
     @classmethod
-    def _quantity(cls, value: str | None) -> str | None:
+    def _cpu(cls, value: str | None) -> str | None:
         if value is not None:
-            quantity_value(value)
+            cpu_cores(value)
+        return value
+
+    @field_validator("memory_request")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None:
+            memory_bytes(value)
         return value
 
     @model_validator(mode="after")
@@ -269,7 +265,7 @@ class MonitoringStackArgs(BaseModel):
     @field_validator("storage_size")
     @classmethod
     def _storage(cls, value: str | None) -> str | None:
-        if value is not None and quantity_value(value) <= 0:
+        if value is not None and memory_bytes(value) <= 0:
             raise ValueError(f"{value!r} must be a positive size such as '20Gi'")
         return value
 
