@@ -219,6 +219,9 @@ def overview_dashboard(models: list[MonitoredModel]) -> dict[str, Any]:
             "Replicas", "short", [(r.REPLICAS, by_model)],
             "Live stable replicas by model."))
         .with_panel(_timeseries(
+            "Requests in flight", "short", [(r.IN_FLIGHT_SUM, by_model)],
+            "Requests being processed now by model (the autoscaling signal)."))
+        .with_panel(_timeseries(
             "Alerts firing", "short",
             [(f'count by (model, alertname) ({m.ALERTS}{{alertstate="firing", model!=""}})',
               "{{model}} {{alertname}}")],

@@ -38,9 +38,11 @@ MODEL_SERVER_METRICS: Final[frozenset[str]] = frozenset(
 
 # Upper bounds (seconds) of the request-duration histogram; the latency SLO threshold must be one of
 # them, because "fraction of requests slower than X" is read from the bucket whose le equals X.
-# These are prometheus_client's defaults, which the model server keeps.
+# A copy of models/serving/metrics.py LATENCY_BUCKETS (the library must not import the model
+# runtime); tests compare both and the `le` labels a live server exposes.
 LATENCY_BUCKETS_SECONDS: Final[tuple[float, ...]] = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
 )
 
 # --- infrastructure metrics, with the component that exposes them ----------------------------

@@ -9,6 +9,7 @@ spec (operator mode).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from components.plan import monitoring_metrics as m
@@ -20,7 +21,8 @@ SLOW_WINDOWS = ("6h", "30m")
 WINDOWS = ("5m", "30m", "1h", "6h")
 # p99 target: 1 % of requests may be slower than the threshold.
 LATENCY_BUDGET = 0.01
-QUANTILES = (0.5, 0.95, 0.99)
+QUANTILES = (0.5, 0.95, 0.99)  # drawn on dashboards
+RECORDED_QUANTILES = (0.99,)  # read by alerts' context and the overview
 GPU_UTIL_SATURATED_PERCENT = 90
 GPU_MEMORY_SATURATED_RATIO = 0.95
 
@@ -45,7 +47,11 @@ def quantile_record(quantile: float) -> str:
 
 def dashboard_uid(model: MonitoredModel) -> str:
     """Grafana uid of a model's dashboard; deterministic and within Grafana's 40 characters."""
-    return f"mlp-{model.namespace}-{model.name}"[:40]
+    uid = f"mlp-{model.namespace}-{model.name}"
+    if len(uid) <= 40:
+        return uid
+    # Cutting alone could give two long names the same uid; the digest keeps them apart.
+    return f"{uid[:31]}-{hashlib.sha256(uid.encode()).hexdigest()[:8]}"
 
 
 def _sum(expr: str) -> str:
@@ -87,7 +93,7 @@ def recording_rules(model: MonitoredModel) -> list[dict[str, Any]]:
                 "labels": dict(static),
             },
         ]
-    for q in QUANTILES:
+    for q in RECORDED_QUANTILES:
         rules.append(
             {
                 "record": quantile_record(q),

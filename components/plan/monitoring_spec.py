@@ -26,6 +26,7 @@ _PROM_DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)
 _IMAGE_TAG = re.compile(r"^[\w.\-/:]+:[\w][\w.\-]{0,127}$")
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
+_ALLOWED_LATENCY_MS = ", ".join(f"{round(b * 1000, 3):g}" for b in LATENCY_BUCKETS_SECONDS)
 
 
 def _dns_label(value: str, what: str) -> str:
@@ -53,9 +54,8 @@ class ModelSLO(BaseModel):
 
     latency_p99_ms: float = Field(
         description="99th-percentile request latency target in milliseconds. Required; must be an "
-        "upper bound of the server's duration histogram (5, 10, 25, 50, 75, 100, 250, 500, 750, "
-        "1000, 2500, 5000, 7500, 10000), because the share of slower requests is read from that "
-        "bucket. The stack config's default is 250."
+        f"upper bound of the server's duration histogram ({_ALLOWED_LATENCY_MS}), because the "
+        "share of slower requests is read from that bucket. The stack config's default is 250."
     )
     error_rate_percent: float = Field(
         description="Share of requests allowed to fail, in percent. Required; > 0 and <= 6.94 "
@@ -71,12 +71,10 @@ class ModelSLO(BaseModel):
     @field_validator("latency_p99_ms")
     @classmethod
     def _latency_is_bucket(cls, value: float) -> float:
-        allowed_ms = [round(b * 1000, 3) for b in LATENCY_BUCKETS_SECONDS]
-        if round(value, 3) not in allowed_ms:
-            allowed = ", ".join(f"{a:g}" for a in allowed_ms)
+        if round(value, 3) not in [round(b * 1000, 3) for b in LATENCY_BUCKETS_SECONDS]:
             raise ValueError(
                 f"{value:g} ms is not an upper bound of the request-duration histogram; allowed: "
-                f"{allowed}. Pick the nearest allowed value, or add the bucket to the server's "
+                f"{_ALLOWED_LATENCY_MS}. Pick the nearest allowed value, or add the bucket to the server's "
                 "histogram (models/serving/metrics.py) and to LATENCY_BUCKETS_SECONDS"
             )
         return value
