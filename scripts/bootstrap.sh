@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# make bootstrap: every tool the project needs, from package registries only (Go module proxy,
+# Debian, PyPI), built once per version into $MLP_CACHE (default ~/.cache/mlplatform).
+# Idempotent and resumable: each step is skipped when its version key is unchanged.
+#   scripts/bootstrap.sh            all steps
+#   scripts/bootstrap.sh venv ...   only the named steps
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+source "$REPO_ROOT/scripts/versions.sh"
+
+export PULUMI_HOME="$MLP_CACHE/pulumi-home"
+export GOFLAGS=-buildvcs=false
+# Our wrapper modules commit go.sum, which pins every module hash; the checksum database is not
+# reachable from our machines (its lookups answer 404), so it is not consulted.
+export GOSUMDB=off
+export CGO_ENABLED=0
+GO_TOOLS="$REPO_ROOT/tools/go"
+
+# A tool at the right version already on PATH (outside our cache) is used instead of a build.
+# found_on_path NAME VERSION_CMD EXPECTED -> prints the path if it matches.
+found_on_path() {
+  local name=$1 expected=$3 p
+  p=$(PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$MLP_BIN" | paste -sd:) command -v "$name" 2>/dev/null) || return 1
+  [[ $("$p" $2 2>/dev/null | head -n1) == *"$expected"* ]] || return 1
+  echo "$p"
+}
+
+step_apt() {
+  local need=() pkg
+  for pkg in $APT_PACKAGES; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+  if ((${#need[@]})); then
+    progress "apt: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${need[@]}" >"$MLP_LOGS/apt.log" 2>&1 ||
+      { apt-get update -q >>"$MLP_LOGS/apt.log" 2>&1 && apt-get install -y -q "${need[@]}" >>"$MLP_LOGS/apt.log" 2>&1; } ||
+      { progress "apt: FAILED; log: $MLP_LOGS/apt.log"; tail -n 20 "$MLP_LOGS/apt.log"; exit 1; }
+  fi
+  progress "apt: $APT_PACKAGES present"
+}
+
+step_docker() { "$REPO_ROOT/scripts/docker.sh" start; }
+
+venv_build() { # DIR REQUIREMENTS — DIR is keyed by the requirements hash; rebuilt whole on retry
+  rm -rf "$1" && python3 -m venv "$1" && "$1/bin/pip" install --progress-bar off -r "$2"
+}
+
+step_venv() {
+  local key; key=$(hash_files "$REPO_ROOT/requirements.txt")
+  local dir="$MLP_CACHE/venv-$key"
+  run_step venv "$key" venv_build "$dir" "$REPO_ROOT/requirements.txt"
+  ln -sfn "$dir" "$REPO_ROOT/.venv"
+
+  key=$(hash_files "$REPO_ROOT/policy/requirements.txt")
+  dir="$MLP_CACHE/venv-policy-$key"
+  run_step venv-policy "$key" venv_build "$dir" "$REPO_ROOT/policy/requirements.txt"
+  ln -sfn "$dir" "$REPO_ROOT/policy/.venv"
+}
+
+build_pulumi() {
+  local out="$MLP_CACHE/pulumi/$PULUMI_VERSION" sdk
+  mkdir -p "$out.tmp"
+  cd "$GO_TOOLS/pulumi"
+  go build -trimpath -tags osusergo,grpcnotrace \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
+    -o "$out.tmp/" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi ./cmd/pulumi-language-python
+  # The language host runs the SDK's own runner script, shipped inside the sdk/v3 module.
+  sdk=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+  cp "$sdk/python/cmd/pulumi-language-python-exec" "$out.tmp/" && chmod +x "$out.tmp/pulumi-language-python-exec"
+  "$out.tmp/pulumi" version
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+step_pulumi() {
+  local dir="$MLP_CACHE/pulumi/$PULUMI_VERSION" p
+  if p=$(found_on_path pulumi version "v$PULUMI_VERSION") && [[ -x $(dirname "$p")/pulumi-language-python ]]; then
+    progress "pulumi: using $p (v$PULUMI_VERSION already installed)"
+    dir=$(dirname "$p")
+  else
+    run_step pulumi "$PULUMI_VERSION-$(hash_files "$GO_TOOLS"/pulumi/go.* "$GO_TOOLS"/pulumi/cmd/*/*.go)" build_pulumi
+  fi
+  for p in pulumi pulumi-language-python pulumi-language-python-exec; do ln -sfn "$dir/$p" "$MLP_BIN/$p"; done
+}
+
+build_k8s_provider() {
+  local src="$MLP_BUILD/pulumi-kubernetes-src" mod
+  rm -rf "$src" && mkdir -p "$src" && cp "$GO_TOOLS"/pulumi-kubernetes/{go.mod,go.sum,main.go} "$src/"
+  cd "$src"
+  mod=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+  # The provider embeds its schema stamped with the release version, minified.
+  python3 - "$mod/cmd/pulumi-resource-kubernetes" "$K8S_PROVIDER_VERSION" <<'PY'
+import json, sys
+d, version = sys.argv[1], sys.argv[2]
+schema = json.load(open(f"{d}/schema.json"))
+schema["version"] = version
+json.dump(schema, open("schema-embed.json", "w"), separators=(",", ":"))
+json.dump(json.load(open(f"{d}/terraform-mapping.json")), open("terraform-mapping-embed.json", "w"), separators=(",", ":"))
+PY
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$K8S_PROVIDER_VERSION" \
+    -o pulumi-resource-kubernetes .
+  install_plugin kubernetes "$K8S_PROVIDER_VERSION" "$src/pulumi-resource-kubernetes"
+}
+
+build_docker_build_provider() {
+  local tmp="$MLP_BUILD/docker-build-bin"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  GOBIN="$tmp" go install -trimpath \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-docker-build/provider.Version=$DOCKER_BUILD_PROVIDER_VERSION" \
+    "github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build@v$DOCKER_BUILD_PROVIDER_VERSION"
+  install_plugin docker-build "$DOCKER_BUILD_PROVIDER_VERSION" "$tmp/pulumi-resource-docker-build"
+}
+
+# install_plugin NAME VERSION BINARY: `pulumi plugin install --file` writes the plugin and its
+# completion marker itself, so Pulumi never picks up a half-installed plugin.
+install_plugin() {
+  "$MLP_BIN/pulumi" plugin rm resource "$1" "$2" --yes >/dev/null 2>&1 || true
+  "$MLP_BIN/pulumi" plugin install resource "$1" "$2" --file "$3"
+}
+
+step_providers() {
+  run_step provider-kubernetes "$K8S_PROVIDER_VERSION-$(hash_files "$GO_TOOLS"/pulumi-kubernetes/*)" build_k8s_provider
+  run_step provider-docker-build "$DOCKER_BUILD_PROVIDER_VERSION" build_docker_build_provider
+}
+
+build_kubernetes() {
+  local out="$MLP_CACHE/kubernetes/$KUBE_VERSION" v=k8s.io/component-base/version c=k8s.io/client-go/pkg/version f=""
+  local minor=${KUBE_VERSION#*.}; minor=${minor%%.*}
+  for pkg in $v $c; do
+    f+=" -X $pkg.gitVersion=v$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    f+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  mkdir -p "$out.tmp" && cd "$GO_TOOLS/kubernetes"
+  GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath -ldflags "-s -w $f" -o "$out.tmp/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  "$out.tmp/kube-apiserver" --version
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+build_go_install() { # OUTDIR PKG@VERSION [LDFLAGS]
+  mkdir -p "$1.tmp" && GOBIN="$1.tmp" go install -trimpath -ldflags "-s -w ${3:-}" "$2" &&
+    mkdir -p "$1" && cp "$1.tmp"/* "$1/" && rm -rf "$1.tmp"
+}
+
+build_prometheus() {
+  local out="$MLP_CACHE/prometheus/$PROMETHEUS_VERSION" v=github.com/prometheus/common/version
+  mkdir -p "$out.tmp" && cd "$GO_TOOLS/prometheus"
+  GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath \
+    -ldflags "-s -w -X $v.Version=$PROMETHEUS_VERSION -X $v.Branch=release -X $v.Revision=v$PROMETHEUS_MODULE_VERSION" \
+    -o "$out.tmp/" github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
+  "$out.tmp/promtool" --version
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+step_cluster_tools() {
+  local d p
+  d="$MLP_CACHE/kubernetes/$KUBE_VERSION"
+  if p=$(found_on_path kube-apiserver --version "v$KUBE_VERSION"); then d=$(dirname "$p"); progress "kubernetes: using $d"
+  else run_step kubernetes "$KUBE_VERSION-$(hash_files "$GO_TOOLS"/kubernetes/go.*)" build_kubernetes; fi
+  for p in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -sfn "$d/$p" "$MLP_BIN/$p"; done
+
+  d="$MLP_CACHE/kwok/$KWOK_VERSION"
+  run_step kwok "$KWOK_VERSION" build_go_install "$d" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+  run_step kwokctl "$KWOK_VERSION" build_go_install "$d" "sigs.k8s.io/kwok/cmd/kwokctl@v$KWOK_VERSION"
+  ln -sfn "$d/kwok" "$MLP_BIN/kwok"; ln -sfn "$d/kwokctl" "$MLP_BIN/kwokctl"
+
+  d="$MLP_CACHE/metrics-server/$METRICS_SERVER_VERSION"
+  run_step metrics-server "$METRICS_SERVER_VERSION" build_go_install "$d" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@v$METRICS_SERVER_VERSION" \
+    "-X sigs.k8s.io/metrics-server/pkg/version.gitVersion=v$METRICS_SERVER_VERSION"
+  ln -sfn "$d/metrics-server" "$MLP_BIN/metrics-server"
+  ln -sfn "$(command -v etcd)" "$MLP_BIN/etcd"
+}
+
+step_prometheus() {
+  local d="$MLP_CACHE/prometheus/$PROMETHEUS_VERSION"
+  run_step prometheus "$PROMETHEUS_VERSION-$(hash_files "$GO_TOOLS"/prometheus/go.*)" build_prometheus
+  ln -sfn "$d/prometheus" "$MLP_BIN/prometheus"; ln -sfn "$d/promtool" "$MLP_BIN/promtool"
+}
+
+step_images() { "$REPO_ROOT/scripts/base-images.sh"; }
+
+summary() {
+  progress "bootstrap complete in $(( $(date +%s) - _MLP_T0 ))s; tools in $MLP_BIN:"
+  printf '  %-26s %-22s %s\n' TOOL VERSION PATH
+  local t v
+  for t in pulumi pulumi-language-python kube-apiserver kube-controller-manager kube-scheduler kubectl \
+           etcd kwok kwokctl metrics-server prometheus promtool; do
+    case $t in
+      pulumi) v=$("$MLP_BIN/pulumi" version 2>/dev/null) ;;
+      pulumi-language-python) v="v$PULUMI_VERSION (ours)" ;;
+      kube-*) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk '{print $2}') ;;
+      kubectl) v=$("$MLP_BIN/kubectl" version --client 2>/dev/null | awk '/Client/{print $3}') ;;
+      etcd) v=$("$MLP_BIN/etcd" --version 2>/dev/null | awk '/etcd Version/{print $3}') ;;
+      kwok|kwokctl) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk '{print $3}') ;;
+      metrics-server) v=v$METRICS_SERVER_VERSION ;;
+      prometheus|promtool) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk 'NR==1{print $3}') ;;
+    esac
+    printf '  %-26s %-22s %s\n' "$t" "${v:-?}" "$(readlink -f "$MLP_BIN/$t")"
+  done
+  printf '  %-26s %-22s %s\n' "plugin kubernetes" "v$K8S_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-kubernetes-v$K8S_PROVIDER_VERSION"
+  printf '  %-26s %-22s %s\n' "plugin docker-build" "v$DOCKER_BUILD_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-docker-build-v$DOCKER_BUILD_PROVIDER_VERSION"
+  printf '  %-26s %-22s %s\n' "dockerd" "$(docker version -f '{{.Server.Version}}' 2>/dev/null)" "$(command -v dockerd)"
+  printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
+  du -sh "$MLP_CACHE" "$(go env GOMODCACHE)" 2>/dev/null | awk '{printf "  disk: %s %s\n", $1, $2}'
+}
+
+ALL_STEPS="apt docker venv pulumi providers cluster_tools prometheus images"
+for s in ${*:-$ALL_STEPS}; do "step_${s//-/_}"; done
+[[ $# -gt 0 ]] || summary

@@ -1,0 +1,28 @@
+# Source this file (`source scripts/env.sh`) to use the project's tools by hand: it puts the
+# bootstrapped binaries on PATH and sets Pulumi's offline, file-backend settings. The Makefile
+# sources it for every target, so `make ...` needs nothing else.
+_here="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)"
+export MLP_CACHE="${MLP_CACHE:-$HOME/.cache/mlplatform}"
+export PATH="$MLP_CACHE/bin:$_here/.venv/bin:$PATH"
+# Plugins live in our cache, installed by scripts/bootstrap.sh; Pulumi never downloads any.
+export PULUMI_HOME="$MLP_CACHE/pulumi-home"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
+# State: a local file backend in the checkout (.pulumi-state/, git-ignored) unless you point it
+# elsewhere (e.g. a bucket in hosted CI).
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$_here/.pulumi-state}"
+mkdir -p "${PULUMI_BACKEND_URL#file://}" 2>/dev/null || true
+# Secrets in config and state are encrypted with a passphrase. Unless you set one, a random one is
+# made once per machine (0600) — it never enters the repo.
+if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+  if [[ ! -s "$MLP_CACHE/pulumi-passphrase" ]]; then
+    mkdir -p "$MLP_CACHE" && (umask 077 && head -c 24 /dev/urandom | base64 >"$MLP_CACHE/pulumi-passphrase")
+  fi
+  export PULUMI_CONFIG_PASSPHRASE_FILE="$MLP_CACHE/pulumi-passphrase"
+fi
+# The local cluster (scripts/cluster.sh) writes its kubeconfig here.
+export MLP_CLUSTER="${MLP_CLUSTER:-mlplatform}"
+export KUBECONFIG="${KUBECONFIG:-$HOME/.kwok/clusters/$MLP_CLUSTER/kubeconfig.yaml}"
+export DOCKER_BUILDKIT=1
+unset _here

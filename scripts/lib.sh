@@ -1,0 +1,54 @@
+# Shared helpers for the repo's scripts: progress lines with elapsed time, per-step logs, and
+# version-keyed caching. Sourced, not executed.
+
+# Everything expensive lives outside the checkout, keyed by version, so a clean clone reuses it.
+: "${MLP_CACHE:=$HOME/.cache/mlplatform}"
+MLP_BIN="$MLP_CACHE/bin"
+MLP_LOGS="$MLP_CACHE/logs"
+MLP_BUILD="$MLP_CACHE/build"
+mkdir -p "$MLP_BIN" "$MLP_LOGS" "$MLP_BUILD"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_MLP_T0=$(date +%s)
+
+# progress MESSAGE: one line, prefixed with the seconds since the script started.
+progress() { printf '[%5ss] %s\n' "$(( $(date +%s) - _MLP_T0 ))" "$*"; }
+
+# run_step NAME KEY CMD...: runs CMD unless the step already completed with the same KEY.
+# Output goes to $MLP_LOGS/NAME.log; on failure the step's name and log path are printed and the
+# script stops. A step marks itself done only after CMD succeeded, so a re-run resumes.
+run_step() {
+  local name=$1 key=$2; shift 2
+  local marker="$MLP_BUILD/.done-$name" log="$MLP_LOGS/$name.log"
+  if [[ -f $marker && $(cat "$marker") == "$key" ]]; then
+    progress "$name: cached ($key)"
+    return 0
+  fi
+  local t0; t0=$(date +%s)
+  progress "$name: building ($key), log: $log"
+  # Heartbeat so a long build shows it is alive.
+  ( while sleep 60; do progress "$name: still working ($(( $(date +%s) - t0 ))s) — tail: $(tail -c 120 "$log" 2>/dev/null | tr '\n' ' ')"; done ) &
+  local hb=$!
+  if "$@" >"$log" 2>&1; then
+    kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+    echo "$key" >"$marker"
+    progress "$name: done in $(( $(date +%s) - t0 ))s"
+  else
+    kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+    progress "$name: FAILED after $(( $(date +%s) - t0 ))s. Last lines of $log:"
+    tail -n 25 "$log" | sed 's/^/    /'
+    echo "bootstrap stopped at step '$name'; full log: $log (re-run resumes here)" >&2
+    exit 1
+  fi
+}
+
+# hash_files FILES...: short content hash, used in cache keys so a changed recipe rebuilds.
+hash_files() { cat "$@" | sha256sum | cut -c1-12; }
+
+# install_atomic SRC DEST: copy SRC to DEST through a temp name and rename, so a reader (Pulumi
+# looking for plugins, PATH lookups) never sees a half-written binary.
+install_atomic() {
+  local src=$1 dest=$2
+  mkdir -p "$(dirname "$dest")"
+  cp "$src" "$dest.tmp.$$" && chmod +x "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"
+}

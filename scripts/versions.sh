@@ -1,0 +1,14 @@
+# One place for every pinned tool version. The Python SDK pins in requirements.txt must match
+# (tests/unit/test_versions.py checks it).
+PULUMI_VERSION=3.259.0
+# pulumi-kubernetes 4.25.0: the newest release whose provider module the Go proxy serves.
+K8S_PROVIDER_VERSION=4.25.0
+DOCKER_BUILD_PROVIDER_VERSION=0.0.22
+# 1.33.4: the newest 1.33 patch whose every staging module (k8s.io/kube-controller-manager
+# v0.33.5 is missing) the Go proxy serves.
+KUBE_VERSION=1.33.4
+KWOK_VERSION=0.7.0
+METRICS_SERVER_VERSION=0.8.0
+PROMETHEUS_VERSION=3.5.0
+PROMETHEUS_MODULE_VERSION=0.305.0
+APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps"
