@@ -5,12 +5,18 @@ The live check against a real server's /metrics is tests/integration/test_monito
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from components.plan import monitoring_metrics as m
 from components.plan.monitoring_promql import all_expressions, metric_names, recorded_names
 from components.plan.monitoring_spec import ModelSLO, MonitoredModel
-from models.serving import metrics as serving
+
+# The runtime imports itself as `serving` (models/ is its root, as in the image).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models"))
+from serving import metrics as serving  # noqa: E402
 
 MODELS = [
     MonitoredModel(name="iris", namespace="models", version="1", hpa_min_replicas=1,
