@@ -1,0 +1,71 @@
+"""Names, labels and ports shared with the model server, monitoring and policies (docs/contracts.md)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Track = Literal["stable", "canary"]
+
+CONTAINER_NAME = "model-server"
+PORT = 8080
+PORT_NAME = "http"
+LIVE_PATH = "/v2/health/live"
+READY_PATH = "/v2/health/ready"
+METRICS_PATH = "/metrics"
+MODEL_DIR = "/model"
+# The per-pod gauge the HPA's Pods metric averages (exported by models/serving).
+IN_FLIGHT_METRIC = "model_infer_requests_in_flight"
+
+PART_OF = "mlplatform"
+COMPONENT = "model-server"
+BATCH_COMPONENT = "batch-inference"
+
+LABEL_MODEL = "mlplatform.io/model"
+LABEL_TRACK = "mlplatform.io/track"
+LABEL_GPU_POOL = "mlplatform.io/gpu-pool"
+LABEL_ROLE = "mlplatform.io/role"
+ROLE_INGRESS = "ingress"
+ROLE_MONITORING = "monitoring"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+def instance_name(model: str, track: Track) -> str:
+    """Object name and app.kubernetes.io/instance of one track of a model."""
+    return model if track == "stable" else f"{model}-canary"
+
+
+def selector_labels(model: str, track: Track) -> dict[str, str]:
+    """Labels a Deployment selects its pods by; immutable once created, so kept minimal."""
+    return {
+        "app.kubernetes.io/name": model,
+        "app.kubernetes.io/instance": instance_name(model, track),
+    }
+
+
+def pod_labels(model: str, version: str, track: Track) -> dict[str, str]:
+    """Every label a model pod carries (contracts.md, "Labels and names")."""
+    return {
+        **selector_labels(model, track),
+        "app.kubernetes.io/version": version,
+        "app.kubernetes.io/component": COMPONENT,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+        LABEL_MODEL: model,
+        LABEL_TRACK: track,
+    }
+
+
+def object_labels(model: str, version: str, track: Track = "stable") -> dict[str, str]:
+    """Labels on the objects around the pods (Service, HPA, PDB, ...)."""
+    return pod_labels(model, version, track)
+
+
+def platform_labels(component: str) -> dict[str, str]:
+    """Labels on platform-level objects (namespaces, GPU nodes, device plugin)."""
+    return {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "app.kubernetes.io/component": component,
+    }
