@@ -30,19 +30,28 @@ class NoConfig(RuleConfig):
     """The rule has no options; only `enforcementLevel` may be set for it."""
 
 
-class ResourcesConfig(RuleConfig):
+class WorkloadConfig(RuleConfig):
+    """Options every per-workload rule shares."""
+
+    exempt_namespaces: tuple[str, ...] = ("kube-system",)
+    """Namespaces whose workloads the rule skips: node agents there (device plugins, CNI) need
+    root and host paths and often ship without probes or limits. Default ["kube-system"];
+    [] checks every namespace."""
+
+
+class ResourcesConfig(WorkloadConfig):
     required_resources: tuple[str, ...] = ("cpu", "memory")
     """Resource names that every container must both request and limit.
     Default ["cpu", "memory"]; any Kubernetes resource name (e.g. "ephemeral-storage")."""
 
 
-class ImageTagConfig(RuleConfig):
+class ImageTagConfig(WorkloadConfig):
     mutable_tags: tuple[str, ...] = ("latest",)
     """Tags treated as mutable in addition to a missing tag (which means `latest`). Default
     ["latest"]; digests (`@sha256:...`) and content-hash tags always pass."""
 
 
-class ProbesConfig(RuleConfig):
+class ProbesConfig(WorkloadConfig):
     required_probes: tuple[Literal["readinessProbe", "livenessProbe", "startupProbe"], ...] = (
         "readinessProbe",
         "livenessProbe",
@@ -58,7 +67,7 @@ _DEFAULT_SECRET_PATTERNS = (
 )
 
 
-class SecretEnvConfig(RuleConfig):
+class SecretEnvConfig(WorkloadConfig):
     secret_name_patterns: tuple[str, ...] = _DEFAULT_SECRET_PATTERNS
     """Regular expressions (matched case-insensitively against env var names) that mark a
     variable as secret; such a variable must use `valueFrom.secretKeyRef`, never `value`.

@@ -21,6 +21,7 @@ from .config import (
     ResourcesConfig,
     RuleConfig,
     SecretEnvConfig,
+    WorkloadConfig,
 )
 
 Level = Literal["mandatory", "advisory", "disabled"]
@@ -61,12 +62,12 @@ RULES: tuple[Rule, ...] = (
         "high",
     ),
     Rule("probes", "resource", wl.check_probes, ProbesConfig, "mandatory", "medium"),
-    Rule("non-root", "resource", wl.check_non_root, NoConfig, "mandatory", "high"),
+    Rule("non-root", "resource", wl.check_non_root, WorkloadConfig, "mandatory", "high"),
     Rule(
         "pod-security-restricted",
         "resource",
         wl.check_restricted_extras,
-        NoConfig,
+        WorkloadConfig,
         "advisory",
         "medium",
     ),

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from .config import GpuPoolsConfig
 from .k8s import (
+    DAEMON_SET,
     GPU_POOL_LABEL,
     GPU_RESOURCE,
     GPU_TAINT_KEY,
@@ -371,13 +372,14 @@ def check_cpu_pods_off_gpu_nodes(
     resources: Sequence[Resource], config: GpuPoolsConfig = GpuPoolsConfig()
 ) -> list[Violation]:
     """Pods that request no GPU do not tolerate a GPU pool's taint, so they never take a GPU
-    node's place from a model that needs it."""
+    node's place from a model that needs it. DaemonSets are exempt: node agents (device plugin,
+    exporters) must run on GPU nodes too."""
     pools = gpu_pools(resources, config)
     gpu = {id(w.resource) for w in gpu_workloads(resources)}
     out = []
     for r in resources:
         template = pod_template(r.type, r.props) if r.type in POD_TEMPLATE_PATHS else None
-        if template is None or id(r) in gpu:
+        if template is None or id(r) in gpu or r.type == DAEMON_SET:
             continue
         tolerated = _tolerated(template.spec, pools)
         if not is_unknown(tolerated) and tolerated:

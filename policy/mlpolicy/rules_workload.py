@@ -9,19 +9,36 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .config import ImageTagConfig, NoConfig, ProbesConfig, ResourcesConfig, SecretEnvConfig
+from .config import (
+    ImageTagConfig,
+    ProbesConfig,
+    ResourcesConfig,
+    SecretEnvConfig,
+    WorkloadConfig,
+)
 from .k8s import (
     GPU_RESOURCE,
     LONG_RUNNING,
     Container,
+    PodTemplate,
     container_label,
     containers,
     describe,
     get,
     is_unknown,
+    namespace_of,
     pod_template,
     quantity,
 )
+
+
+def _template(
+    resource_type: str, props: Mapping[str, Any], config: WorkloadConfig
+) -> PodTemplate | None:
+    """The pod template to check, or None for non-workloads and exempt namespaces."""
+    if namespace_of(props) in config.exempt_namespaces:
+        return None
+    return pod_template(resource_type, props)
 
 
 def _where(resource_type: str, props: Mapping[str, Any], c: Container) -> str:
@@ -33,7 +50,7 @@ def check_container_resources(
 ) -> list[str]:
     """Every container requests and limits the configured resources (default cpu and memory),
     requests do not exceed limits, and a GPU request equals its limit."""
-    template = pod_template(resource_type, props)
+    template = _template(resource_type, props, config)
     if template is None:
         return []
     out: list[str] = []
@@ -108,7 +125,7 @@ def check_immutable_image_tags(
 ) -> list[str]:
     """Images are pinned by digest or an immutable (e.g. content-hash) tag, never `:latest`
     or untagged: a mutable tag lets two pods of one ReplicaSet run different code."""
-    template = pod_template(resource_type, props)
+    template = _template(resource_type, props, config)
     if template is None:
         return []
     out = []
@@ -133,7 +150,7 @@ def check_probes(
     and liveness); Jobs and CronJobs run to completion and are exempt."""
     if resource_type not in LONG_RUNNING:
         return []
-    template = pod_template(resource_type, props)
+    template = _template(resource_type, props, config)
     if template is None:
         return []
     out = []
@@ -156,11 +173,11 @@ def _effective(c: Container, pod_spec: Mapping[str, Any], key: str) -> Any:
 
 
 def check_non_root(
-    resource_type: str, props: Mapping[str, Any], config: NoConfig = NoConfig()
+    resource_type: str, props: Mapping[str, Any], config: WorkloadConfig = WorkloadConfig()
 ) -> list[str]:
     """Every container runs as non-root (runAsNonRoot true, runAsUser not 0, on the container or
     the pod) with allowPrivilegeEscalation false and not privileged."""
-    template = pod_template(resource_type, props)
+    template = _template(resource_type, props, config)
     if template is None:
         return []
     out = []
@@ -194,12 +211,12 @@ def check_non_root(
 
 
 def check_restricted_extras(
-    resource_type: str, props: Mapping[str, Any], config: NoConfig = NoConfig()
+    resource_type: str, props: Mapping[str, Any], config: WorkloadConfig = WorkloadConfig()
 ) -> list[str]:
     """The remaining Pod Security "restricted" controls a namespace admission check would reject:
     capabilities drop ALL (only NET_BIND_SERVICE may be added), a RuntimeDefault or Localhost
     seccomp profile, no host namespaces, host ports or hostPath volumes."""
-    template = pod_template(resource_type, props)
+    template = _template(resource_type, props, config)
     if template is None:
         return []
     obj, spec = describe(resource_type, props), template.spec
@@ -247,7 +264,7 @@ def check_no_plain_secrets(
 ) -> list[str]:
     """Env vars whose names look secret (PASSWORD, TOKEN, SECRET, ..._KEY) come from a Secret
     via valueFrom.secretKeyRef, never as a literal `value` stored in the pod spec and state."""
-    template = pod_template(resource_type, props)
+    template = _template(resource_type, props, config)
     if template is None:
         return []
     patterns = [re.compile(p, re.IGNORECASE) for p in config.secret_name_patterns]

@@ -210,3 +210,14 @@ def test_patched_existing_nodes_with_capacity_from_the_component():
     patch["spec"]["taints"] = []
     [v] = check_gpu_tolerations(stack + [pool])
     assert "NodePatch 'gpu-1' is labelled" in v.message
+
+
+def test_daemonsets_may_tolerate_gpu_taints():
+    ds = ex.deployment("node-exporter")
+    ds["metadata"]["namespace"] = "monitoring"
+    ds["spec"]["template"]["spec"]["tolerations"] = [{"operator": "Exists"}]
+    stack = [
+        Resource("kubernetes:apps/v1:DaemonSet", ds, "urn:x::node-exporter", "node-exporter"),
+        ex.res("Node", ex.gpu_node("a100-0")),
+    ]
+    assert check_cpu_pods_off_gpu_nodes(stack) == []

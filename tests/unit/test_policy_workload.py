@@ -277,3 +277,39 @@ def test_rules_do_not_mutate_their_input():
     ):
         check(DEPLOYMENT, d)
     assert d == before
+
+
+def device_plugin(namespace):
+    """A node agent as the GPU pool's `existing` backend deploys it: root, hostPath, no probes."""
+    return {
+        "metadata": {"name": "nvidia-device-plugin-a100", "namespace": namespace},
+        "spec": {
+            "template": {
+                "metadata": {},
+                "spec": {
+                    "tolerations": [
+                        {"key": "nvidia.com/gpu", "value": "a100", "effect": "NoSchedule"}
+                    ],
+                    "containers": [
+                        {
+                            "name": "plugin",
+                            "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.1",
+                            "securityContext": {"allowPrivilegeEscalation": False},
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "dp", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}
+                    ],
+                },
+            }
+        },
+    }
+
+
+def test_node_agents_in_kube_system_are_exempt_by_default_and_checked_on_request():
+    ds = "kubernetes:apps/v1:DaemonSet"
+    checks = (check_container_resources, check_probes, check_non_root, check_restricted_extras)
+    assert all(check(ds, device_plugin("kube-system")) == [] for check in checks)
+    assert all(check(ds, device_plugin("gpu-agents")) for check in checks)
+    everywhere = ResourcesConfig(exempt_namespaces=())
+    assert check_container_resources(ds, device_plugin("kube-system"), everywhere)
