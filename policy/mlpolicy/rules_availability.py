@@ -52,8 +52,15 @@ def replica_floor(workload: Resource, index: Index) -> tuple[Any, str]:
     hpa = index.hpa_for(workload)
     if hpa is not None:
         value = get(hpa.props, "spec", "minReplicas", default=1)
-        return value, f"HPA {describe(hpa.type, hpa.props, hpa.name)} minReplicas"
+        return value, f"minReplicas of {describe(hpa.type, hpa.props, hpa.name)}"
     return get(workload.props, "spec", "replicas", default=1), "spec.replicas"
+
+
+def _pod_labels(labels: Mapping[str, Any]) -> str:
+    """The labels that identify a model's pods, or all of them for other workloads."""
+    keys = [k for k in ("app.kubernetes.io/instance", "app.kubernetes.io/name") if k in labels]
+    shown = {k: labels[k] for k in keys[:1]} or dict(labels)
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "no labels"
 
 
 def check_pdb(resources: Sequence[Resource], config: PdbConfig = PdbConfig()) -> list[Violation]:
@@ -84,7 +91,8 @@ def check_pdb(resources: Sequence[Resource], config: PdbConfig = PdbConfig()) ->
             out.append(
                 Violation(
                     f"{obj} runs at least {floor} pods ({source}) but no PodDisruptionBudget in "
-                    f"namespace '{ns}' selects its pods {dict(template.labels)}; a node drain may "
+                    f"namespace '{ns}' selects its pods ({_pod_labels(template.labels)}); a node "
+                    f"drain may "
                     f"evict all of them at once. Add a PDB with minAvailable {floor - 1} (below "
                     f"{source}) or maxUnavailable 1, or list '{ns}/{name}' in this policy's exempt "
                     f"option.",
@@ -222,8 +230,8 @@ def _selects_for_ingress(netpol: Resource, labels: Mapping[str, Any]) -> Any:
 def check_network_policies(
     resources: Sequence[Resource], config: NoConfig = NoConfig()
 ) -> list[Violation]:
-    """Every namespace that holds a model Deployment (pod label app.kubernetes.io/component=
-    model-server) has a NetworkPolicy that selects those pods for ingress."""
+    """Every namespace that holds a model Deployment (pods labelled
+    app.kubernetes.io/component=model-server) has a NetworkPolicy selecting them for Ingress."""
     netpols = by_type(resources, NETWORK_POLICY)
     missing: dict[str, list[Resource]] = {}
     for d in by_type(resources, DEPLOYMENT):

@@ -74,18 +74,18 @@ def project_copy(dest: Path) -> Path:
 
 
 def prepare_stack_file(path: Path, env: dict[str, str]) -> None:
-    """Lets the copy's stack config be decrypted: keep it with the project's passphrase, or drop
-    the salt (and with it the project's passphrase) when the file holds no secrets."""
-    doc = yaml.safe_load(path.read_text()) or {}
-    has_secrets = "secure:" in path.read_text()
-    if os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
-        env["PULUMI_CONFIG_PASSPHRASE"] = os.environ["PULUMI_CONFIG_PASSPHRASE"]
-    elif has_secrets and not env.get("PULUMI_CONFIG_PASSPHRASE"):
-        pytest.fail(f"{path.name} holds secrets: export its PULUMI_CONFIG_PASSPHRASE")
-    elif not has_secrets:
-        doc.pop("encryptionsalt", None)
-        env["PULUMI_CONFIG_PASSPHRASE"] = TEST_PASSPHRASE
+    """Lets the copy's stack config be decrypted. A file without secrets loses its salt, so any
+    passphrase works; one with secrets needs the passphrase the project's env.sh provides."""
+    text = path.read_text()
+    if "secure:" in text:
+        if not (env.get("PULUMI_CONFIG_PASSPHRASE") or env.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
+            pytest.fail(f"{path.name} holds secrets: export its PULUMI_CONFIG_PASSPHRASE")
+        return
+    doc = yaml.safe_load(text) or {}
+    doc.pop("encryptionsalt", None)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    if not (env.get("PULUMI_CONFIG_PASSPHRASE") or env.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
+        env["PULUMI_CONFIG_PASSPHRASE"] = TEST_PASSPHRASE
 
 
 def preview(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -58,14 +58,16 @@ def test_single_replica_needs_no_pdb():
 def test_hpa_floor_decides_instead_of_replicas():
     assert check_pdb(model(replicas=3, hpa=(1, 5))) == []
     [v] = check_pdb(model(replicas=1, hpa=(3, 5)))
-    assert "at least 3 pods (HPA" in v.message and "minReplicas)" in v.message
+    assert "at least 3 pods (minReplicas of HorizontalPodAutoscaler 'models/iris')" in v.message
+    assert "selects its pods (app.kubernetes.io/instance=iris)" in v.message
 
 
 @pytest.mark.parametrize("min_available", [3, "100%", 4])
 def test_min_available_not_below_hpa_min_is_reported(min_available):
     [v] = check_pdb(model(hpa=(3, 6), pdb=ex.pdb("iris", min_available)))
     assert f"has minAvailable {min_available!r}" in v.message
-    assert "not below HPA" in v.message and "= 3" in v.message and "at most 2" in v.message
+    assert "not below minReplicas of HorizontalPodAutoscaler 'models/iris' = 3" in v.message
+    assert "at most 2" in v.message
 
 
 @pytest.mark.parametrize("min_available", [2, "50%", 0])
