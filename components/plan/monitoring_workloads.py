@@ -60,8 +60,9 @@ def _probe(path: str, port: int, delay: int) -> dict[str, Any]:
             "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6}
 
 
-def _resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
-    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
+def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu, "memory": memory},
+            "limits": {"cpu": cpu_limit, "memory": memory_limit}}
 
 
 def prometheus_deployment(args: MonitoringStackArgs, stack: str, *, config_map: str,
@@ -91,7 +92,7 @@ def prometheus_deployment(args: MonitoringStackArgs, stack: str, *, config_map: 
                     "ports": [{"name": "http", "containerPort": p.PROMETHEUS_PORT}],
                     "readinessProbe": _probe("/-/ready", p.PROMETHEUS_PORT, 5),
                     "livenessProbe": _probe("/-/healthy", p.PROMETHEUS_PORT, 30),
-                    "resources": _resources("250m", "512Mi", "2Gi"),
+                    "resources": _resources("250m", "512Mi", "1", "2Gi"),
                     "securityContext": _container_security(),
                     "volumeMounts": [
                         {"name": "config", "mountPath": p.CONFIG_DIR, "readOnly": True},
@@ -154,7 +155,7 @@ def grafana_deployment(args: MonitoringStackArgs, stack: str, *, provisioning_ma
                     "ports": [{"name": "http", "containerPort": p.GRAFANA_PORT}],
                     "readinessProbe": _probe("/api/health", p.GRAFANA_PORT, 5),
                     "livenessProbe": _probe("/api/health", p.GRAFANA_PORT, 30),
-                    "resources": _resources("100m", "256Mi", "512Mi"),
+                    "resources": _resources("100m", "256Mi", "500m", "512Mi"),
                     "securityContext": _container_security(),
                     "volumeMounts": [
                         {"name": "provisioning", "mountPath": f"{PROVISIONING_DIR}/datasources",
@@ -209,7 +210,7 @@ def alertmanager_deployment(args: MonitoringStackArgs, stack: str, *, config_map
                     "ports": [{"name": "http", "containerPort": p.ALERTMANAGER_PORT}],
                     "readinessProbe": _probe("/-/ready", p.ALERTMANAGER_PORT, 5),
                     "livenessProbe": _probe("/-/healthy", p.ALERTMANAGER_PORT, 30),
-                    "resources": _resources("50m", "64Mi", "256Mi"),
+                    "resources": _resources("50m", "64Mi", "200m", "256Mi"),
                     "securityContext": _container_security(),
                     "volumeMounts": [
                         {"name": "config", "mountPath": "/etc/alertmanager", "readOnly": True},

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from components.plan import monitoring_metrics as m
 from components.plan import monitoring_prometheus as prom
 from components.plan import monitoring_workloads as work
@@ -12,10 +15,23 @@ SLO = ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99
 
 def _args(*, gpu=False, **settings) -> MonitoringStackArgs:
     models = [
-        MonitoredModel(name="iris", namespace="models", version="1", hpa_min_replicas=1,
-                       hpa_max_replicas=3, slo=SLO),
-        MonitoredModel(name="digits", namespace="gpu-models", version="2", gpu=gpu,
-                       hpa_min_replicas=1, hpa_max_replicas=2, slo=SLO),
+        MonitoredModel(
+            name="iris",
+            namespace="models",
+            version="1",
+            hpa_min_replicas=1,
+            hpa_max_replicas=3,
+            slo=SLO,
+        ),
+        MonitoredModel(
+            name="digits",
+            namespace="gpu-models",
+            version="2",
+            gpu=gpu,
+            hpa_min_replicas=1,
+            hpa_max_replicas=2,
+            slo=SLO,
+        ),
     ]
     return MonitoringStackArgs(models=models, **settings)
 
@@ -31,10 +47,16 @@ def test_model_pods_are_discovered_by_component_label_and_http_port():
     assert sd["namespaces"]["names"] == ["gpu-models", "models"]
     assert sd["selectors"] == [{"role": "pod", "label": "app.kubernetes.io/component=model-server"}]
     keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
-    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
-            "regex": "model-server", "action": "keep"} in keep
-    assert {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "http",
-            "action": "keep"} in keep
+    assert {
+        "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+        "regex": "model-server",
+        "action": "keep",
+    } in keep
+    assert {
+        "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+        "regex": "http",
+        "action": "keep",
+    } in keep
     assert job["metrics_path"] == "/metrics"
     targets = {r.get("target_label") for r in job["relabel_configs"]}
     assert targets >= set(m.TARGET_LABELS) | {"job"}
@@ -44,7 +66,9 @@ def test_model_pods_are_discovered_by_component_label_and_http_port():
 
 def test_gpu_scraping_only_with_gpu_models():
     assert "dcgm-exporter" not in _jobs(prom.prometheus_config(_args(), alertmanager_address=None))
-    dcgm = _jobs(prom.prometheus_config(_args(gpu=True), alertmanager_address=None))["dcgm-exporter"]
+    dcgm = _jobs(prom.prometheus_config(_args(gpu=True), alertmanager_address=None))[
+        "dcgm-exporter"
+    ]
     assert dcgm["honor_labels"] is True
 
 
@@ -57,8 +81,12 @@ def test_cadvisor_keeps_only_what_panels_use():
 
 
 def test_config_paths_are_parameters_and_alerting_is_optional():
-    config = prom.prometheus_config(_args(scrape_interval="30s"), alertmanager_address="am:9093",
-                                    rules_dir="/tmp/r", service_account_dir="/tmp/sa")
+    config = prom.prometheus_config(
+        _args(scrape_interval="30s"),
+        alertmanager_address="am:9093",
+        rules_dir="/tmp/r",
+        service_account_dir="/tmp/sa",
+    )
     assert config["rule_files"] == ["/tmp/r/*.yaml"]
     assert config["global"] == {"scrape_interval": "30s", "evaluation_interval": "30s"}
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["am:9093"]
@@ -93,15 +121,25 @@ def test_alertmanager_groups_by_model_and_inhibits_slow_burns():
 def test_grafana_provisioning():
     (source,) = prom.grafana_datasources("http://p:9090", "15s")["datasources"]
     assert (source["uid"], source["url"], source["jsonData"]["timeInterval"]) == (
-        prom.DATASOURCE_UID, "http://p:9090", "15s")
+        prom.DATASOURCE_UID,
+        "http://p:9090",
+        "15s",
+    )
     (provider,) = prom.grafana_dashboard_provider()["providers"]
     assert provider["options"]["path"] == prom.GRAFANA_DASHBOARDS_DIR
 
 
 def test_prometheus_deployment_uses_retention_storage_and_recreate():
     args = _args(retention="30d")
-    with_claim = work.prometheus_deployment(args, "mon", config_map="c", rules_map="r",
-                                            service_account="sa", claim="pvc", config_hash="h1")
+    with_claim = work.prometheus_deployment(
+        args,
+        "mon",
+        config_map="c",
+        rules_map="r",
+        service_account="sa",
+        claim="pvc",
+        config_hash="h1",
+    )
     assert with_claim["strategy"] == {"type": "Recreate"}
     pod = with_claim["template"]["spec"]
     assert "--storage.tsdb.retention.time=30d" in pod["containers"][0]["args"]
@@ -130,3 +168,24 @@ def test_cluster_role_covers_discovery_and_kubelet_proxy():
     resources = {res for rule in rules for res in rule.get("resources", [])}
     assert {"pods", "endpoints", "services", "nodes", "nodes/proxy", "nodes/metrics"} <= resources
     assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in rules)
+
+
+def test_monitoring_workloads_pass_the_platform_policy_pack():
+    """Our own Deployments meet the workload rules every model pod must meet."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "policy"))
+    from mlpolicy import rules_workload
+
+    args = _args(alertmanager=True)
+    specs = {
+        "prometheus": work.prometheus_deployment(args, "mon", config_map="c", rules_map="r",
+                                                 service_account="sa", claim=None, config_hash="h"),
+        "grafana": work.grafana_deployment(args, "mon", provisioning_map="p", dashboard_maps=["d"],
+                                           admin_secret="s", config_hash="h"),
+        "alertmanager": work.alertmanager_deployment(args, "mon", config_map="c", config_hash="h"),
+    }
+    checks = [getattr(rules_workload, n) for n in dir(rules_workload) if n.startswith("check_")]
+    assert len(checks) >= 6
+    for app, spec in specs.items():
+        props = {"metadata": {"name": f"mon-{app}", "namespace": "monitoring"}, "spec": spec}
+        for check in checks:
+            assert check("kubernetes:apps/v1:Deployment", props) == [], (app, check.__name__)
