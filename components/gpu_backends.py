@@ -111,8 +111,8 @@ class LocalBackend:
 
     def create(self, owner: pulumi.Resource, name: str, pool: GpuPoolConfig) -> list[str]:
         names = local_node_names(pool)
-        for node_name in names:
-            SimulatedNode(f"{name}-{node_name}", plan_local_node(pool, node_name),
+        for index, node_name in enumerate(names):
+            SimulatedNode(f"{name}-node-{index}", plan_local_node(pool, node_name),
                           opts=pulumi.ResourceOptions(parent=owner))
         return names
 

@@ -225,13 +225,15 @@ def _check_sources(issues: _Issues, index: int, model: ModelConfig, root: Path) 
     candidates: list[tuple[tuple[str | int, ...], str]] = []
     if model.image is None:
         candidates.append((("models", index, "source"), model.source_dir))
-    if model.canary is not None and model.canary.image is None:
-        candidates.append((("models", index, "canary", "source"),
-                           model.canary.source or model.source_dir))
+    canary = model.canary
+    if canary is not None and canary.image is None and canary.source not in (None, model.source_dir):
+        candidates.append((("models", index, "canary", "source"), canary.source))
     available = sorted(p.parent.name for p in (root / "models").glob("*/Dockerfile"))
     for parts, source in candidates:
         if not (root / "models" / source / "Dockerfile").is_file():
-            issues.add(parts, source, f"models/{source}/Dockerfile does not exist under {root}",
+            derived = " (derived from the model name; set `source` to choose another folder)" \
+                if parts[-1] == "source" and len(parts) == 3 and model.source is None else ""
+            issues.add(parts, source, f"models/{source}/Dockerfile does not exist under {root}{derived}",
                        "a folder with a Dockerfile: " + (", ".join(available) or "(none yet)"),
                        example=available[0] if available else "<folder>")
 

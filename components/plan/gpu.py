@@ -78,7 +78,7 @@ def gpu_node_labels(pool: GpuPoolConfig) -> dict[str, str]:
 
 
 def local_node_names(pool: GpuPoolConfig) -> list[str]:
-    return [f"{pool.name}-gpu-{index}" for index in range(pool.node_count or 0)]
+    return [f"{pool.name}-node-{index}" for index in range(pool.node_count or 0)]
 
 
 def plan_local_node(pool: GpuPoolConfig, node_name: str) -> dict[str, Any]:
