@@ -25,7 +25,11 @@ class _Mocks(pulumi.runtime.Mocks):
 
 def _model(name: str, *, gpu: bool = False, namespace: str = "models") -> MonitoredModel:
     return MonitoredModel(
-        name=name, namespace=namespace, version="1.0.0", gpu=gpu, hpa_min_replicas=1,
+        name=name,
+        namespace=namespace,
+        version="1.0.0",
+        gpu=gpu,
+        hpa_min_replicas=1,
         hpa_max_replicas=4,
         slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1.0, availability_percent=99.5),
     )
@@ -39,10 +43,17 @@ def _deploy(args: MonitoringStackArgs) -> tuple[dict[str, dict], dict[str, objec
     @pulumi.runtime.test
     def run():
         stack = MonitoringStack("mon", args)
-        names = ["namespace", "prometheus_url", "grafana_url", "alertmanager_url",
-                 "dashboard_uids", "alert_names"]
+        names = [
+            "namespace",
+            "prometheus_url",
+            "grafana_url",
+            "alertmanager_url",
+            "dashboard_uids",
+            "alert_names",
+        ]
         return pulumi.Output.all(*(getattr(stack, n) for n in names)).apply(
-            lambda values: outputs.update(zip(names, values)))
+            lambda values: outputs.update(zip(names, values))
+        )
 
     run()
     monitor = pulumi.runtime.settings.get_monitor()
@@ -51,15 +62,20 @@ def _deploy(args: MonitoringStackArgs) -> tuple[dict[str, dict], dict[str, objec
 
 
 def _by_type(resources: dict[str, dict], token: str) -> dict[str, dict]:
-    return {urn.rsplit("::", 1)[1]: state for urn, state in resources.items()
-            if urn.split("::")[2].endswith(token)}
+    return {
+        urn.rsplit("::", 1)[1]: state
+        for urn, state in resources.items()
+        if urn.split("::")[2].endswith(token)
+    }
 
 
 @pytest.fixture(scope="module")
 def deployed():
     args = MonitoringStackArgs(
-        models=[_model("iris"), _model("digits", gpu=True)], alertmanager=True,
-        storage_size="20Gi", grafana_admin_password=pulumi.Output.secret("s3cret"),
+        models=[_model("iris"), _model("digits", gpu=True)],
+        alertmanager=True,
+        storage_size="20Gi",
+        grafana_admin_password=pulumi.Output.secret("s3cret"),
     )
     return _deploy(args)
 
@@ -68,7 +84,9 @@ def deployed():
 def operated():
     args = MonitoringStackArgs(
         models=[_model("iris"), _model("digits", gpu=True, namespace="gpu-models")],
-        mode="operator", namespace="observability", operator_labels={"release": "kps"},
+        mode="operator",
+        namespace="observability",
+        operator_labels={"release": "kps"},
     )
     return _deploy(args)
 
@@ -87,8 +105,10 @@ def test_deploy_mode_runs_prometheus_grafana_and_alertmanager(deployed):
     resources, outputs = deployed
     deployments = _by_type(resources, "kubernetes:apps/v1:Deployment")
     assert set(deployments) == {"mon-prometheus", "mon-grafana", "mon-alertmanager"}
-    images = {name: d["spec"]["template"]["spec"]["containers"][0]["image"]
-              for name, d in deployments.items()}
+    images = {
+        name: d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for name, d in deployments.items()
+    }
     for image in images.values():
         assert ":" in image and not image.endswith(":latest")
     assert outputs["prometheus_url"] == "http://mon-prometheus.monitoring.svc:9090"
@@ -105,7 +125,9 @@ def test_namespace_is_labelled_for_network_policies(deployed):
 
 def test_prometheus_rbac_allows_discovery(deployed):
     resources, _ = deployed
-    role = _by_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")["mon-prometheus-role"]
+    role = _by_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")[
+        "mon-prometheus-role"
+    ]
     core = next(rule for rule in role["rules"] if "pods" in rule.get("resources", []))
     assert set(core["resources"]) >= {"pods", "endpoints", "services", "nodes"}
     assert set(core["verbs"]) == {"get", "list", "watch"}
@@ -118,9 +140,13 @@ def test_prometheus_config_and_rules_are_mounted(deployed):
     resources, _ = deployed
     maps = _by_type(resources, "kubernetes:core/v1:ConfigMap")
     config = yaml.safe_load(maps["mon-prometheus-config"]["data"]["prometheus.yml"])
-    assert {job["job_name"] for job in config["scrape_configs"]} >= {"model-servers", "dcgm-exporter"}
+    assert {job["job_name"] for job in config["scrape_configs"]} >= {
+        "model-servers",
+        "dcgm-exporter",
+    }
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
-        "mon-alertmanager.monitoring.svc:9093"]
+        "mon-alertmanager.monitoring.svc:9093"
+    ]
     rule_files = maps["mon-prometheus-rules"]["data"]
     assert set(rule_files) == {"models.iris.rules.yaml", "models.digits.rules.yaml"}
     spec = _by_type(resources, "Deployment")["mon-prometheus"]["spec"]["template"]["spec"]
@@ -137,7 +163,11 @@ def test_grafana_gets_datasource_dashboards_and_secret_password(deployed):
     resources, outputs = deployed
     maps = _by_type(resources, "kubernetes:core/v1:ConfigMap")
     dashboards = {name: m for name, m in maps.items() if name.startswith("mon-dashboard-")}
-    assert set(outputs["dashboard_uids"]) == {"mlp-overview", "mlp-models-iris", "mlp-models-digits"}
+    assert set(outputs["dashboard_uids"]) == {
+        "mlp-overview",
+        "mlp-models-iris",
+        "mlp-models-digits",
+    }
     assert len(dashboards) == 3
     for config_map in dashboards.values():
         (content,) = config_map["data"].values()
@@ -150,11 +180,15 @@ def test_grafana_gets_datasource_dashboards_and_secret_password(deployed):
     assert secret["stringData"]["value"] == {"admin-password": "s3cret"}
     grafana = _by_type(resources, "Deployment")["mon-grafana"]["spec"]["template"]["spec"]
     env = {e["name"]: e for e in grafana["containers"][0]["env"]}
-    assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "mon-grafana-admin"
+    assert (
+        env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+        == "mon-grafana-admin"
+    )
     assert "GF_AUTH_ANONYMOUS_ENABLED" not in env
     projected = next(v for v in grafana["volumes"] if v["name"] == "dashboards")["projected"]
     assert {s["configMap"]["name"] for s in projected["sources"]} == {
-        m["metadata"]["name"] for m in dashboards.values()}
+        m["metadata"]["name"] for m in dashboards.values()
+    }
 
 
 def test_operator_mode_emits_custom_resources_only(operated):
@@ -170,13 +204,18 @@ def test_operator_mode_emits_custom_resources_only(operated):
     assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
     rules = _by_type(resources, "kubernetes:monitoring.coreos.com/v1:PrometheusRule")
     assert set(rules) == {"mon-rules-models-iris", "mon-rules-gpu-models-digits"}
-    gpu_alerts = {r.get("alert") for g in rules["mon-rules-gpu-models-digits"]["spec"]["groups"]
-                  for r in g["rules"]}
+    gpu_alerts = {
+        r.get("alert")
+        for g in rules["mon-rules-gpu-models-digits"]["spec"]["groups"]
+        for r in g["rules"]
+    }
     assert "ModelGPUSaturated" in gpu_alerts
     for rule in rules.values():
         assert rule["metadata"]["labels"]["release"] == "kps"
     maps = _by_type(resources, "kubernetes:core/v1:ConfigMap")
-    assert len(maps) == 3 and all(m["metadata"]["labels"]["grafana_dashboard"] == "1" for m in maps.values())
+    assert len(maps) == 3 and all(
+        m["metadata"]["labels"]["grafana_dashboard"] == "1" for m in maps.values()
+    )
     assert outputs["prometheus_url"] is None and outputs["grafana_url"] is None
     assert outputs["namespace"] == "observability"
 
@@ -193,3 +232,48 @@ def test_without_password_grafana_is_read_only():
     assert env["GF_AUTH_BASIC_ENABLED"] == "false"
     prometheus = _by_type(resources, "Deployment")["mon-prometheus"]["spec"]["template"]["spec"]
     assert {"name": "data", "emptyDir": {}} in prometheus["volumes"]
+
+
+_DEPLOY_GRAPH = """\
+kubernetes:apps/v1:Deployment mon-alertmanager <- {c}
+kubernetes:apps/v1:Deployment mon-grafana <- {c}
+kubernetes:apps/v1:Deployment mon-prometheus <- {c}
+kubernetes:core/v1:ConfigMap mon-alertmanager-config <- {c}
+kubernetes:core/v1:ConfigMap mon-dashboard-mlp-models-iris <- {c}
+kubernetes:core/v1:ConfigMap mon-dashboard-mlp-overview <- {c}
+kubernetes:core/v1:ConfigMap mon-grafana-provisioning <- {c}
+kubernetes:core/v1:ConfigMap mon-prometheus-config <- {c}
+kubernetes:core/v1:ConfigMap mon-prometheus-rules <- {c}
+kubernetes:core/v1:Namespace mon-namespace <- {c}
+kubernetes:core/v1:PersistentVolumeClaim mon-prometheus-data <- {c}
+kubernetes:core/v1:Secret mon-grafana-admin <- {c}
+kubernetes:core/v1:Service mon-alertmanager-service <- {c}
+kubernetes:core/v1:Service mon-grafana-service <- {c}
+kubernetes:core/v1:Service mon-prometheus-service <- {c}
+kubernetes:core/v1:ServiceAccount mon-prometheus-sa <- {c}
+kubernetes:rbac.authorization.k8s.io/v1:ClusterRole mon-prometheus-role <- {c}
+kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding mon-prometheus-binding <- {c}
+mlplatform:monitoring:MonitoringStack mon <- stack
+""".format(c=f"{COMPONENT}::mon")
+
+_OPERATOR_GRAPH = """\
+kubernetes:core/v1:ConfigMap mon-dashboard-mlp-models-iris <- {c}
+kubernetes:core/v1:ConfigMap mon-dashboard-mlp-overview <- {c}
+kubernetes:monitoring.coreos.com/v1:PodMonitor mon-podmonitor <- {c}
+kubernetes:monitoring.coreos.com/v1:PrometheusRule mon-rules-models-iris <- {c}
+mlplatform:monitoring:MonitoringStack mon <- stack
+""".format(c=f"{COMPONENT}::mon")
+
+
+@pytest.mark.parametrize("mode, settings, expected", [
+    ("deploy", {"alertmanager": True, "storage_size": "1Gi", "grafana_admin_password": "pw"},
+     _DEPLOY_GRAPH),
+    ("operator", {}, _OPERATOR_GRAPH),
+])
+def test_resource_graph_snapshot(mode, settings, expected):
+    """The shape of the graph (types, names, parents): a change here changes URNs in real stacks."""
+    from pulumi_harness import run_program
+
+    args = MonitoringStackArgs(models=[_model("iris")], mode=mode, **settings)
+    graph = run_program(lambda: MonitoringStack("mon", args))
+    assert graph.snapshot() == expected
