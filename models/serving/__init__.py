@@ -1,0 +1,5 @@
+"""The one shared model server runtime: ONNX Runtime behind Starlette, speaking the Open Inference
+Protocol v2 REST API plus a plain JSON /predict; also the batch scorer (`python -m serving.batch`)
+and the training-side export helpers (`serving.export`). Every model image copies this package."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,260 @@
+"""The ASGI application: Open Inference Protocol v2 REST, /predict, /metrics, /openapi.json."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from time import perf_counter
+
+import orjson
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from serving import __version__
+from serving.backends import Backend
+from serving.batching import InlineRunner, MicroBatcher
+from serving.errors import ModelNotFound, NonFiniteOutput, PayloadTooLarge, ServingError
+from serving.manifest import ModelManifest
+from serving.metrics import ServingMetrics
+from serving.openapi import build_openapi
+from serving.protocol import encode_infer, encode_predict, non_finite_rows, parse_infer, parse_predict
+from serving.settings import ServerSettings
+
+log = logging.getLogger("serving")
+JSON = "application/json"
+
+
+@dataclass
+class ServingState:
+    """Readiness, shared with the process runner that handles SIGTERM."""
+
+    loaded: bool = False
+    draining: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded and not self.draining
+
+
+def _json(doc: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type=JSON)
+
+
+def _error(exc: ServingError) -> Response:
+    return _json({"error": exc.message}, exc.status)
+
+
+class ModelServer:
+    """One model behind the HTTP API; ``app`` is the ASGI application."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        manifest: ModelManifest,
+        backend: Backend,
+        state: ServingState | None = None,
+    ) -> None:
+        self.name = settings.model_name or manifest.name
+        self.version = settings.model_version or manifest.version
+        self.manifest = manifest
+        self.backend = backend
+        self.state = state if state is not None else ServingState()
+        self.features = manifest.input.features
+        self.input_name = manifest.input.name
+        self.max_body = settings.max_body_bytes
+        self.metrics = ServingMetrics(self.name, self.version)
+        observe = self.metrics.predict_seconds.observe
+        if settings.max_batch_size > 1:
+            self.runner: InlineRunner | MicroBatcher = MicroBatcher(
+                backend.predict_proba, observe, settings.max_batch_size
+            )
+        else:
+            self.runner = InlineRunner(backend.predict_proba, observe)
+        self._openapi = orjson.dumps(build_openapi(manifest, self.name, self.version, self.max_body))
+        self._metadata = orjson.dumps(self._model_metadata())
+        self.app = Starlette(
+            routes=self._routes(),
+            exception_handlers={HTTPException: self._http_error, Exception: self._crash},
+            lifespan=self._lifespan,
+        )
+
+    # ------------------------------------------------------------------------------ plumbing
+
+    def _routes(self) -> list[Route]:
+        model = "/v2/models/{model_name}"
+        version = model + "/versions/{model_version}"
+        return [
+            Route("/predict", self.predict, methods=["POST"]),
+            Route(model + "/infer", self.infer, methods=["POST"]),
+            Route(version + "/infer", self.infer, methods=["POST"]),
+            Route("/v2/health/live", self.live, methods=["GET"]),
+            Route("/v2/health/ready", self.ready, methods=["GET"]),
+            Route("/v2", self.server_metadata, methods=["GET"]),
+            Route(model, self.model_metadata, methods=["GET"]),
+            Route(version, self.model_metadata, methods=["GET"]),
+            Route(model + "/ready", self.model_ready, methods=["GET"]),
+            Route(version + "/ready", self.model_ready, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+        ]
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette):
+        await self.runner.start()
+        self.state.loaded = True
+        log.info(
+            "model ready",
+            extra={"model": self.name, "version": self.version, "backend": self.backend.kind},
+        )
+        try:
+            yield
+        finally:
+            self.state.loaded = False
+            await self.runner.stop()
+            log.info("model server stopped", extra={"model": self.name})
+
+    async def _http_error(self, request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            message = f"no route {request.url.path}; see /openapi.json for the API"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}; allowed: {exc.headers.get('Allow') if exc.headers else '?'}"
+        else:
+            message = exc.detail
+        return Response(
+            orjson.dumps({"error": message}), exc.status_code, headers=exc.headers, media_type=JSON
+        )
+
+    async def _crash(self, request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+        return _json({"error": f"internal error ({type(exc).__name__}); see the server log"}, 500)
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise PayloadTooLarge(int(declared), self.max_body)
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise PayloadTooLarge(None, self.max_body)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check_model(self, request: Request) -> None:
+        params = request.path_params
+        name = params["model_name"]
+        version = params.get("model_version")
+        if name != self.name or (version is not None and version != self.version):
+            raise ModelNotFound(name, version, self.name, self.version)
+
+    async def _probabilities(self, x):
+        probabilities = await self.runner.run(x)
+        bad = non_finite_rows(probabilities)
+        if bad:
+            raise NonFiniteOutput(bad)
+        return probabilities
+
+    # ------------------------------------------------------------------------------ inference
+
+    async def predict(self, request: Request) -> Response:
+        """POST /predict: {"instances": [[...], ...]} -> {"predictions": [...], "probabilities": ...}."""
+        return await self._infer(request, oip=False)
+
+    async def infer(self, request: Request) -> Response:
+        """POST /v2/models/{m}[/versions/{v}]/infer (Open Inference Protocol v2)."""
+        return await self._infer(request, oip=True)
+
+    async def _infer(self, request: Request, oip: bool) -> Response:
+        metrics = self.metrics
+        start = perf_counter()
+        metrics.in_flight.inc()
+        try:
+            if oip:
+                self._check_model(request)
+                req = parse_infer(await self._body(request), self.features, self.input_name)
+                probabilities = await self._probabilities(req.x)
+                content = encode_infer(probabilities, self.name, self.version, req.id, req.outputs)
+            else:
+                x = parse_predict(await self._body(request), self.features)
+                content = encode_predict(await self._probabilities(x))
+        except ServingError as exc:
+            metrics.failure.inc()
+            if exc.status >= 500:
+                log.error("inference failed", extra={"status": exc.status, "error": exc.message})
+            else:
+                log.debug("request refused", extra={"status": exc.status, "error": exc.message})
+            return _error(exc)
+        except BaseException:
+            metrics.failure.inc()
+            raise
+        finally:
+            metrics.in_flight.dec()
+            metrics.duration.observe(perf_counter() - start)
+        metrics.success.inc()
+        return Response(content, media_type=JSON)
+
+    # ------------------------------------------------------------------------------ metadata
+
+    def _model_metadata(self) -> dict:
+        m = self.manifest
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": self.backend.platform,
+            "inputs": [
+                {
+                    "name": m.input.name,
+                    "datatype": "FP32",
+                    "shape": [-1, m.input.features],
+                    "parameters": {"feature_names": m.input.feature_names},
+                }
+            ],
+            "outputs": [
+                {"name": "label", "datatype": "INT64", "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(m.classes)]},
+            ],
+            "parameters": {
+                "classes": m.classes,
+                "backend": self.backend.kind,
+                "quality": m.quality.model_dump(),
+            },
+        }
+
+    async def live(self, request: Request) -> Response:
+        return _json({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        ready = self.state.ready
+        return _json({"ready": ready}, 200 if ready else 503)
+
+    async def server_metadata(self, request: Request) -> Response:
+        return _json({"name": "mlplatform-serving", "version": __version__, "extensions": []})
+
+    async def model_metadata(self, request: Request) -> Response:
+        try:
+            self._check_model(request)
+        except ModelNotFound as exc:
+            return _error(exc)
+        return Response(self._metadata, media_type=JSON)
+
+    async def model_ready(self, request: Request) -> Response:
+        try:
+            self._check_model(request)
+        except ModelNotFound as exc:
+            return _error(exc)
+        ready = self.state.ready
+        return _json({"name": self.name, "ready": ready}, 200 if ready else 503)
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(self._openapi, media_type=JSON)
+
