@@ -255,6 +255,10 @@ def test_latency_histogram_read_back_through_the_http_api(scraped, loaded_server
     fast = _value(scraped, f'sum({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}", '
                            f'le="{m.le_label(MODEL.slo.latency_seconds)}"}})')
     assert fast is not None and 0 < fast <= total
+    # Prometheus 3 normalises `le` on ingestion; every bound a latency SLO may name must be stored
+    # exactly as the rules spell it, or the slow-request ratio would silently be empty.
+    stored = {s["metric"]["le"] for s in _query(scraped, f"count by (le) ({m.REQUEST_DURATION_BUCKET})")}
+    assert stored == {m.le_label(b) for b in m.LATENCY_BUCKETS_SECONDS} | {"+Inf"}
 
 
 def test_recording_rules_compute_the_slis(scraped, loaded_server):

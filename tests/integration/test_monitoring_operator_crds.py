@@ -1,0 +1,68 @@
+"""Operator-mode objects validate against the Prometheus Operator's own CRD schemas.
+
+The CRDs come from the prometheus-operator Go module (example/prometheus-operator-crd) in the Go
+module cache, where `make bootstrap` puts it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema_rs
+import pytest
+import yaml
+
+from components.plan.monitoring_prometheus import pod_monitor_spec
+from components.plan.monitoring_rules import rule_groups
+from components.plan.monitoring_spec import ModelSLO, MonitoredModel, MonitoringStackArgs
+
+pytestmark = pytest.mark.integration
+
+OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+MODELS = [
+    MonitoredModel(name="iris", namespace="models", version="1", hpa_min_replicas=1,
+                   hpa_max_replicas=3,
+                   slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5)),
+    MonitoredModel(name="digits", namespace="gpu", version="1", gpu=True, hpa_min_replicas=2,
+                   hpa_max_replicas=2,
+                   slo=ModelSLO(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9)),
+]
+
+
+def _spec_schema(kind_file: str) -> jsonschema_rs.Validator:
+    try:
+        modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.fail(f"cannot locate the Go module cache ({exc}); run `make bootstrap`")
+    path = Path(modcache) / OPERATOR_MODULE / "example" / "prometheus-operator-crd" / kind_file
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make bootstrap` (or `go mod download "
+                    f"{OPERATOR_MODULE}`) to fetch the Prometheus Operator CRDs")
+    crd = yaml.safe_load(path.read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return jsonschema_rs.validator_for(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+
+
+def _errors(validator: jsonschema_rs.Validator, document: dict) -> list[str]:
+    # Through JSON so the document has exactly the types the API server would receive.
+    return [str(error) for error in validator.iter_errors(json.loads(json.dumps(document)))]
+
+
+def test_pod_monitor_matches_the_crd():
+    validator = _spec_schema("monitoring.coreos.com_podmonitors.yaml")
+    spec = pod_monitor_spec(MonitoringStackArgs(models=MODELS, mode="operator"))
+    assert _errors(validator, spec) == []
+    spec["podMetricsEndpoints"][0]["relabelings"][0]["action"] = "rewrite"
+    assert _errors(validator, spec), "the schema must reject an unknown relabel action"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+def test_prometheus_rules_match_the_crd(model):
+    validator = _spec_schema("monitoring.coreos.com_prometheusrules.yaml")
+    spec = rule_groups(model)
+    assert _errors(validator, spec) == []
+    spec["groups"][1]["rules"][0]["for"] = "two minutes"
+    assert _errors(validator, spec), "the schema must reject a malformed duration"
