@@ -50,7 +50,7 @@ def setting(
     fixing `pulumi config set` command.
     """
     if default_factory is not None:
-        shown = "see the sub-keys"
+        shown = _shown_factory_default(default_factory)
     elif default is PydanticUndefined:
         shown = "required"
     else:
@@ -66,6 +66,18 @@ def setting(
     if default_factory is not None:
         return Field(default_factory=default_factory, **kwargs)
     return Field(default, **kwargs)
+
+
+def _shown_factory_default(factory: Callable[[], Any]) -> str:
+    value = factory()
+    if isinstance(value, BaseModel):
+        try:
+            if value == type(value)():
+                return "see the sub-keys"
+        except ValidationError:
+            pass
+        return json.dumps(value.model_dump(by_alias=True))
+    return json.dumps(value)
 
 
 class ConfigModel(BaseModel):
@@ -144,13 +156,13 @@ class ResourcesConfig(ConfigModel):
 
     requests: ResourceAmounts = setting(
         default_factory=lambda: ResourceAmounts(cpu="250m", memory="256Mi"),
-        doc="What the scheduler reserves per pod (cpu 250m, memory 256Mi); HPA utilization "
+        doc="What the scheduler reserves per pod; HPA utilization "
         "targets are relative to these.",
         allowed="{cpu, memory}, each <= the matching limit",
     )
     limits: ResourceAmounts = setting(
         default_factory=lambda: ResourceAmounts(cpu="1", memory="1Gi"),
-        doc="Hard per-pod ceiling (cpu 1, memory 1Gi).",
+        doc="Hard per-pod ceiling.",
         allowed="{cpu, memory}, each >= the matching request",
     )
     gpus: int = setting(

@@ -109,6 +109,7 @@ def run_program(
     program: Callable[[], Any],
     *,
     stack: str = "unit",
+    project: str = "mlplatform",
     config: dict[str, Any] | None = None,
     secret_keys: list[str] | None = None,
     preview: bool = False,
@@ -119,10 +120,10 @@ def run_program(
     """
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_all_config(encode_config(config or {}), secret_keys or [])
+    pulumi.runtime.set_all_config(encode_config(config or {}, project), secret_keys or [])
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
-        mocks, project="mlplatform", stack=stack, preview=preview, monitor=monitor
+        mocks, project=project, stack=stack, preview=preview, monitor=monitor
     )
 
     @pulumi.runtime.test
