@@ -69,7 +69,8 @@ def check_container_resources(
                     f"{', '.join(missing)}. Every container must set requests and limits for "
                     f"{', '.join(config.required_resources)} so the scheduler can place it and "
                     f"the kubelet can bound it; add them (e.g. requests {{cpu: 250m, memory: "
-                    f"256Mi}}, limits {{cpu: '1', memory: 512Mi}}) in the model's resources config."
+                    f"256Mi}}, limits {{cpu: '1', memory: 512Mi}}); for models set "
+                    f"mlplatform:models[].resources."
                 )
         out.extend(_requests_within_limits(resource_type, props, c, res))
     return out
