@@ -25,6 +25,7 @@ class Registered:
     parent: str
     inputs: dict[str, Any]
     custom: bool
+    provider: str = ""
 
     @property
     def key(self) -> str:
@@ -44,6 +45,7 @@ def _parent_key(urn: str) -> str:
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.providers: dict[tuple[str, str], str] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
@@ -55,6 +57,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             tags = outputs.get("tags") or []
             outputs["ref"] = tags[0] if tags else ""
         self.inputs[(args.typ, args.name)] = dict(args.inputs)
+        self.providers[(args.typ, args.name)] = args.provider or ""
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -77,6 +80,7 @@ class Graph:
     """The resources a program registered, in registration order."""
 
     resources: list[Registered] = field(default_factory=list)
+    error: BaseException | None = None
 
     def of_type(self, type_token: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_token]
@@ -113,34 +117,37 @@ def run_program(
     config: dict[str, Any] | None = None,
     secret_keys: list[str] | None = None,
     preview: bool = False,
+    catch: type[BaseException] | None = None,
 ) -> Graph:
     """Run `program` under fresh mocks and wait for every registration; return the graph.
 
-    Exceptions raised by the program (such as ConfigError) propagate to the caller.
+    Exceptions raised by the program (such as ConfigError) propagate to the caller, unless they
+    are of type `catch`: then they are stored in `Graph.error` beside what was registered.
     """
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(encode_config(config or {}, project), secret_keys or [])
     pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(
-        mocks, project=project, stack=stack, preview=preview, monitor=monitor
-    )
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    graph = Graph()
 
     @pulumi.runtime.test
     def body():
-        result = program()
+        try:
+            result = program()
+        except BaseException as error:
+            if catch is None or not isinstance(error, catch):
+                raise
+            graph.error = error
+            return None
         return pulumi.Output.from_input(result) if result is not None else None
 
     body()
-    graph = Graph()
     for type_, name, parent, custom in monitor.registrations:
-        graph.resources.append(
-            Registered(
-                type_, name, _parent_key(parent), mocks.inputs.get((type_, name), {}), custom
-            )
-        )
+        key = (type_, name)
+        graph.resources.append(Registered(type_, name, _parent_key(parent), mocks.inputs.get(key, {}),
+                                          custom, mocks.providers.get(key, "")))
     return graph
-
 
 
 def capture(outputs: dict[str, Any], into: dict[str, Any]) -> pulumi.Output:

@@ -1,0 +1,139 @@
+"""HPA, PDB, VPA, routes and network policy planning."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import AutoscalingConfig, IngressConfig, ModelConfig, PdbConfig, VpaConfig
+from components.plan.autoscaling import (
+    hpa_resource_metrics,
+    pdb_min_available,
+    plan_hpa,
+    plan_pdb,
+    plan_vpa,
+    quantity,
+)
+from components.plan.network import plan_default_deny, plan_model_allow
+from components.plan.routes import plan_ingress, plan_route
+
+
+def test_hpa_scales_on_cpu_memory_and_in_flight_requests():
+    spec = plan_hpa("iris", AutoscalingConfig(min_replicas=2, max_replicas=7, in_flight_target=2.5))
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"}
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 7)
+    metrics = {m["type"] + ":" + (m.get("resource", {}).get("name") or m["pods"]["metric"]["name"]): m
+               for m in spec["metrics"]}
+    assert metrics["Resource:cpu"]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert metrics["Resource:memory"]["resource"]["target"]["averageUtilization"] == 80
+    pods = metrics["Pods:model_infer_requests_in_flight"]["pods"]
+    assert pods["target"] == {"type": "AverageValue", "averageValue": "2500m"}
+
+
+def test_disabled_metrics_are_left_out():
+    spec = plan_hpa("iris", AutoscalingConfig(target_cpu_utilization=None, target_memory_utilization=None))
+    assert [m["type"] for m in spec["metrics"]] == ["Pods"]
+    assert hpa_resource_metrics(AutoscalingConfig(target_memory_utilization=None)) == ["cpu"]
+
+
+def test_hpa_scales_up_fast_and_down_slowly():
+    behavior = plan_hpa("iris", AutoscalingConfig(scale_down_stabilization_seconds=900))["behavior"]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 900
+    assert max(p["value"] for p in behavior["scaleUp"]["policies"] if p["type"] == "Percent") > \
+        max(p["value"] for p in behavior["scaleDown"]["policies"] if p["type"] == "Percent")
+
+
+@pytest.mark.parametrize("value, text", [(4.0, "4"), (0.5, "500m"), (12, "12"), (1.25, "1250m")])
+def test_quantity(value, text):
+    assert quantity(value) == text
+
+
+@pytest.mark.parametrize("min_replicas, explicit, expected", [
+    (1, None, None), (2, None, 1), (3, None, 2), (5, 2, 2),
+])
+def test_pdb_exists_from_two_replicas(min_replicas, explicit, expected):
+    scaling = AutoscalingConfig(min_replicas=min_replicas, max_replicas=max(min_replicas, 3))
+    assert pdb_min_available(PdbConfig(min_available=explicit), scaling) == expected
+
+
+def test_pdb_protects_only_healthy_stable_pods():
+    spec = plan_pdb({"app.kubernetes.io/instance": "iris"}, 2)
+    assert spec == {"minAvailable": 2, "selector": {"matchLabels": {"app.kubernetes.io/instance": "iris"}},
+                    "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+
+
+@pytest.mark.parametrize("mode, update_mode", [("off", "Off"), ("initial", "Initial"), ("auto", "Auto")])
+def test_vpa_modes(mode, update_mode):
+    vpa = VpaConfig.model_validate({"mode": mode, "controlledResources": ["memory"],
+                                    "maxAllowed": {"cpu": "2", "memory": "4Gi"}})
+    spec = plan_vpa("iris", vpa)
+    assert spec["updatePolicy"] == {"updateMode": update_mode}
+    policy = spec["resourcePolicy"]["containerPolicies"][0]
+    assert policy == {"containerName": "model-server", "controlledResources": ["memory"],
+                      "maxAllowed": {"cpu": "2", "memory": "4Gi"}}
+
+
+def model(**changes) -> ModelConfig:
+    return ModelConfig.model_validate({"name": "iris", "framework": "sklearn", **changes})
+
+
+def test_path_route_rewrites_to_the_server_root_on_nginx():
+    ingress = IngressConfig()
+    route = plan_route(model(), ingress)
+    assert (route.host, route.path, route.url) == (None, "/models/iris", "http://<ingress-address>/models/iris")
+    annotations, spec = plan_ingress(route, ingress, "iris")
+    assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"
+    path = spec["rules"][0]["http"]["paths"][0]
+    assert path["path"] == "/models/iris(/|$)(.*)"
+    assert path["backend"] == {"service": {"name": "iris", "port": {"name": "http"}}}
+    assert spec["ingressClassName"] == "nginx" and "host" not in spec["rules"][0]
+
+
+def test_generic_controller_gets_a_plain_prefix():
+    ingress = IngressConfig(controller="generic", class_name="traefik", host="ml.example.com")
+    annotations, spec = plan_ingress(plan_route(model(), ingress), ingress, "iris")
+    assert annotations == {}
+    assert spec["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"
+    assert spec["ingressClassName"] == "traefik"
+
+
+def test_host_route_with_tls_and_cert_manager():
+    ingress = IngressConfig.model_validate({"routing": "host", "domain": "ml.example.com",
+                                            "tls": {"enabled": True, "clusterIssuer": "letsencrypt"}})
+    route = plan_route(model(), ingress)
+    assert route.url == "https://iris.ml.example.com/"
+    annotations, spec = plan_ingress(route, ingress, "iris")
+    assert spec["tls"] == [{"hosts": ["iris.ml.example.com"], "secretName": "iris-tls"}]
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert "nginx.ingress.kubernetes.io/rewrite-target" not in annotations
+
+
+def test_canary_twin_has_weight_and_same_route():
+    ingress = IngressConfig.model_validate({"routing": "host", "domain": "ml.example.com"})
+    route = plan_route(model(), ingress)
+    stable_annotations, stable = plan_ingress(route, ingress, "iris")
+    annotations, canary = plan_ingress(route, ingress, "iris-canary", canary_weight=15)
+    assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
+    assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "15"
+    assert "nginx.ingress.kubernetes.io/canary" not in stable_annotations
+    assert canary["rules"][0]["host"] == stable["rules"][0]["host"]
+    assert canary["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "iris-canary"
+
+
+def test_model_route_overrides_win():
+    ingress = IngressConfig(routing="path", path_prefix="/api")
+    assert plan_route(model(), ingress).path == "/api/iris"
+    assert plan_route(model(ingress={"path": "/flowers"}), ingress).path == "/flowers"
+
+
+def test_default_deny_selects_every_pod():
+    assert plan_default_deny() == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def test_model_policy_admits_only_ingress_and_monitoring_namespaces():
+    spec = plan_model_allow("iris")
+    assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "iris",
+                                                   "app.kubernetes.io/component": "model-server"}
+    sources = [rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in spec["ingress"]]
+    assert sources == [{"mlplatform.io/role": "ingress"}, {"mlplatform.io/role": "monitoring"}]
+    assert all(rule["ports"] == [{"protocol": "TCP", "port": 8080}] for rule in spec["ingress"])

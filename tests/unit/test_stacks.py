@@ -1,0 +1,159 @@
+"""Both stacks, through the real __main__.py and Pulumi.<stack>.yaml, under mocks; graph snapshots."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+import components.gpu_node_pool as gpu_node_pool
+from components.errors import ConfigError
+from components.gpu_backends import NodeInfo
+from conftest import stack_file_config
+from pulumi_harness import Graph, run_program
+from pulumi.runtime import rpc
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+MONITORING = "mlplatform:monitoring:MonitoringStack"
+
+
+class ClusterNodes:
+    """Stands in for the cluster the prod GPU pool adopts nodes from."""
+
+    def __init__(self, *_args):
+        pass
+
+    def list_nodes(self, selector):
+        assert selector == {"node.kubernetes.io/instance-type": "p4d.24xlarge"}
+        return [NodeInfo("gpu-node-a"), NodeInfo("gpu-node-b")]
+
+    def get_node(self, name):
+        return NodeInfo(name)
+
+
+def run_stack(project_root: Path, stack: str, config: dict | None = None, **kwargs) -> Graph:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gpu_node_pool, "KubernetesNodeReader", ClusterNodes)
+        return run_program(
+            lambda: runpy.run_path(str(project_root / "__main__.py"), run_name="__main__"),
+            stack=stack, config=stack_file_config(stack) if config is None else config, **kwargs,
+        )
+
+
+@pytest.fixture(scope="module")
+def graphs(project_root) -> dict[str, Graph]:
+    return {stack: run_stack(project_root, stack) for stack in ("dev", "prod")}
+
+
+def platform_snapshot(graph: Graph) -> str:
+    """The graph without MonitoringStack's children, which tests/unit/test_monitoring* snapshot."""
+    monitoring = {r.key for r in graph.resources if r.type == MONITORING}
+    inside = set(monitoring)
+    changed = True
+    while changed:
+        changed = False
+        for resource in graph.resources:
+            if resource.parent in inside and resource.key not in inside:
+                inside.add(resource.key)
+                changed = True
+    kept = Graph([r for r in graph.resources if r.key not in inside or r.key in monitoring])
+    return kept.snapshot()
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_resource_graph_matches_snapshot(graphs, stack, update_snapshots):
+    path = SNAPSHOTS / f"{stack}.txt"
+    current = platform_snapshot(graphs[stack])
+    if update_snapshots:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(current)
+    assert path.exists(), f"no snapshot yet: run pytest with --update-snapshots and commit {path.name}"
+    assert current == path.read_text(), (
+        f"resource graph of {stack} changed; if intended, rerun with --update-snapshots and review "
+        f"the diff of {path.relative_to(path.parents[3])}"
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_kubernetes_resource_uses_the_explicit_provider(graphs, stack):
+    kubernetes = [r for r in graphs[stack].resources
+                  if r.custom and r.type.startswith("kubernetes:") and not r.type.startswith("pulumi:")]
+    assert kubernetes
+    stray = [r.key for r in kubernetes if "pulumi:providers:kubernetes::kubernetes" not in r.provider]
+    assert stray == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_model_has_deployment_service_hpa_and_policy(graphs, stack):
+    graph = graphs[stack]
+    for model in ("ml-model-1", "ml-model-2"):
+        children = {r.name for r in graph.children_of(graph.named(f"mlplatform-model-{model}"))}
+        prefix = f"mlplatform-model-{model}"
+        assert {f"{prefix}-deployment", f"{prefix}-service", f"{prefix}-hpa", f"{prefix}-netpol",
+                f"{prefix}-sa"} <= children
+
+
+def test_dev_simulates_gpus_and_keeps_images_local(graphs):
+    graph = graphs["dev"]
+    nodes = graph.of_type("kubernetes:core/v1:Node")
+    assert len(nodes) == 2 and not graph.of_type("kubernetes:core/v1:NodePatch")
+    assert all(n.inputs["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake" for n in nodes)
+    images = graph.of_type("docker-build:index:Image")
+    assert len(images) == 2 and all(i.inputs["push"] is False for i in images)
+    gpu_pod = graph.named("mlplatform-model-ml-model-2-deployment").inputs["spec"]["template"]["spec"]
+    assert gpu_pod["tolerations"][0]["value"] == "sim-gpu"
+    cpu_pod = graph.named("mlplatform-model-ml-model-1-deployment").inputs["spec"]["template"]["spec"]
+    assert "tolerations" not in cpu_pod
+    assert graph.of_type(MONITORING), "monitoring is wired"
+    assert graph.named("mlplatform-batch-ml-model-1-backfill-job").type == "kubernetes:batch/v1:Job"
+
+
+def test_prod_is_highly_available_with_tls_and_real_gpu_nodes(graphs):
+    graph = graphs["prod"]
+    for deployment in graph.of_type("kubernetes:apps/v1:Deployment"):
+        if deployment.parent.startswith("mlplatform:k8s:MLModelService") and "canary" not in deployment.name:
+            assert deployment.inputs["spec"]["replicas"] >= 3, deployment.name
+    pdbs = graph.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    assert sorted(p.inputs["metadata"]["name"] for p in pdbs) == ["ml-model-1", "ml-model-2"]
+    for ingress in graph.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
+        if "canary" not in ingress.name:
+            assert ingress.inputs["spec"]["tls"][0]["hosts"][0].endswith(".ml.example.com")
+    patches = graph.of_type("kubernetes:core/v1:NodePatch")
+    assert sorted(p.inputs["metadata"]["name"] for p in patches) == ["gpu-node-a", "gpu-node-b"]
+    assert graph.of_type("kubernetes:apps/v1:DaemonSet")
+    assert all(i.inputs["push"] is True for i in graph.of_type("docker-build:index:Image"))
+    assert graph.named("mlplatform-ingress-namespace").type == "kubernetes:core/v1:NamespacePatch"
+    assert graph.named("mlplatform-batch-ml-model-1-nightly-cronjob").type == "kubernetes:batch/v1:CronJob"
+    limits = graph.named("mlplatform-model-ml-model-2-deployment").inputs["spec"]["template"]["spec"][
+        "containers"][0]["resources"]["limits"]
+    assert limits == {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"}
+
+
+def test_bad_config_fails_before_any_resource_is_registered(project_root):
+    config = stack_file_config("dev")
+    config["mlplatform:models"][0]["framework"] = "xgboost"
+    graph = run_stack(project_root, "dev", config, catch=ConfigError)
+    assert isinstance(graph.error, ConfigError)
+    assert graph.error.paths == ["mlplatform:models[0].framework"]
+    assert graph.resources == []
+
+
+def test_registry_user_needs_the_secret_password(project_root):
+    config = stack_file_config("dev")
+    config["mlplatform:registry"] = {"server": "registry.example.com", "username": "ci"}
+    graph = run_stack(project_root, "dev", config, catch=ConfigError)
+    assert graph.error is not None and graph.error.paths == ["mlplatform:registryPassword"]
+    assert "--secret mlplatform:registryPassword" in str(graph.error)
+    assert graph.resources == []
+
+
+def test_registry_password_reaches_the_build_only_as_a_secret(project_root):
+    config = stack_file_config("dev")
+    config["mlplatform:registry"] = {"server": "registry.example.com", "username": "ci"}
+    config["mlplatform:registryPassword"] = "s3cret"
+    graph = run_stack(project_root, "dev", config, secret_keys=["mlplatform:registryPassword"])
+    for image in graph.of_type("docker-build:index:Image"):
+        registries = image.inputs["registries"]
+        assert registries[rpc._special_sig_key] == rpc._special_secret_sig
+        assert registries["value"][0]["password"] == "s3cret"
