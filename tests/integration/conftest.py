@@ -7,24 +7,13 @@ integration tier never skips itself into green.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("MLP_CACHE", Path.home() / ".cache" / "mlplatform"))
-BIN = CACHE / "bin"
-
-
-def tool(name: str) -> str:
-    """Path of a bootstrapped tool, or a failure that says how to get it."""
-    path = BIN / name
-    if not path.exists():
-        pytest.fail(f"{name} not found in {BIN}: run `make bootstrap` first", pytrace=False)
-    return str(path)
+from harness import REPO, Pulumi, tool
 
 
 @pytest.fixture(scope="session")
@@ -53,24 +42,6 @@ def kubectl(tool_env):
         return json.loads(proc.stdout) if as_json and proc.returncode == 0 else proc
 
     return run
-
-
-class Pulumi:
-    """The real Pulumi CLI on one project directory and file backend."""
-
-    def __init__(self, cwd: Path, env: dict[str, str]):
-        self.cwd, self.env, self.exe = cwd, env, tool("pulumi")
-
-    def __call__(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-        proc = subprocess.run(
-            [self.exe, *args, "--non-interactive"], cwd=self.cwd, env=self.env,
-            capture_output=True, text=True, timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"pulumi {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-            )
-        return proc
 
 
 @pytest.fixture

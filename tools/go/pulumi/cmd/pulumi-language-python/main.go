@@ -63,8 +63,7 @@ type host struct {
 func main() {
 	tracing := flag.String("tracing", "", "Emit tracing to a Zipkin-compatible endpoint")
 	flag.String("root", "", "Project root (unused; sent per request)")
-	flag.Bool("logtostderr", false, "accepted for compatibility")
-	flag.Int("v", 0, "accepted for compatibility")
+	// -logtostderr and -v, which the engine also passes, are registered by glog (via sdk/v3).
 	flag.Parse()
 
 	self, err := os.Executable()
