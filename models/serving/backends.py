@@ -28,6 +28,21 @@ class Backend(Protocol):
         ...
 
 
+def onnx_session(path: Path, threads: int = 1):
+    """An ONNX Runtime session configured as the server runs it (training's parity check uses it
+    too, so the gate measures exactly what will be served)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning worker threads burn the one core a server pod gets for no gain.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxBackend:
     """ONNX Runtime session on the CPU execution provider."""
 
@@ -35,23 +50,14 @@ class OnnxBackend:
     platform = "onnxruntime_onnx"
 
     def __init__(self, manifest: ModelManifest, model_dir: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
         path = Path(model_dir) / manifest.onnx.file
         if not path.is_file():
             raise ModelLoadError(
                 f"ONNX file {path} (manifest key onnx.file={manifest.onnx.file!r}) not found in "
                 f"MODEL_DIR; re-run the model's training to produce it"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning worker threads burn the one core a server pod gets for no gain.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = onnx_session(path, threads)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
             raise ModelLoadError(f"ONNX Runtime cannot load {path}: {exc}") from None
         inputs = {i.name: i for i in session.get_inputs()}

@@ -54,9 +54,9 @@ def check_parity(native: np.ndarray, onnx: np.ndarray, tolerance: float = PARITY
 
 def onnx_probabilities(onnx_path: Path, input_name: str, output_name: str, x: np.ndarray) -> np.ndarray:
     """Run the converted graph the way the server will (CPU provider, float32 input)."""
-    import onnxruntime as ort
+    from serving.backends import onnx_session
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = onnx_session(onnx_path)
     return session.run([output_name], {input_name: x.astype(np.float32)})[0]
 
 
