@@ -102,10 +102,8 @@ PY
 
 build_docker_build_provider() {
   local tmp="$MLP_BUILD/docker-build-bin"
-  rm -rf "$tmp" && mkdir -p "$tmp"
-  GOBIN="$tmp" go install -trimpath \
-    -ldflags "-s -w -X github.com/pulumi/pulumi-docker-build/provider.Version=$DOCKER_BUILD_PROVIDER_VERSION" \
-    "github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build@v$DOCKER_BUILD_PROVIDER_VERSION"
+  build_wrapper "$tmp" docker-build "-X github.com/pulumi/pulumi-docker-build/provider.Version=$DOCKER_BUILD_PROVIDER_VERSION" \
+    github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build
   install_plugin docker-build "$DOCKER_BUILD_PROVIDER_VERSION" "$tmp/pulumi-resource-docker-build"
 }
 
@@ -118,7 +116,7 @@ install_plugin() {
 
 step_providers() {
   run_step provider-kubernetes "$K8S_PROVIDER_VERSION-$(hash_files "$GO_TOOLS"/pulumi-kubernetes/*)" build_k8s_provider
-  run_step provider-docker-build "$DOCKER_BUILD_PROVIDER_VERSION" build_docker_build_provider
+  run_step provider-docker-build "$DOCKER_BUILD_PROVIDER_VERSION-$(hash_files "$GO_TOOLS"/docker-build/go.* "$GO_TOOLS"/docker-build/shims/*/*/*.go "$GO_TOOLS"/docker-build/shims/*/*/*/*/*.go)" build_docker_build_provider
 }
 
 build_kubernetes() {
@@ -136,9 +134,13 @@ build_kubernetes() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-build_go_install() { # OUTDIR PKG@VERSION [LDFLAGS]
-  mkdir -p "$1.tmp" && GOBIN="$1.tmp" go install -trimpath -ldflags "-s -w ${3:-}" "$2" &&
-    mkdir -p "$1" && cp "$1.tmp"/* "$1/" && rm -rf "$1.tmp"
+# build_wrapper OUTDIR WRAPPER LDFLAGS PKGS...: build PKGS in the wrapper module tools/go/WRAPPER
+# into OUTDIR (through OUTDIR.tmp, so a failed build leaves no half-filled OUTDIR).
+build_wrapper() {
+  local out=$1 wrapper=$2 ldflags=$3; shift 3
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  (cd "$GO_TOOLS/$wrapper" && GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/" "$@")
+  rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
 build_prometheus() {
@@ -159,14 +161,14 @@ step_cluster_tools() {
   for p in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -sfn "$d/$p" "$MLP_BIN/$p"; done
 
   d="$MLP_CACHE/kwok/$KWOK_VERSION"
-  run_step kwok "$KWOK_VERSION" build_go_install "$d" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
-  run_step kwokctl "$KWOK_VERSION" build_go_install "$d" "sigs.k8s.io/kwok/cmd/kwokctl@v$KWOK_VERSION"
+  run_step kwok "$KWOK_VERSION-$(hash_files "$GO_TOOLS"/kwok/go.*)" build_wrapper "$d" kwok "" \
+    sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
   ln -sfn "$d/kwok" "$MLP_BIN/kwok"; ln -sfn "$d/kwokctl" "$MLP_BIN/kwokctl"
 
   d="$MLP_CACHE/metrics-server/$METRICS_SERVER_VERSION"
-  run_step metrics-server "$METRICS_SERVER_VERSION" build_go_install "$d" \
-    "sigs.k8s.io/metrics-server/cmd/metrics-server@v$METRICS_SERVER_VERSION" \
-    "-X sigs.k8s.io/metrics-server/pkg/version.gitVersion=v$METRICS_SERVER_VERSION"
+  run_step metrics-server "$METRICS_SERVER_VERSION-$(hash_files "$GO_TOOLS"/metrics-server/go.*)" build_wrapper "$d" \
+    metrics-server "-X sigs.k8s.io/metrics-server/pkg/version.gitVersion=v$METRICS_SERVER_VERSION" \
+    sigs.k8s.io/metrics-server/cmd/metrics-server
   ln -sfn "$d/metrics-server" "$MLP_BIN/metrics-server"
   ln -sfn "$(command -v etcd)" "$MLP_BIN/etcd"
 }

@@ -29,12 +29,16 @@ run_step() {
   # Heartbeat so a long build shows it is alive.
   ( while sleep 60; do progress "$name: still working ($(( $(date +%s) - t0 ))s) — tail: $(tail -c 120 "$log" 2>/dev/null | tr '\n' ' ')"; done ) &
   local hb=$!
-  if "$@" >"$log" 2>&1; then
-    kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+  # The step runs in a background subshell so `set -e` holds inside it (bash ignores -e for
+  # anything run as an `if` condition), and a failing command anywhere in a step fails it.
+  ( set -e; "$@" ) >"$log" 2>&1 &
+  local pid=$! rc=0
+  wait "$pid" || rc=$?
+  kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+  if ((rc == 0)); then
     echo "$key" >"$marker"
     progress "$name: done in $(( $(date +%s) - t0 ))s"
   else
-    kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
     progress "$name: FAILED after $(( $(date +%s) - t0 ))s. Last lines of $log:"
     tail -n 25 "$log" | sed 's/^/    /'
     echo "bootstrap stopped at step '$name'; full log: $log (re-run resumes here)" >&2

@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools records the programs this module builds.
+package tools
+
+import (
+	_ "sigs.k8s.io/kwok/cmd/kwok"
+	_ "sigs.k8s.io/kwok/cmd/kwokctl"
+)
