@@ -1,0 +1,42 @@
+"""The Python SDK pins must equal the engine and plugin versions bootstrap builds: the SDK asks
+the engine for exactly its own plugin version, and automatic plugin downloads are off."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shell_vars(path: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z0-9_]+)=\"?([^\"\n#]*)\"?", path.read_text(), re.M))
+
+
+def pins(path: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s#]+)", path.read_text(), re.M))
+
+
+def test_sdk_pins_match_the_built_engine_and_plugins():
+    versions = shell_vars(REPO / "scripts" / "versions.sh")
+    req = pins(REPO / "requirements.txt")
+    assert req["pulumi"] == versions["PULUMI_VERSION"]
+    assert req["pulumi-kubernetes"] == versions["K8S_PROVIDER_VERSION"]
+    assert req["pulumi-docker-build"] == versions["DOCKER_BUILD_PROVIDER_VERSION"]
+
+
+def test_policy_environment_uses_the_same_engine_sdk():
+    versions = shell_vars(REPO / "scripts" / "versions.sh")
+    assert pins(REPO / "policy" / "requirements.txt")["pulumi"] == versions["PULUMI_VERSION"]
+
+
+def test_go_wrappers_pin_the_same_versions():
+    versions = shell_vars(REPO / "scripts" / "versions.sh")
+    tools = REPO / "tools" / "go"
+    assert f"github.com/pulumi/pulumi/pkg/v3 v{versions['PULUMI_VERSION']}" in (tools / "pulumi" / "go.mod").read_text()
+    assert f"k8s.io/kubernetes v{versions['KUBE_VERSION']}" in (tools / "kubernetes" / "go.mod").read_text()
+    assert f"sigs.k8s.io/kwok v{versions['KWOK_VERSION']}" in (tools / "kwok" / "go.mod").read_text()
+    assert f"github.com/pulumi/pulumi-docker-build v{versions['DOCKER_BUILD_PROVIDER_VERSION']}" in (
+        tools / "docker-build" / "go.mod").read_text()
+    assert f"github.com/prometheus/prometheus v{versions['PROMETHEUS_MODULE_VERSION']}" in (
+        tools / "prometheus" / "go.mod").read_text()
