@@ -86,6 +86,10 @@ class KubernetesNodeReader:
             raise
 
 
+class GpuPoolError(pulumi.RunError, ValueError):
+    """A GPU pool's nodes do not match its config; reported without a Python traceback."""
+
+
 class GpuPoolBackend(Protocol):
     def create(self, owner: pulumi.Resource, name: str, pool: GpuPoolConfig) -> list[str]:
         """Create the pool's resources as children of `owner`; return the node names."""
@@ -124,12 +128,24 @@ class ExistingBackend:
         self._reader = reader
 
     def _nodes(self, pool: GpuPoolConfig) -> list[NodeInfo]:
+        try:
+            return self._read(pool)
+        except GpuPoolError:
+            raise
+        except Exception as error:  # the client's errors vary: config, connection, HTTP
+            raise GpuPoolError(
+                f"GPU pool {pool.name!r} (backend 'existing'): cannot read its nodes from the cluster "
+                f"({type(error).__name__}: {error}); check mlplatform:kubeconfig / $KUBECONFIG and "
+                "that the cluster is reachable, or use backend 'local' for a simulated pool"
+            ) from error
+
+    def _read(self, pool: GpuPoolConfig) -> list[NodeInfo]:
         settings = pool.existing
         assert settings is not None, "config checks guarantee the existing block"
         if settings.node_selector:
             nodes = self._reader.list_nodes(dict(settings.node_selector))
             if pool.node_count is not None and len(nodes) != pool.node_count:
-                raise ValueError(
+                raise GpuPoolError(
                     f"GPU pool {pool.name!r}: nodeSelector {settings.node_selector} matches "
                     f"{len(nodes)} node(s) ({', '.join(n.name for n in nodes) or 'none'}) but "
                     f"nodeCount is {pool.node_count}; fix the selector or set "
@@ -140,7 +156,7 @@ class ExistingBackend:
         for node_name in settings.node_names:
             info = self._reader.get_node(node_name)
             if info is None:
-                raise ValueError(f"GPU pool {pool.name!r}: node {node_name!r} from nodeNames does "
+                raise GpuPoolError(f"GPU pool {pool.name!r}: node {node_name!r} from nodeNames does "
                                  "not exist in the cluster; fix mlplatform:gpuPools[].existing.nodeNames")
             found.append(info)
         return found

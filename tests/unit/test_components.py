@@ -28,7 +28,7 @@ from components import (
     ModelNamespaceArgs,
 )
 from components.config import RegistryConfig, ImagesConfig
-from components.gpu_backends import NodeInfo
+from components.gpu_backends import GpuPoolError, NodeInfo
 from components.plan.gpu import plan_placement
 from pulumi_harness import capture, run_program
 
@@ -157,15 +157,26 @@ def test_existing_gpu_pool_fails_when_selector_count_differs():
     config = GpuPoolConfig.model_validate({
         "name": "a100", "backend": "existing", "nodeCount": 3,
         "existing": {"nodeSelector": {"gpu": "yes"}}})
-    with pytest.raises(ValueError, match=r"matches 1 node\(s\) \(gpu-a\) but nodeCount is 3"):
+    with pytest.raises(GpuPoolError, match=r"matches 1 node\(s\) \(gpu-a\) but nodeCount is 3"):
         run_program(lambda: GpuNodePool("a100", GpuNodePoolArgs(
             pool=config, node_reader=FakeReader([NodeInfo("gpu-a")]))))
+
+
+def test_existing_gpu_pool_explains_an_unreachable_cluster():
+    class Unreachable:
+        def list_nodes(self, selector):
+            raise ConnectionRefusedError("connection refused")
+
+    config = GpuPoolConfig.model_validate({
+        "name": "a100", "backend": "existing", "nodeCount": 1, "existing": {"nodeSelector": {"gpu": "yes"}}})
+    with pytest.raises(GpuPoolError, match="cannot read its nodes from the cluster .*connection refused"):
+        run_program(lambda: GpuNodePool("a100", GpuNodePoolArgs(pool=config, node_reader=Unreachable())))
 
 
 def test_existing_gpu_pool_fails_on_unknown_node_name():
     config = GpuPoolConfig.model_validate({
         "name": "a100", "backend": "existing", "existing": {"nodeNames": ["gpu-z"]}})
-    with pytest.raises(ValueError, match="node 'gpu-z' from nodeNames does not exist"):
+    with pytest.raises(GpuPoolError, match="node 'gpu-z' from nodeNames does not exist"):
         run_program(lambda: GpuNodePool("a100", GpuNodePoolArgs(pool=config, node_reader=FakeReader([]))))
 
 
