@@ -88,3 +88,30 @@ def start_server(model_dir: Path, log_dir: Path, **env: str) -> Server:
 
     wait_for("server readiness", ready)
     return server
+
+
+def docker_cli() -> str:
+    """A docker client that can run BuildKit builds against the running engine.
+
+    Docker >= 23 clients build with BuildKit only through the buildx plugin; Debian's 20.10 client
+    (/usr/bin/docker) has BuildKit built in. Set DOCKER to force one.
+    """
+    import shutil
+
+    candidates = [os.environ["DOCKER"]] if os.environ.get("DOCKER") else ["docker", "/usr/bin/docker"]
+    problems = []
+    for candidate in candidates:
+        path = shutil.which(candidate)
+        if path is None:
+            problems.append(f"{candidate}: not found")
+            continue
+        if subprocess.run([path, "info"], capture_output=True).returncode != 0:
+            problems.append(f"{path}: cannot reach the Docker engine (start it: scripts/docker.sh start)")
+            continue
+        if subprocess.run([path, "buildx", "version"], capture_output=True).returncode == 0:
+            return path
+        version = subprocess.run([path, "version", "-f", "{{.Client.Version}}"], capture_output=True, text=True).stdout
+        if version.split(".")[0].isdigit() and int(version.split(".")[0]) < 23:
+            return path
+        problems.append(f"{path}: client {version.strip()} needs the buildx plugin for BuildKit builds")
+    raise RuntimeError("no usable docker client: " + "; ".join(problems))
