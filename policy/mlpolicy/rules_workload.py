@@ -138,8 +138,9 @@ def check_immutable_image_tags(
         if problem:
             out.append(
                 f"{_where(resource_type, props, c)} {problem} ({c.path}.image). Pin the image "
-                f"by digest (name@sha256:...) or by a content-hash tag such as the one ModelImage "
-                f"produces; mutable tags here: {', '.join(config.mutable_tags)} or none."
+                f"by digest (name@sha256:...) or an immutable tag; for models, set "
+                f"mlplatform:models[].image that way or leave it unset so ModelImage builds a "
+                f"content-hash tag. Treated as mutable: no tag, {', '.join(config.mutable_tags)}."
             )
     return out
 
