@@ -100,10 +100,16 @@ PY
   install_plugin kubernetes "$K8S_PROVIDER_VERSION" "$src/pulumi-resource-kubernetes"
 }
 
+# The docker-build provider builds in-process only through a BuildKit container builder, which
+# it would pull (moby/buildkit) from Docker Hub; we have no registry. Its `exec` mode instead runs
+# `docker buildx build` on the Docker engine's own BuildKit, so we build the buildx CLI plugin
+# (same module graph as the provider) and the components build with exec=true.
 build_docker_build_provider() {
-  local tmp="$MLP_BUILD/docker-build-bin"
-  build_wrapper "$tmp" docker-build "-X github.com/pulumi/pulumi-docker-build/provider.Version=$DOCKER_BUILD_PROVIDER_VERSION" \
-    github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build
+  local tmp="$MLP_CACHE/docker-build/$DOCKER_BUILD_PROVIDER_VERSION"
+  build_wrapper "$tmp" docker-build \
+    "-X github.com/pulumi/pulumi-docker-build/provider.Version=$DOCKER_BUILD_PROVIDER_VERSION -X github.com/docker/buildx/version.Version=v$BUILDX_VERSION" \
+    github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build github.com/docker/buildx/cmd/buildx
+  mv "$tmp/buildx" "$tmp/docker-buildx"
   install_plugin docker-build "$DOCKER_BUILD_PROVIDER_VERSION" "$tmp/pulumi-resource-docker-build"
 }
 
@@ -116,7 +122,9 @@ install_plugin() {
 
 step_providers() {
   run_step provider-kubernetes "$K8S_PROVIDER_VERSION-$(hash_files "$GO_TOOLS"/pulumi-kubernetes/*)" build_k8s_provider
-  run_step provider-docker-build "$DOCKER_BUILD_PROVIDER_VERSION-$(hash_files "$GO_TOOLS"/docker-build/go.* "$GO_TOOLS"/docker-build/shims/*/*/*.go "$GO_TOOLS"/docker-build/shims/*/*/*/*/*.go)" build_docker_build_provider
+  run_step provider-docker-build "$DOCKER_BUILD_PROVIDER_VERSION-$BUILDX_VERSION-$(hash_files "$GO_TOOLS"/docker-build/go.* "$GO_TOOLS"/docker-build/shims/*/*/*.go "$GO_TOOLS"/docker-build/shims/*/*/*/*/*.go)" build_docker_build_provider
+  mkdir -p "$HOME/.docker/cli-plugins"
+  ln -sfn "$MLP_CACHE/docker-build/$DOCKER_BUILD_PROVIDER_VERSION/docker-buildx" "$HOME/.docker/cli-plugins/docker-buildx"
 }
 
 build_kubernetes() {
@@ -201,6 +209,7 @@ summary() {
   done
   printf '  %-26s %-22s %s\n' "plugin kubernetes" "v$K8S_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-kubernetes-v$K8S_PROVIDER_VERSION"
   printf '  %-26s %-22s %s\n' "plugin docker-build" "v$DOCKER_BUILD_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-docker-build-v$DOCKER_BUILD_PROVIDER_VERSION"
+  printf '  %-26s %-22s %s\n' "docker buildx (CLI plugin)" "v$BUILDX_VERSION" "$(readlink -f "$HOME/.docker/cli-plugins/docker-buildx")"
   printf '  %-26s %-22s %s\n' "dockerd" "$(docker version -f '{{.Server.Version}}' 2>/dev/null)" "$(command -v dockerd)"
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
   du -sh "$MLP_CACHE" "$(go env GOMODCACHE)" 2>/dev/null | awk '{printf "  disk: %s %s\n", $1, $2}'

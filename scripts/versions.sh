@@ -4,6 +4,8 @@ PULUMI_VERSION=3.259.0
 # pulumi-kubernetes 4.25.0: the newest release whose provider module the Go proxy serves.
 K8S_PROVIDER_VERSION=4.25.0
 DOCKER_BUILD_PROVIDER_VERSION=0.0.22
+# The buildx CLI plugin, from the module version the provider itself requires.
+BUILDX_VERSION=0.35.0
 # 1.33.4: the newest 1.33 patch whose every staging module (k8s.io/kube-controller-manager
 # v0.33.5 is missing) the Go proxy serves.
 KUBE_VERSION=1.33.4

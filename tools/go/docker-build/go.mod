@@ -5,7 +5,10 @@ module mlplatform.local/tools/docker-build
 
 go 1.26.0
 
-require github.com/pulumi/pulumi-docker-build v0.0.22
+require (
+	github.com/docker/buildx v0.35.0
+	github.com/pulumi/pulumi-docker-build v0.0.22
+)
 
 require (
 	dario.cat/mergo v1.0.2 // indirect
@@ -69,7 +72,6 @@ require (
 	github.com/digitorus/timestamp v0.0.0-20231217203849-220c5c2851b7 // indirect
 	github.com/distribution/reference v0.6.0 // indirect
 	github.com/djherbis/times v1.6.0 // indirect
-	github.com/docker/buildx v0.35.0 // indirect
 	github.com/docker/cli v29.5.3+incompatible // indirect
 	github.com/docker/cli-docs-tool v0.11.0 // indirect
 	github.com/docker/docker v28.5.2+incompatible // indirect

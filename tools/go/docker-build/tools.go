@@ -4,5 +4,6 @@
 package tools
 
 import (
+	_ "github.com/docker/buildx/cmd/buildx"
 	_ "github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build"
 )

@@ -223,6 +223,13 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if err != nil {
 		return &pulumirpc.RunResponse{Error: err.Error()}, nil
 	}
+	// The runner expects a JSON object and a JSON list, never null.
+	if req.Config == nil {
+		req.Config = map[string]string{}
+	}
+	if req.ConfigSecretKeys == nil {
+		req.ConfigSecretKeys = []string{}
+	}
 	config, err := json.Marshal(req.Config)
 	if err != nil {
 		return nil, err
