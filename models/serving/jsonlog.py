@@ -49,5 +49,6 @@ def log_config(level: str = "info") -> dict[str, Any]:
 
 
 def configure(level: str = "info") -> None:
-    """Install JSON logging process-wide."""
+    """Install JSON logging process-wide; Python warnings become JSON log records too."""
     logging.config.dictConfig(log_config(level))
+    logging.captureWarnings(True)

@@ -1,0 +1,536 @@
+"""Serving benchmark: our model server against its peers, measured in one run on one machine.
+
+    .venv/bin/python benchmarks/bench_serving.py [--quick] [--skip-docker]
+
+Every server is pinned to CPU 0 (taskset); wrk and this script run on CPU 1. Each scenario runs
+its servers alternately, --rounds times (default 3), and reports the median req/s and p50/p99.
+Results are ratios between servers measured in the same run: absolute numbers depend on the
+machine and on whatever else it runs (recorded as load averages).
+
+Scenarios (16 connections each):
+  forest-1row / forest-100row  ml_model_1 (RandomForest, 100 trees) over OIP v2 /infer:
+                               ours (ONNX Runtime) vs MLServer 1.7.1 + mlserver-sklearn (1 worker)
+  overhead                     ours /predict (1 row) vs a plain Starlette hello-world GET
+  tf-1row                      ml_model_2 (Keras MLP): ours (ONNX Runtime, no TensorFlow) vs a
+                               FastAPI server calling model.predict() per request
+Also: cold start (process start -> ready) for each server; with Docker, image sizes (ours vs the
+train stage, which is base + tensorflow-cpu) and container start -> ready.
+
+Peers get their own venvs under ~/.cache/mlplatform/ (built on first use from
+benchmarks/peers/requirements-*.txt). Results: benchmarks/results/serving.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+PEERS = ROOT / "benchmarks" / "peers"
+RESULTS = ROOT / "benchmarks" / "results"
+CACHE = Path.home() / ".cache" / "mlplatform"
+SERVER_CPU, LOAD_CPU = 0, 1
+CONNECTIONS = 16
+
+TARGETS = {
+    "forest_1row_rps_vs_mlserver": 40.0,
+    "forest_100row_rps_vs_mlserver": 8.0,
+    "overhead_rps_vs_hello": 0.6,
+    "tf_rps_vs_fastapi_predict": 20.0,
+    "cold_start_seconds_max": 1.0,
+    "tf_start_speedup_vs_fastapi_tf": 4.0,
+    "ml_model_1_image_gb_max": 0.25,
+    "tf_image_size_vs_runtime": 5.0,
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench_serving {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------ environments
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def peer_venv(name: str, requirements: Path, borrow_main: bool = False) -> Path:
+    """A venv under ~/.cache/mlplatform built from ``requirements``; reused while it is unchanged."""
+    key = _digest(requirements)
+    if borrow_main:
+        key += "-" + hashlib.sha256(sysconfig.get_paths()["purelib"].encode()).hexdigest()[:6]
+    venv = CACHE / f"venv-{name}-{key}"
+    done = venv / ".complete"
+    if done.exists():
+        return venv
+    log(f"building peer venv {venv} from {requirements.name} (first run only)")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([venv / "bin" / "pip", "install", "-q", "-r", str(requirements)], check=True)
+    if borrow_main:
+        # TensorFlow from the main environment, read-only, behind the peer's own packages.
+        site = subprocess.run(
+            [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        Path(site, "zz-main-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    done.write_text("ok\n")
+    return venv
+
+
+def trained_models() -> dict[str, Path]:
+    """ml_model_1 and ml_model_2 trained by their model_code.py, cached by source hash."""
+    out = {}
+    for model in ("ml_model_1", "ml_model_2"):
+        digest = _digest(MODELS / model / "model_code.py", MODELS / "serving")
+        target = CACHE / "bench" / f"{model}-{digest}"
+        if not (target / "model.json").exists():
+            log(f"training {model} into {target}")
+            shutil.rmtree(target, ignore_errors=True)
+            subprocess.run(
+                [sys.executable, str(MODELS / model / "model_code.py"), "--out", str(target)],
+                check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            )  # fmt: skip
+        out[model] = target
+    return out
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(port: int, path: str) -> int | None:
+    """Status of GET path on 127.0.0.1:port, or None when nothing answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+            head = s.recv(64)
+        return int(head.split(b" ")[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class ServerSpec:
+    """How to start one server and how to tell it is ready."""
+
+    name: str
+    argv: list[str]
+    ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = ROOT
+    port: int = 0
+    stop_signal: int = signal.SIGTERM
+
+
+class Running:
+    def __init__(self, spec: ServerSpec, log_dir: Path) -> None:
+        self.spec = spec
+        self.log = (log_dir / f"{spec.name}.log").open("ab")
+        start = time.perf_counter()
+        self.process = subprocess.Popen(
+            ["taskset", "-c", str(SERVER_CPU), *spec.argv],
+            cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: MLServer's workers stop with it
+        )  # fmt: skip
+        deadline = start + 180
+        while http_status(spec.port, spec.ready_path) != 200:
+            if self.process.poll() is not None or time.perf_counter() > deadline:
+                self.stop()
+                raise RuntimeError(f"{spec.name} did not become ready; see {self.log.name}")
+            time.sleep(0.005)
+        self.start_seconds = time.perf_counter() - start
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, self.spec.stop_signal)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # stragglers of our own group
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.log.close()
+
+
+# ------------------------------------------------------------------------------ load
+
+
+_LAT = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(port: int, path: str, body: Path | None, seconds: float) -> dict:
+    """One wrk run (1 thread, CONNECTIONS connections) pinned to LOAD_CPU."""
+    argv = ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "10s", "--latency"]
+    env = dict(os.environ)
+    if body is not None:
+        argv += ["-s", str(PEERS / "post.lua")]
+        env["BODY_FILE"] = str(body)
+    out = subprocess.run([*argv, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, env=env, check=True).stdout
+    lat = {p: float(v) * _UNIT_MS[u] for p, v, u in _LAT.findall(out)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": lat.get("50"),
+        "p99_ms": lat.get("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sum(map(int, sock.groups())) if sock else 0,
+    }
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": sum(r["non_2xx"] + r["socket_errors"] for r in runs),
+        "runs": runs,
+    }
+
+
+# ------------------------------------------------------------------------------ payloads
+
+
+def payloads(work: Path) -> dict[str, Path]:
+    """Request bodies from the bundled datasets' own values (what a client would send)."""
+    from sklearn.datasets import load_breast_cancer, load_digits
+
+    cancer = load_breast_cancer().data
+    digits = load_digits().data
+    bodies = {}
+
+    def oip(rows: np.ndarray, outputs: list[str] | None) -> dict:
+        doc = {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}]}
+        if outputs:
+            doc["outputs"] = [{"name": n} for n in outputs]
+        return doc
+
+    for n in (1, 100):
+        # MLServer's scikit-learn runtime returns predict() unless asked for probabilities.
+        bodies[f"ours-oip-{n}"] = oip(cancer[:n], None)
+        bodies[f"mlserver-oip-{n}"] = oip(cancer[:n], ["predict_proba"])
+    bodies["predict-1"] = {"instances": cancer[:1].tolist()}
+    bodies["digits-predict-1"] = {"instances": digits[:1].tolist()}
+    paths = {}
+    for name, doc in bodies.items():
+        paths[name] = work / f"{name}.json"
+        paths[name].write_text(json.dumps(doc))
+    return paths
+
+
+# ------------------------------------------------------------------------------ docker
+
+
+def docker_cli() -> str | None:
+    """A docker client able to run BuildKit builds (buildx plugin, or a pre-23 client)."""
+    for candidate in [os.environ.get("DOCKER") or "docker", "/usr/bin/docker"]:
+        path = shutil.which(candidate)
+        if not path or subprocess.run([path, "info"], capture_output=True).returncode != 0:
+            continue
+        if subprocess.run([path, "buildx", "version"], capture_output=True).returncode == 0:
+            return path
+        v = subprocess.run([path, "version", "-f", "{{.Client.Version}}"], capture_output=True, text=True).stdout
+        if v.split(".")[0].isdigit() and int(v.split(".")[0]) < 23:
+            return path
+    return None
+
+
+def docker_measurements(docker: str, rounds: int) -> dict:
+    subprocess.run(["bash", str(ROOT / "scripts" / "base-images.sh")], check=True)
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    tags = {
+        "ml_model_1": ("ml_model_1", None),
+        "ml_model_2": ("ml_model_2", None),
+        "ml_model_2_train_tensorflow": ("ml_model_2", "train"),
+    }
+    sizes = {}
+    for label, (model, target) in tags.items():
+        tag = f"mlplatform-bench/{label}:latest"
+        log(f"docker build {label}")
+        argv = [docker, "build", "--network", "host", "-f", f"models/{model}/Dockerfile", "-t", tag]
+        subprocess.run([*argv, *(["--target", target] if target else []), "models/"], cwd=ROOT, env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        sizes[label] = int(subprocess.run([docker, "image", "inspect", "-f", "{{.Size}}", tag],
+                                          capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    starts = []
+    for _ in range(rounds):
+        port = free_port()
+        t0 = time.perf_counter()
+        cid = subprocess.run(
+            [docker, "run", "-d", "--network", "host", "--cpuset-cpus", str(SERVER_CPU), "-e", f"PORT={port}",
+             "-e", "HOST=127.0.0.1", "mlplatform-bench/ml_model_1:latest"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        try:
+            while http_status(port, "/v2/health/ready") != 200:
+                if time.perf_counter() - t0 > 60:
+                    raise RuntimeError("container did not become ready")
+                time.sleep(0.005)
+            starts.append(time.perf_counter() - t0)
+        finally:
+            subprocess.run([docker, "rm", "-f", cid], capture_output=True)
+    return {
+        "image_bytes": sizes,
+        "container_start_to_ready_seconds": {"median": statistics.median(starts), "runs": starts},
+    }
+
+
+# ------------------------------------------------------------------------------ model costs
+
+
+def model_costs(models: dict[str, Path]) -> dict:
+    """Per-call cost of the forest, native vs ONNX Runtime, in this process (one thread)."""
+    sys.path.insert(0, str(MODELS))
+    from serving.backends import load_backend
+    from serving.manifest import load_manifest
+
+    manifest = load_manifest(models["ml_model_1"])
+    x1 = np.asarray(manifest.sample.inputs[:1], dtype=np.float32)
+    out = {}
+    for kind in ("native", "onnx"):
+        backend = load_backend(manifest, models["ml_model_1"], kind)
+        backend.predict_proba(x1)
+        n = 50 if kind == "native" else 2000
+        t = time.perf_counter()
+        for _ in range(n):
+            backend.predict_proba(x1)
+        out[f"forest_1row_{kind}_ms"] = (time.perf_counter() - t) / n * 1e3
+    return out
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
+
+
+def write_report(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Run {results['started']} on {results['machine']['cpu']} ({results['machine']['cpus']} CPUs), "
+        f"servers pinned to CPU {SERVER_CPU}, wrk to CPU {LOAD_CPU}, {CONNECTIONS} connections, "
+        f"{results['config']['rounds']} alternating rounds of {results['config']['seconds']} s, medians. "
+        f"Load average before/after: {results['machine']['loadavg_before']} / {results['machine']['loadavg_after']} "
+        "(other work on the machine shows up here; compare ratios, not absolute numbers).",
+        "",
+        "| scenario | server | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for scenario, servers in results["scenarios"].items():
+        for name, m in servers.items():
+            lines.append(f"| {scenario} | {name} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['errors']} |")
+    lines += ["", "| check | measured | target | met |", "|---|---:|---:|---|"]
+    for check in results["checks"]:
+        lines.append(f"| {check['name']} | {check['value']:.3g} | {check['target']} | {'yes' if check['met'] else 'NO'} |")
+    lines += ["", "Cold start, process start -> ready (median seconds):", ""]
+    for name, c in results["cold_start_seconds"].items():
+        lines.append(f"- {name}: {c['median']:.2f} (runs: {', '.join(f'{r:.2f}' for r in c['runs'])})")
+    if results.get("docker"):
+        d = results["docker"]
+        lines += ["", "Images (docker image inspect Size):", ""]
+        lines += [f"- {k}: {v / 1e6:.0f} MB" for k, v in d["image_bytes"].items()]
+        lines.append(f"- container start -> ready (ml_model_1): {d['container_start_to_ready_seconds']['median']:.2f} s")
+    lines += ["", "Model cost per call, this process:", ""]
+    lines += [f"- {k}: {v:.4f}" for k, v in results["model_costs"].items()]
+    (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 s runs, no Docker: a smoke run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of one wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median taken)")
+    parser.add_argument("--skip-docker", action="store_true", help="skip image builds and sizes")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.skip_docker = 3.0, True
+    if (os.cpu_count() or 1) < 2 or not shutil.which("wrk") or not shutil.which("taskset"):
+        print("bench_serving needs 2+ CPUs, wrk and taskset (apt-get install wrk util-linux)", file=sys.stderr)
+        return 2
+    os.sched_setaffinity(0, {LOAD_CPU})  # this script polls and parses on the load generator's CPU
+
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    loadavg_before = [round(x, 2) for x in os.getloadavg()]
+    models = trained_models()
+    mlserver = peer_venv("mlserver", PEERS / "requirements-mlserver.txt")
+    fastapi_tf = peer_venv("fastapi-tf", PEERS / "requirements-fastapi-tf.txt", borrow_main=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    bodies = payloads(work)
+
+    # MLServer reads its settings and the model from a folder.
+    mls_dir = work / "mlserver"
+    (mls_dir / "ml_model_1").mkdir(parents=True)
+    shutil.copy(models["ml_model_1"] / "model.joblib", mls_dir / "ml_model_1" / "model.joblib")
+    (mls_dir / "ml_model_1" / "model-settings.json").write_text(json.dumps(
+        {"name": "ml_model_1", "implementation": "mlserver_sklearn.SKLearnModel",
+         "parameters": {"uri": "./model.joblib", "version": "1"}}))  # fmt: skip
+
+    def specs() -> dict[str, ServerSpec]:
+        py = sys.executable
+        uvicorn_fast = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+        ours_env = {"HOST": "127.0.0.1", "PYTHONPATH": str(MODELS), "DRAIN_SECONDS": "0"}
+        p = {name: free_port() for name in ("ours1", "ours2", "mlserver", "hello", "fastapi")}
+        (mls_dir / "settings.json").write_text(json.dumps(
+            {"http_port": p["mlserver"], "grpc_port": free_port(), "metrics_port": free_port(), "parallel_workers": 1}))  # fmt: skip
+        return {
+            "ours-ml_model_1": ServerSpec("ours-ml_model_1", [py, "-m", "serving"], "/v2/health/ready",
+                                          {**ours_env, "MODEL_DIR": str(models["ml_model_1"]), "PORT": str(p["ours1"])},
+                                          MODELS, p["ours1"], signal.SIGINT),
+            "ours-ml_model_2": ServerSpec("ours-ml_model_2", [py, "-m", "serving"], "/v2/health/ready",
+                                          {**ours_env, "MODEL_DIR": str(models["ml_model_2"]), "PORT": str(p["ours2"])},
+                                          MODELS, p["ours2"], signal.SIGINT),
+            "mlserver": ServerSpec("mlserver", [str(mlserver / "bin" / "mlserver"), "start", str(mls_dir)],
+                                   "/v2/models/ml_model_1/ready", {}, mls_dir, p["mlserver"]),
+            "starlette-hello": ServerSpec("starlette-hello", [py, "-m", "uvicorn", "hello_starlette:app", "--port",
+                                          str(p["hello"]), *uvicorn_fast], "/ready", {}, PEERS, p["hello"]),
+            "fastapi-tf-predict": ServerSpec("fastapi-tf-predict", [str(fastapi_tf / "bin" / "python"), "-m", "uvicorn",
+                                             "fastapi_tf_server:app", "--port", str(p["fastapi"]), *uvicorn_fast],
+                                             "/health", {"MODEL_PATH": str(models["ml_model_2"] / "model.keras")},
+                                             PEERS, p["fastapi"]),
+        }  # fmt: skip
+
+    log_dir = RESULTS / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    # Cold starts: each server alone, several times.
+    cold: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        for name, spec in specs().items():
+            server = Running(spec, log_dir)
+            cold.setdefault(name, []).append(server.start_seconds)
+            server.stop()
+    log("cold starts: " + ", ".join(f"{k} {statistics.median(v):.2f}s" for k, v in cold.items()))
+
+    scenarios = {
+        "forest-1row (OIP /infer)": [("ours-ml_model_1", "/v2/models/ml_model_1/infer", "ours-oip-1"),
+                                     ("mlserver", "/v2/models/ml_model_1/infer", "mlserver-oip-1")],
+        "forest-100row (OIP /infer)": [("ours-ml_model_1", "/v2/models/ml_model_1/infer", "ours-oip-100"),
+                                       ("mlserver", "/v2/models/ml_model_1/infer", "mlserver-oip-100")],
+        "overhead (1 row /predict vs hello GET)": [("ours-ml_model_1", "/predict", "predict-1"),
+                                                   ("starlette-hello", "/", None)],
+        "tf-1row (/predict)": [("ours-ml_model_2", "/predict", "digits-predict-1"),
+                               ("fastapi-tf-predict", "/predict", "digits-predict-1")],
+    }  # fmt: skip
+    running = {name: Running(spec, log_dir) for name, spec in specs().items()}
+    runs: dict[str, dict[str, list[dict]]] = {s: {} for s in scenarios}
+    try:
+        for scenario, entries in scenarios.items():
+            for name, path, body in entries:  # warm-up
+                wrk(running[name].spec.port, path, bodies.get(body), 1)
+            for r in range(args.rounds):
+                for name, path, body in entries:
+                    result = wrk(running[name].spec.port, path, bodies.get(body), args.seconds)
+                    runs[scenario].setdefault(name, []).append(result)
+                    log(f"{scenario} round {r + 1}: {name} {result['rps']:.0f} req/s p99 {result['p99_ms']:.1f} ms")
+    finally:
+        for server in running.values():
+            server.stop()
+
+    medians = {s: {n: median_of(r) for n, r in servers.items()} for s, servers in runs.items()}
+    cold_start = {k: {"median": statistics.median(v), "runs": v} for k, v in cold.items()}
+    docker = None
+    if not args.skip_docker:
+        cli = docker_cli()
+        if cli is None:
+            log("no usable docker client: image sizes skipped")
+        else:
+            docker = docker_measurements(cli, args.rounds)
+
+    f1 = medians["forest-1row (OIP /infer)"]
+    f100 = medians["forest-100row (OIP /infer)"]
+    ov = medians["overhead (1 row /predict vs hello GET)"]
+    tf = medians["tf-1row (/predict)"]
+    checks = [
+        ("forest_1row_rps_vs_mlserver", ratio(f1["ours-ml_model_1"]["rps"], f1["mlserver"]["rps"]), ">="),
+        ("forest_1row_p99_ours_over_mlserver", ratio(f1["ours-ml_model_1"]["p99_ms"], f1["mlserver"]["p99_ms"]), "<1"),
+        ("forest_100row_rps_vs_mlserver", ratio(f100["ours-ml_model_1"]["rps"], f100["mlserver"]["rps"]), ">="),
+        ("forest_100row_p99_ours_over_mlserver", ratio(f100["ours-ml_model_1"]["p99_ms"], f100["mlserver"]["p99_ms"]), "<1"),
+        ("overhead_rps_vs_hello", ratio(ov["ours-ml_model_1"]["rps"], ov["starlette-hello"]["rps"]), ">="),
+        ("tf_rps_vs_fastapi_predict", ratio(tf["ours-ml_model_2"]["rps"], tf["fastapi-tf-predict"]["rps"]), ">="),
+        ("cold_start_seconds_max", max(cold_start["ours-ml_model_1"]["median"], cold_start["ours-ml_model_2"]["median"]), "<="),
+        ("tf_start_speedup_vs_fastapi_tf", ratio(cold_start["fastapi-tf-predict"]["median"], cold_start["ours-ml_model_2"]["median"]), ">="),
+    ]  # fmt: skip
+    if docker:
+        sizes = docker["image_bytes"]
+        checks += [
+            ("ml_model_1_image_gb_max", sizes["ml_model_1"] / 1e9, "<="),
+            ("tf_image_size_vs_runtime", ratio(sizes["ml_model_2_train_tensorflow"], sizes["ml_model_2"]), ">="),
+        ]
+    check_rows = []
+    for name, value, op in checks:
+        target = TARGETS.get(name, 1.0)
+        met = value >= target if op == ">=" else value <= target if op == "<=" else value < 1.0
+        check_rows.append({"name": name, "value": value, "target": f"{'<' if op == '<1' else op} {target}", "met": met})
+
+    results = {
+        "started": started,
+        "config": {"seconds": args.seconds, "rounds": args.rounds, "connections": CONNECTIONS, "quick": args.quick},
+        "machine": {
+            "cpu": _cpu_model(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_before": loadavg_before,
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "scenarios": medians,
+        "cold_start_seconds": cold_start,
+        "docker": docker,
+        "model_costs": model_costs(models),
+        "checks": check_rows,
+    }
+    write_report(results)
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"results: {RESULTS / 'serving.md'}")
+    print((RESULTS / "serving.md").read_text())
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
