@@ -179,8 +179,8 @@ def _burn_alerts(model: MonitoredModel, own: str) -> list[dict[str, Any]]:
                     model,
                     f"{model.name}: {slo_name} SLO budget burning at {factor:g}x",
                     f"{{{{ $value | humanizePercentage }}}} {what} over the last {windows[0]} "
-                    f"for {model.name} in {model.namespace}; the SLO allows {budget:.4%}, this "
-                    f"alert fires above {factor:g}x that ({threshold:.4%}).",
+                    f"for {model.name} in {model.namespace}; the SLO allows {budget * 100:.4g}%, "
+                    f"this alert fires above {factor:g}x that ({threshold * 100:.4g}%).",
                     slo=slo_name,
                 )
             )

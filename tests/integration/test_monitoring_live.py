@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -109,7 +110,7 @@ def server(model_dir, tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "MODEL_DIR": str(model_dir), "MODEL_NAME": MODEL.name,
            "MODEL_VERSION": MODEL.version, "HOST": "127.0.0.1", "PORT": str(port),
-           "PYTHONPATH": _sys_path}
+           "PYTHONPATH": _sys_path, "DRAIN_SECONDS": "0"}
     log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "serving"], cwd=REPO / "models", env=env,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -125,23 +126,25 @@ def server(model_dir, tmp_path_factory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="module")
-def loaded_server(server) -> dict[str, int]:
-    """Send a short burst of good and bad requests from a few concurrent clients."""
+def _send_load(url: str) -> dict[str, int]:
+    """A short burst of good and bad requests from a few concurrent clients."""
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 
-    def good(_):
-        return httpx.post(f"{server}/predict", json={"instances": rows}, timeout=10).status_code
-
-    def bad(_):
-        return httpx.post(f"{server}/predict", json={"instances": [[1.0, 2.0]]}, timeout=10).status_code
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        good_codes = list(pool.map(good, range(GOOD_REQUESTS)))
-        bad_codes = list(pool.map(bad, range(BAD_REQUESTS)))
+    with httpx.Client(base_url=url, timeout=10) as client, ThreadPoolExecutor(4) as pool:
+        good_codes = list(pool.map(
+            lambda _: client.post("/predict", json={"instances": rows}).status_code,
+            range(GOOD_REQUESTS)))
+        bad_codes = list(pool.map(
+            lambda _: client.post("/predict", json={"instances": [[1.0, 2.0]]}).status_code,
+            range(BAD_REQUESTS)))
     assert set(good_codes) == {200}
     assert all(400 <= code < 500 for code in bad_codes), bad_codes
     return {"good": GOOD_REQUESTS, "bad": BAD_REQUESTS}
+
+
+@pytest.fixture(scope="module")
+def loaded_server(server) -> dict[str, int]:
+    return _send_load(server)
 
 
 def _exposed(url: str) -> dict[str, list]:
@@ -224,62 +227,92 @@ def _value(prometheus: str, expr: str) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def scraped(prometheus, loaded_server) -> str:
-    """Prometheus once it has scraped the final counter values of the load."""
-    total = loaded_server["good"] + loaded_server["bad"]
+def scraped(prometheus, server) -> dict:
+    """Prometheus after it watched a burst of load from start to end.
+
+    The burst starts only once the target has been scraped, so rates see the whole increase, and
+    the fixture returns when Prometheus holds the server's final counter values.
+    """
+    up = f'up{{job="{m.MODEL_SERVER_JOB}"}}'
+    _wait("the first scrape of the model server", lambda: _value(prometheus, up) == 1)
+    before = {name: _counter(server, name) for name in (m.REQUEST_SUCCESS, m.REQUEST_FAILURE)}
+    sent = _send_load(server)
+    final = {name: _counter(server, name) for name in (*before, m.REQUEST_DURATION_COUNT)}
+    assert final[m.REQUEST_SUCCESS] - before[m.REQUEST_SUCCESS] == sent["good"]
+    assert final[m.REQUEST_FAILURE] - before[m.REQUEST_FAILURE] == sent["bad"]
     count = f'sum({m.REQUEST_DURATION_COUNT}{{model="{MODEL.name}"}})'
-    _wait("the scraped request count to reach the requests sent",
-          lambda: _value(prometheus, count) == total)
-    # Rules need a few evaluations with the final samples; the 5m ratio reads both counters.
-    _wait("recording rules over the load",
-          lambda: _value(prometheus, rules.ERROR_RATIO.format(w="5m")) is not None)
-    return prometheus
+    _wait("Prometheus to scrape the final request count",
+          lambda: _value(prometheus, count) == final[m.REQUEST_DURATION_COUNT])
+    # Recorded SLIs are only final once the recording group has run after the last scrape (with
+    # half an interval of margin: a sample is stamped when its scrape starts, stored when it ends).
+    scraped_at = _value(prometheus, f"max(timestamp({m.REQUEST_DURATION_COUNT}))")
+    _wait("a recording-rule evaluation after the final scrape",
+          lambda: _recording_evaluated_at(prometheus) > scraped_at + 0.5)
+    return {"url": prometheus, "sent": sent, "final": final}
 
 
-def test_counters_read_back_through_the_http_api(scraped, loaded_server):
+def _recording_evaluated_at(prometheus: str) -> float:
+    """Start time (Unix seconds) of the recording group's latest evaluation."""
+    groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    (group,) = [g for g in groups if g["name"].endswith(".recording")]
+    return datetime.fromisoformat(group["lastEvaluation"]).timestamp()
+
+
+def _counter(url: str, name: str) -> float:
+    (sample,) = _exposed(url)[name]
+    return sample.value
+
+
+def test_counters_read_back_through_the_http_api(scraped):
+    url, final = scraped["url"], scraped["final"]
     sel = f'job="{m.MODEL_SERVER_JOB}", model="{MODEL.name}", version="{MODEL.version}"'
-    assert _value(scraped, f"sum({m.REQUEST_SUCCESS}{{{sel}}})") == loaded_server["good"]
-    assert _value(scraped, f"sum({m.REQUEST_FAILURE}{{{sel}}})") == loaded_server["bad"]
-    series = _query(scraped, f"{m.REQUEST_SUCCESS}{{{sel}}}")
+    assert _value(url, f"sum({m.REQUEST_SUCCESS}{{{sel}}})") == final[m.REQUEST_SUCCESS]
+    assert _value(url, f"sum({m.REQUEST_FAILURE}{{{sel}}})") == final[m.REQUEST_FAILURE]
+    series = _query(url, f"{m.REQUEST_SUCCESS}{{{sel}}}")
     assert series[0]["metric"]["namespace"] == MODEL.namespace
     assert series[0]["metric"]["app_kubernetes_io_name"] == MODEL.name
 
 
-def test_latency_histogram_read_back_through_the_http_api(scraped, loaded_server):
-    total = loaded_server["good"] + loaded_server["bad"]
-    inf = _value(scraped, f'sum({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}", le="+Inf"}})')
+def test_latency_histogram_read_back_through_the_http_api(scraped):
+    url, total = scraped["url"], scraped["final"][m.REQUEST_DURATION_COUNT]
+    inf = _value(url, f'sum({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}", le="+Inf"}})')
     assert inf == total
-    p99 = _value(scraped, f"histogram_quantile(0.99, sum by (le) "
-                          f"(rate({m.REQUEST_DURATION_BUCKET}{{model=\"{MODEL.name}\"}}[5m])))")
+    p99 = _value(url, f"histogram_quantile(0.99, sum by (le) "
+                      f"(rate({m.REQUEST_DURATION_BUCKET}{{model=\"{MODEL.name}\"}}[5m])))")
     assert p99 is not None and 0 < p99 <= max(m.LATENCY_BUCKETS_SECONDS)
-    fast = _value(scraped, f'sum({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}", '
-                           f'le="{m.le_label(MODEL.slo.latency_seconds)}"}})')
+    fast = _value(url, f'sum({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}", '
+                       f'le="{m.le_label(MODEL.slo.latency_seconds)}"}})')
     assert fast is not None and 0 < fast <= total
     # Prometheus 3 normalises `le` on ingestion; every bound a latency SLO may name must be stored
     # exactly as the rules spell it, or the slow-request ratio would silently be empty.
-    stored = {s["metric"]["le"] for s in _query(scraped, f"count by (le) ({m.REQUEST_DURATION_BUCKET})")}
+    stored = {s["metric"]["le"] for s in _query(url, f"count by (le) ({m.REQUEST_DURATION_BUCKET})")}
     assert stored == {m.le_label(b) for b in m.LATENCY_BUCKETS_SECONDS} | {"+Inf"}
 
 
-def test_recording_rules_compute_the_slis(scraped, loaded_server):
-    total = loaded_server["good"] + loaded_server["bad"]
-    ratio = _value(scraped, rules.ERROR_RATIO.format(w="5m"))
-    assert ratio == pytest.approx(loaded_server["bad"] / total, rel=1e-6)
-    assert _value(scraped, rules.REPLICAS) == 1
-    assert _value(scraped, rules.UNAVAILABLE_RATIO.format(w="5m")) == 0
-    slow = _value(scraped, rules.SLOW_RATIO.format(w="5m"))
+def test_recording_rules_compute_the_slis(scraped):
+    url, sent = scraped["url"], scraped["sent"]
+    ratio = _value(url, rules.ERROR_RATIO.format(w="5m"))
+    # Both counters share scrape timestamps, so rate() extrapolates them alike and the ratio of
+    # rates equals the ratio of requests in the burst.
+    assert ratio == pytest.approx(sent["bad"] / (sent["good"] + sent["bad"]), rel=1e-6)
+    assert _value(url, rules.REPLICAS) == 1
+    assert _value(url, rules.UNAVAILABLE_RATIO.format(w="5m")) == 0
+    slow = _value(url, rules.SLOW_RATIO.format(w="5m"))
     assert slow is not None and 0 <= slow < 1
+    p99 = _value(url, rules.quantile_record(0.99))
+    assert p99 is not None and 0 < p99 <= max(m.LATENCY_BUCKETS_SECONDS)
 
 
 def test_every_generated_query_over_server_metrics_returns_data(scraped):
     """Each dashboard query and recording that needs only the server (and `up`) has data."""
+    url = scraped["url"]
     checked = 0
     for where, expr in all_expressions([MODEL]):
         if not where.startswith("dashboard") or metric_names(expr) & NOT_ON_LOOPBACK:
             continue
         query = expr.replace("$__rate_interval", "1m")
-        assert _query(scraped, query), f"{where} returns no data on a live server: {query}"
+        assert _query(url, query), f"{where} returns no data on a live server: {query}"
         checked += 1
     assert checked >= 15
     for record in recorded_names([MODEL]) - NOT_ON_LOOPBACK:
-        assert _query(scraped, record), f"recording {record} produced no series"
+        assert _query(url, record), f"recording {record} produced no series"
