@@ -1,4 +1,4 @@
-"""MonitoringStack: Prometheus, Grafana and Alertmanager (or Prometheus Operator objects) for models.
+"""MonitoringStack: Prometheus, Grafana, Alertmanager or Prometheus Operator objects for models.
 
 Everything model-specific is generated from each model's SLO by the pure planners in
 ``components/plan/monitoring_*.py``; this module only turns those plans into resources.
@@ -53,15 +53,18 @@ class MonitoringStack(pulumi.ComponentResource):
     alert_names: pulumi.Output[list[str]]
     """Distinct alert names generated across all models."""
 
-    def __init__(self, name: str, args: MonitoringStackArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("mlplatform:monitoring:MonitoringStack", name, None, opts)
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
 
         boards = dashboards.dashboards(args.models)
-        rule_files = {rules.rule_file_name(model): rules.rule_groups(model) for model in args.models}
+        rule_files = {
+            rules.rule_file_name(model): rules.rule_groups(model) for model in args.models
+        }
 
         if args.mode == "deploy":
             namespace = k8s.core.v1.Namespace(
@@ -83,35 +86,45 @@ class MonitoringStack(pulumi.ComponentResource):
         self.grafana_url = pulumi.Output.from_input(urls["grafana"])
         self.alertmanager_url = pulumi.Output.from_input(urls["alertmanager"])
         self.dashboard_uids = pulumi.Output.from_input(list(boards))
-        self.alert_names = pulumi.Output.from_input(sorted({
-            rule["alert"] for model in args.models for rule in rules.alert_rules(model)
-        }))
-        self.register_outputs({
-            "namespace": self.namespace,
-            "prometheus_url": self.prometheus_url,
-            "grafana_url": self.grafana_url,
-            "alertmanager_url": self.alertmanager_url,
-            "dashboard_uids": self.dashboard_uids,
-            "alert_names": self.alert_names,
-        })
+        self.alert_names = pulumi.Output.from_input(
+            sorted({rule["alert"] for model in args.models for rule in rules.alert_rules(model)})
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "prometheus_url": self.prometheus_url,
+                "grafana_url": self.grafana_url,
+                "alertmanager_url": self.alertmanager_url,
+                "dashboard_uids": self.dashboard_uids,
+                "alert_names": self.alert_names,
+            }
+        )
 
     # --- helpers ---------------------------------------------------------------------------
     def _meta(self, name: str, app: str | None = None, extra: dict[str, str] | None = None) -> dict:
-        labels = work.labels(self._name, app) if app else {
-            "app.kubernetes.io/part-of": "mlplatform", "app.kubernetes.io/managed-by": "pulumi"}
+        labels = (
+            work.labels(self._name, app)
+            if app
+            else {
+                "app.kubernetes.io/part-of": "mlplatform",
+                "app.kubernetes.io/managed-by": "pulumi",
+            }
+        )
         return {"name": name, "namespace": self._ns, "labels": {**labels, **(extra or {})}}
 
     def _url(self, service: str, port: int) -> str:
         return f"http://{service}.{self._args.namespace}.svc:{port}"
 
-    def _dashboard_maps(self, boards: dict[str, dict],
-                        extra_labels: dict[str, str]) -> list[pulumi.Output[str]]:
+    def _dashboard_maps(
+        self, boards: dict[str, dict], extra_labels: dict[str, str]
+    ) -> list[pulumi.Output[str]]:
         names = []
         for uid, board in boards.items():
             config_map = k8s.core.v1.ConfigMap(
                 f"{self._name}-dashboard-{uid}",
-                metadata=self._meta(_object_name(f"{self._name}-dashboard-{uid}"), "grafana",
-                                    extra_labels),
+                metadata=self._meta(
+                    _object_name(f"{self._name}-dashboard-{uid}"), "grafana", extra_labels
+                ),
                 data={dashboards.dashboard_file_name(uid): json.dumps(board, indent=1)},
                 opts=self._child,
             )
@@ -129,64 +142,97 @@ class MonitoringStack(pulumi.ComponentResource):
         return service
 
     # --- deploy mode -----------------------------------------------------------------------
-    def _deploy(self, rule_files: dict[str, dict],
-                dashboard_maps: list[pulumi.Output[str]]) -> dict[str, str | None]:
+    def _deploy(
+        self, rule_files: dict[str, dict], dashboard_maps: list[pulumi.Output[str]]
+    ) -> dict[str, str | None]:
         alertmanager = self._alertmanager() if self._args.alertmanager else None
         prometheus_url = self._prometheus(rule_files, alertmanager)
         grafana_url = self._grafana(prometheus_url, dashboard_maps)
         return {
             "prometheus": prometheus_url,
             "grafana": grafana_url,
-            "alertmanager": self._url(alertmanager, prom.ALERTMANAGER_PORT) if alertmanager else None,
+            "alertmanager": self._url(alertmanager, prom.ALERTMANAGER_PORT)
+            if alertmanager
+            else None,
         }
 
     def _prometheus(self, rule_files: dict[str, dict], alertmanager: str | None) -> str:
         args, name = self._args, self._name
-        address = (f"{alertmanager}.{args.namespace}.svc:{prom.ALERTMANAGER_PORT}"
-                   if alertmanager else None)
+        address = (
+            f"{alertmanager}.{args.namespace}.svc:{prom.ALERTMANAGER_PORT}"
+            if alertmanager
+            else None
+        )
         config = prom.prometheus_config(args, alertmanager_address=address)
 
         account = k8s.core.v1.ServiceAccount(
-            f"{name}-prometheus-sa", metadata=self._meta(f"{name}-prometheus", "prometheus"),
-            opts=self._child)
+            f"{name}-prometheus-sa",
+            metadata=self._meta(f"{name}-prometheus", "prometheus"),
+            opts=self._child,
+        )
         # Cluster-scoped, so the namespace goes into the name to keep two stacks apart.
         role_name = f"{args.namespace}-{name}-prometheus"
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-prometheus-role",
             metadata={"name": role_name, "labels": work.labels(name, "prometheus")},
-            rules=work.prometheus_cluster_rules(), opts=self._child)
+            rules=work.prometheus_cluster_rules(),
+            opts=self._child,
+        )
         k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-prometheus-binding",
             metadata={"name": role_name, "labels": work.labels(name, "prometheus")},
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                      "name": role.metadata.apply(lambda meta: meta.name)},
-            subjects=[{"kind": "ServiceAccount", "name": account.metadata.apply(lambda meta: meta.name),
-                       "namespace": args.namespace}],
-            opts=self._child)
+            role_ref={
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role.metadata.apply(lambda meta: meta.name),
+            },
+            subjects=[
+                {
+                    "kind": "ServiceAccount",
+                    "name": account.metadata.apply(lambda meta: meta.name),
+                    "namespace": args.namespace,
+                }
+            ],
+            opts=self._child,
+        )
         config_map = k8s.core.v1.ConfigMap(
-            f"{name}-prometheus-config", metadata=self._meta(f"{name}-prometheus-config", "prometheus"),
-            data={"prometheus.yml": _yaml(config)}, opts=self._child)
+            f"{name}-prometheus-config",
+            metadata=self._meta(f"{name}-prometheus-config", "prometheus"),
+            data={"prometheus.yml": _yaml(config)},
+            opts=self._child,
+        )
         rules_map = k8s.core.v1.ConfigMap(
-            f"{name}-prometheus-rules", metadata=self._meta(f"{name}-prometheus-rules", "prometheus"),
-            data={file: _yaml(groups) for file, groups in rule_files.items()}, opts=self._child)
+            f"{name}-prometheus-rules",
+            metadata=self._meta(f"{name}-prometheus-rules", "prometheus"),
+            data={file: _yaml(groups) for file, groups in rule_files.items()},
+            opts=self._child,
+        )
         claim = None
         if args.storage_size is not None:
             claim = f"{name}-prometheus-data"
             k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-prometheus-data", metadata=self._meta(claim, "prometheus"),
-                spec={"accessModes": ["ReadWriteOnce"],
-                      "resources": {"requests": {"storage": args.storage_size}}},
-                opts=self._child)
+                f"{name}-prometheus-data",
+                metadata=self._meta(claim, "prometheus"),
+                spec={
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": args.storage_size}},
+                },
+                opts=self._child,
+            )
         k8s.apps.v1.Deployment(
             f"{name}-prometheus",
             metadata=self._meta(f"{name}-prometheus", "prometheus"),
             spec=work.prometheus_deployment(
-                args, name,
+                args,
+                name,
                 config_map=config_map.metadata.apply(lambda meta: meta.name),
                 rules_map=rules_map.metadata.apply(lambda meta: meta.name),
                 service_account=account.metadata.apply(lambda meta: meta.name),
-                claim=claim, config_hash=work.checksum(config, rule_files)),
-            opts=self._child)
+                claim=claim,
+                config_hash=work.checksum(config, rule_files),
+            ),
+            opts=self._child,
+        )
         return self._url(self._service("prometheus", prom.PROMETHEUS_PORT), prom.PROMETHEUS_PORT)
 
     def _grafana(self, prometheus_url: str, dashboard_maps: list[pulumi.Output[str]]) -> str:
@@ -195,26 +241,36 @@ class MonitoringStack(pulumi.ComponentResource):
         if args.grafana_admin_password is not None:
             secret = f"{name}-grafana-admin"
             k8s.core.v1.Secret(
-                f"{name}-grafana-admin", metadata=self._meta(secret, "grafana"),
+                f"{name}-grafana-admin",
+                metadata=self._meta(secret, "grafana"),
                 string_data={"admin-password": pulumi.Output.secret(args.grafana_admin_password)},
-                opts=self._child)
+                opts=self._child,
+            )
         provisioning = {
-            "datasources.yaml": _yaml(prom.grafana_datasources(prometheus_url, args.scrape_interval)),
+            "datasources.yaml": _yaml(
+                prom.grafana_datasources(prometheus_url, args.scrape_interval)
+            ),
             "dashboards.yaml": _yaml(prom.grafana_dashboard_provider()),
         }
         provisioning_map = k8s.core.v1.ConfigMap(
             f"{name}-grafana-provisioning",
             metadata=self._meta(f"{name}-grafana-provisioning", "grafana"),
-            data=provisioning, opts=self._child)
+            data=provisioning,
+            opts=self._child,
+        )
         k8s.apps.v1.Deployment(
             f"{name}-grafana",
             metadata=self._meta(f"{name}-grafana", "grafana"),
             spec=work.grafana_deployment(
-                args, name,
+                args,
+                name,
                 provisioning_map=provisioning_map.metadata.apply(lambda meta: meta.name),
-                dashboard_maps=dashboard_maps, admin_secret=secret,
-                config_hash=work.checksum(provisioning)),
-            opts=self._child)
+                dashboard_maps=dashboard_maps,
+                admin_secret=secret,
+                config_hash=work.checksum(provisioning),
+            ),
+            opts=self._child,
+        )
         return self._url(self._service("grafana", prom.GRAFANA_PORT), prom.GRAFANA_PORT)
 
     def _alertmanager(self) -> str:
@@ -223,14 +279,20 @@ class MonitoringStack(pulumi.ComponentResource):
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-alertmanager-config",
             metadata=self._meta(f"{name}-alertmanager-config", "alertmanager"),
-            data={"alertmanager.yml": _yaml(config)}, opts=self._child)
+            data={"alertmanager.yml": _yaml(config)},
+            opts=self._child,
+        )
         k8s.apps.v1.Deployment(
             f"{name}-alertmanager",
             metadata=self._meta(f"{name}-alertmanager", "alertmanager"),
             spec=work.alertmanager_deployment(
-                args, name, config_map=config_map.metadata.apply(lambda meta: meta.name),
-                config_hash=work.checksum(config)),
-            opts=self._child)
+                args,
+                name,
+                config_map=config_map.metadata.apply(lambda meta: meta.name),
+                config_hash=work.checksum(config),
+            ),
+            opts=self._child,
+        )
         return self._service("alertmanager", prom.ALERTMANAGER_PORT)
 
     # --- operator mode ---------------------------------------------------------------------
@@ -240,13 +302,19 @@ class MonitoringStack(pulumi.ComponentResource):
             return
         k8s.apiextensions.CustomResource(
             f"{name}-podmonitor",
-            api_version=MONITORING_API, kind="PodMonitor",
+            api_version=MONITORING_API,
+            kind="PodMonitor",
             metadata=self._meta(f"{name}-model-servers", None, args.operator_labels),
-            spec=prom.pod_monitor_spec(args), opts=self._child)
+            spec=prom.pod_monitor_spec(args),
+            opts=self._child,
+        )
         for model in args.models:
             key = f"{model.namespace}-{model.name}"
             k8s.apiextensions.CustomResource(
                 f"{name}-rules-{key}",
-                api_version=MONITORING_API, kind="PrometheusRule",
+                api_version=MONITORING_API,
+                kind="PrometheusRule",
                 metadata=self._meta(_object_name(f"{name}-{key}"), None, args.operator_labels),
-                spec=rules.rule_groups(model), opts=self._child)
+                spec=rules.rule_groups(model),
+                opts=self._child,
+            )

@@ -41,8 +41,23 @@ MODEL_SERVER_METRICS: Final[frozenset[str]] = frozenset(
 # A copy of models/serving/metrics.py LATENCY_BUCKETS (the library must not import the model
 # runtime); tests compare both and the `le` labels a live server exposes.
 LATENCY_BUCKETS_SECONDS: Final[tuple[float, ...]] = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 # --- infrastructure metrics, with the component that exposes them ----------------------------
@@ -58,14 +73,14 @@ INFRASTRUCTURE_METRICS: Final[dict[str, str]] = {
     UP: "Prometheus itself: one synthetic series per scrape target (here: per model pod)",
     ALERTS: "Prometheus itself: one series per pending or firing alert",
     CPU_USAGE: "kubelet cAdvisor endpoint /metrics/cadvisor (labels namespace, pod, container)",
-    MEMORY_WORKING_SET: "kubelet cAdvisor endpoint /metrics/cadvisor (labels namespace, pod, container)",
+    MEMORY_WORKING_SET: "kubelet cAdvisor endpoint /metrics/cadvisor (same labels)",
     GPU_UTIL: "NVIDIA dcgm-exporter with pod mapping (labels namespace, pod, gpu), percent 0-100",
     GPU_FB_USED: "NVIDIA dcgm-exporter with pod mapping, frame buffer used in MiB",
     GPU_FB_FREE: "NVIDIA dcgm-exporter with pod mapping, frame buffer free in MiB",
 }
 
 # --- labels -----------------------------------------------------------------------------------
-# The job name both modes give model-server targets (operator mode rewrites the PodMonitor's default).
+# The job name of model-server targets in both modes (operator mode overrides the PodMonitor's).
 MODEL_SERVER_JOB: Final = "model-servers"
 # Target labels added by relabelling; they must not collide with the server's own `model` and
 # `version` labels, otherwise Prometheus would rename the scraped ones to exported_*.
@@ -83,7 +98,7 @@ METRICS_PATH: Final = "/metrics"
 
 
 def le_label(seconds: float) -> str:
-    """Format a bucket bound the way it appears in the `le` label (Go float formatting: 1 -> "1.0")."""
+    """A bucket bound as the `le` label spells it (Go float formatting: 1 -> "1.0")."""
     return repr(float(seconds))
 
 

@@ -114,14 +114,23 @@ def dcgm_scrape_config() -> dict[str, Any]:
         "honor_labels": True,
         "kubernetes_sd_configs": [{"role": "pod"}],
         "relabel_configs": [
-            {"source_labels": ["__meta_kubernetes_pod_label_app"], "regex": "nvidia-dcgm-exporter",
-             "action": "keep"},
-            {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "metrics",
-             "action": "keep"},
+            {
+                "source_labels": ["__meta_kubernetes_pod_label_app"],
+                "regex": "nvidia-dcgm-exporter",
+                "action": "keep",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                "regex": "metrics",
+                "action": "keep",
+            },
         ],
         "metric_relabel_configs": [
-            {"source_labels": ["__name__"],
-             "regex": f"{m.GPU_UTIL}|{m.GPU_FB_USED}|{m.GPU_FB_FREE}", "action": "keep"},
+            {
+                "source_labels": ["__name__"],
+                "regex": f"{m.GPU_UTIL}|{m.GPU_FB_USED}|{m.GPU_FB_FREE}",
+                "action": "keep",
+            },
         ],
     }
 
@@ -136,7 +145,10 @@ def prometheus_config(
     """prometheus.yml for deploy mode."""
     namespaces = model_namespaces(args.models)
     scrape: list[dict[str, Any]] = [
-        {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}]}
+        {
+            "job_name": "prometheus",
+            "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}],
+        }
     ]
     if namespaces:
         scrape += [

@@ -19,10 +19,38 @@ _MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGES = re.compile(r"\[[^\[\]]*\]")
 _LABEL_LISTS = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
 _IDENT = re.compile(r"(?<![\w.$])([A-Za-z_:][\w:]*)(\s*\()?")
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "atan2", "by", "without",
-             "on", "ignoring", "group_left", "group_right"}
-_AGGREGATORS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-                "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+}
+_AGGREGATORS = {
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -52,8 +80,12 @@ def all_expressions(models: list[MonitoredModel]) -> list[tuple[str, str]]:
     for model in models:
         for group in rules.rule_groups(model)["groups"]:
             for rule in group["rules"]:
-                found.append((f"rule {group['name']} / {rule.get('record') or rule.get('alert')}",
-                              rule["expr"]))
+                found.append(
+                    (
+                        f"rule {group['name']} / {rule.get('record') or rule.get('alert')}",
+                        rule["expr"],
+                    )
+                )
     for board in dashboards.dashboards(models).values():
         found.extend(_dashboard_exprs(board))
     return found

@@ -66,6 +66,8 @@ def recording_rules(model: MonitoredModel) -> list[dict[str, Any]]:
     le = m.le_label(model.slo.latency_seconds)
     fast = f'{m.REQUEST_DURATION_BUCKET}{{{sel}, le="{le}"}}'
     total = f"{m.REQUEST_DURATION_COUNT}{{{sel}}}"
+    up_all = f"{m.UP}{{{m.pod_selector(model.namespace, model.name)}}}"
+    up_stable = f"{m.UP}{{{m.pod_selector(model.namespace, model.name, stable_only=True)}}}"
     rules: list[dict[str, Any]] = []
     for w in WINDOWS:
         success = _sum(f"rate({m.REQUEST_SUCCESS}{{{sel}}}[{w}])")
@@ -77,11 +79,13 @@ def recording_rules(model: MonitoredModel) -> list[dict[str, Any]]:
             {"record": FAILURE_RATE.format(w=w), "expr": failure},
             {
                 "record": REQUEST_RATE.format(w=w),
-                "expr": f"{SUCCESS_RATE.format(w=w)}{{{own}}} + {FAILURE_RATE.format(w=w)}{{{own}}}",
+                "expr": f"{SUCCESS_RATE.format(w=w)}{{{own}}} "
+                f"+ {FAILURE_RATE.format(w=w)}{{{own}}}",
             },
             {
                 "record": ERROR_RATIO.format(w=w),
-                "expr": f"{FAILURE_RATE.format(w=w)}{{{own}}} / {REQUEST_RATE.format(w=w)}{{{own}}}",
+                "expr": f"{FAILURE_RATE.format(w=w)}{{{own}}} "
+                f"/ {REQUEST_RATE.format(w=w)}{{{own}}}",
             },
             {
                 "record": SLOW_RATIO.format(w=w),
@@ -89,7 +93,7 @@ def recording_rules(model: MonitoredModel) -> list[dict[str, Any]]:
             },
             {
                 "record": UNAVAILABLE_RATIO.format(w=w),
-                "expr": f"1 - avg by (namespace) (avg_over_time({m.UP}{{{m.pod_selector(model.namespace, model.name)}}}[{w}]))",
+                "expr": f"1 - avg by (namespace) (avg_over_time({up_all}[{w}]))",
                 "labels": dict(static),
             },
         ]
@@ -105,18 +109,19 @@ def recording_rules(model: MonitoredModel) -> list[dict[str, Any]]:
         {"record": IN_FLIGHT_SUM, "expr": _sum(f"{m.IN_FLIGHT}{{{sel}}}")},
         {
             "record": REPLICAS,
-            "expr": f"count by (namespace) ({m.UP}{{{m.pod_selector(model.namespace, model.name, stable_only=True)}}} == 1)",
+            "expr": f"count by (namespace) ({up_stable} == 1)",
             "labels": dict(static),
         },
     ]
     if model.gpu:
         # dcgm-exporter labels each GPU with the pod using it; joining on the model's live targets
         # keeps GPUs of other workloads out without guessing pod-name patterns.
-        pods = f"group by (namespace, pod) ({m.UP}{{{m.pod_selector(model.namespace, model.name)}}} == 1)"
+        pods = f"group by (namespace, pod) ({up_all} == 1)"
         rules += [
             {
                 "record": GPU_UTIL,
-                "expr": f"avg by (namespace) ({m.GPU_UTIL} * on (namespace, pod) group_left () {pods})",
+                "expr": f"avg by (namespace) "
+                f"({m.GPU_UTIL} * on (namespace, pod) group_left () {pods})",
                 "labels": dict(static),
             },
             {
@@ -131,13 +136,26 @@ def recording_rules(model: MonitoredModel) -> list[dict[str, Any]]:
     return rules
 
 
-def _alert(name: str, expr: str, for_: str, severity: str, model: MonitoredModel,
-           summary: str, description: str, **labels: str) -> dict[str, Any]:
+def _alert(
+    name: str,
+    expr: str,
+    for_: str,
+    severity: str,
+    model: MonitoredModel,
+    summary: str,
+    description: str,
+    **labels: str,
+) -> dict[str, Any]:
     return {
         "alert": name,
         "expr": expr,
         "for": for_,
-        "labels": {"severity": severity, "model": model.name, "namespace": model.namespace, **labels},
+        "labels": {
+            "severity": severity,
+            "model": model.name,
+            "namespace": model.namespace,
+            **labels,
+        },
         "annotations": {
             "summary": summary,
             "description": description,
@@ -158,10 +176,20 @@ def _burn_alerts(model: MonitoredModel, own: str) -> list[dict[str, Any]]:
     slo = model.slo
     specs = [
         ("Errors", ERROR_RATIO, slo.error_budget, "errors", "of requests failed"),
-        ("Latency", SLOW_RATIO, LATENCY_BUDGET, "latency",
-         f"of requests took longer than {slo.latency_p99_ms:g} ms"),
-        ("Availability", UNAVAILABLE_RATIO, slo.availability_budget, "availability",
-         "of scrapes of its pods failed"),
+        (
+            "Latency",
+            SLOW_RATIO,
+            LATENCY_BUDGET,
+            "latency",
+            f"of requests took longer than {slo.latency_p99_ms:g} ms",
+        ),
+        (
+            "Availability",
+            UNAVAILABLE_RATIO,
+            slo.availability_budget,
+            "availability",
+            "of scrapes of its pods failed",
+        ),
     ]
     alerts = []
     for kind, record, budget, slo_name, what in specs:
@@ -198,7 +226,9 @@ def alert_rules(model: MonitoredModel) -> list[dict[str, Any]]:
             _alert(
                 "ModelReplicasAtHPAMax",
                 f"{REPLICAS}{{{own}}} >= {model.hpa_max_replicas}",
-                "15m", "warning", model,
+                "15m",
+                "warning",
+                model,
                 f"{model.name} has run at its HPA maximum for 15 minutes",
                 f"{{{{ $value }}}} replicas of {model.name} are up, the HPA maximum is "
                 f"{model.hpa_max_replicas}; the autoscaler has no room left. Raise hpaMaxReplicas "
@@ -209,7 +239,9 @@ def alert_rules(model: MonitoredModel) -> list[dict[str, Any]]:
         _alert(
             "ModelReplicasBelowHPAMin",
             f"({REPLICAS}{{{own}}} or on () vector(0)) < {model.hpa_min_replicas}",
-            "15m", "warning", model,
+            "15m",
+            "warning",
+            model,
             f"{model.name} has fewer live replicas than its HPA minimum",
             f"Only {{{{ $value }}}} replicas of {model.name} answer scrapes; the HPA minimum is "
             f"{model.hpa_min_replicas}. Check pod events and scheduling.",
@@ -217,22 +249,28 @@ def alert_rules(model: MonitoredModel) -> list[dict[str, Any]]:
         _alert(
             "ModelServerRestarted",
             f"changes({m.PROCESS_START}{{{pods}}}[15m]) > 0",
-            "0m", "warning", model,
+            "0m",
+            "warning",
+            model,
             f"A {model.name} server restarted",
-            f"Pod {{{{ $labels.pod }}}} restarted its model server {{{{ $value }}}} times in 15 "
+            "Pod {{ $labels.pod }} restarted its model server {{ $value }} times in 15 "
             "minutes (crash, OOM kill or failed liveness probe).",
         ),
         _alert(
             "ModelServerTargetDown",
             f"{m.UP}{{{pods}}} == 0",
-            "5m", "warning", model,
+            "5m",
+            "warning",
+            model,
             f"A {model.name} pod does not answer scrapes",
             f"Prometheus cannot scrape {{{{ $labels.pod }}}} of {model.name} on /metrics.",
         ),
         _alert(
             "ModelServerAbsent",
             f"absent({m.UP}{{{pods}}})",
-            "10m", "critical", model,
+            "10m",
+            "critical",
+            model,
             f"No {model.name} pod has been discovered for 10 minutes",
             f"Prometheus finds no pod of {model.name} in {model.namespace} (labels "
             "app.kubernetes.io/component=model-server, port named http).",
@@ -243,7 +281,9 @@ def alert_rules(model: MonitoredModel) -> list[dict[str, Any]]:
             _alert(
                 "ModelGPUSaturated",
                 f"{GPU_UTIL}{{{own}}} > {GPU_UTIL_SATURATED_PERCENT}",
-                "15m", "warning", model,
+                "15m",
+                "warning",
+                model,
                 f"{model.name} GPUs are saturated",
                 f"Average GPU utilisation of {model.name} pods is {{{{ $value }}}}% (threshold "
                 f"{GPU_UTIL_SATURATED_PERCENT}%).",
@@ -251,7 +291,9 @@ def alert_rules(model: MonitoredModel) -> list[dict[str, Any]]:
             _alert(
                 "ModelGPUMemorySaturated",
                 f"{GPU_MEMORY}{{{own}}} > {GPU_MEMORY_SATURATED_RATIO}",
-                "15m", "warning", model,
+                "15m",
+                "warning",
+                model,
                 f"{model.name} GPU memory is nearly full",
                 f"{{{{ $value | humanizePercentage }}}} of GPU memory is used by {model.name} "
                 f"(threshold {GPU_MEMORY_SATURATED_RATIO:.0%}).",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import pulumi
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.plan.monitoring_metrics import LATENCY_BUCKETS_SECONDS
@@ -41,8 +42,8 @@ def _dns_label(value: str, what: str) -> str:
 def _prom_duration(value: str) -> str:
     if not value or not _PROM_DURATION.match(value):
         raise ValueError(
-            f"{value!r} is not a Prometheus duration: use units y, w, d, h, m, s, ms in that order, "
-            "e.g. '15d', '12h', '1d12h' or '30s'"
+            f"{value!r} is not a Prometheus duration: use units y, w, d, h, m, s, ms in that "
+            "order, e.g. '15d', '12h', '1d12h' or '30s'"
         )
     return value
 
@@ -74,8 +75,8 @@ class ModelSLO(BaseModel):
         if round(value, 3) not in [round(b * 1000, 3) for b in LATENCY_BUCKETS_SECONDS]:
             raise ValueError(
                 f"{value:g} ms is not an upper bound of the request-duration histogram; allowed: "
-                f"{_ALLOWED_LATENCY_MS}. Pick the nearest allowed value, or add the bucket to the server's "
-                "histogram (models/serving/metrics.py) and to LATENCY_BUCKETS_SECONDS"
+                f"{_ALLOWED_LATENCY_MS}. Pick the nearest allowed value, or add the bucket to "
+                "the server's histogram (models/serving/metrics.py) and to LATENCY_BUCKETS_SECONDS"
             )
         return value
 
@@ -126,21 +127,33 @@ class MonitoredModel(BaseModel):
         description="Model name: the pods' app.kubernetes.io/name label and the server's `model` "
         "metric label (MODEL_NAME). Required; RFC 1123 label."
     )
-    namespace: str = Field(description="Namespace the model's pods run in. Required; RFC 1123 label.")
-    version: str = Field(
-        min_length=1, description="Deployed version (app.kubernetes.io/version); shown on dashboards."
+    namespace: str = Field(
+        description="Namespace the model's pods run in. Required; RFC 1123 label."
     )
-    gpu: bool = Field(default=False, description="True for models on GPU nodes: adds GPU panels and "
-                      "GPU saturation alerts. Default false.")
-    hpa_min_replicas: int = Field(ge=1, description="HPA minReplicas of the stable Deployment. Required; >= 1.")
-    hpa_max_replicas: int = Field(ge=1, description="HPA maxReplicas. Required; >= hpa_min_replicas.")
+    version: str = Field(
+        min_length=1,
+        description="Deployed version (app.kubernetes.io/version); shown on dashboards.",
+    )
+    gpu: bool = Field(
+        default=False,
+        description="True for models on GPU nodes: adds GPU panels and "
+        "GPU saturation alerts. Default false.",
+    )
+    hpa_min_replicas: int = Field(
+        ge=1, description="HPA minReplicas of the stable Deployment. Required; >= 1."
+    )
+    hpa_max_replicas: int = Field(
+        ge=1, description="HPA maxReplicas. Required; >= hpa_min_replicas."
+    )
     cpu_request: str | None = Field(
-        default=None, description="CPU request of the model-server container as a Kubernetes "
-        "quantity ('500m', '2'), drawn on the CPU panel. Default none (no request line)."
+        default=None,
+        description="CPU request of the model-server container as a Kubernetes "
+        "quantity ('500m', '2'), drawn on the CPU panel. Default none (no request line).",
     )
     memory_request: str | None = Field(
-        default=None, description="Memory request as a Kubernetes quantity ('512Mi', '2Gi'), drawn "
-        "on the memory panel. Default none (no request line)."
+        default=None,
+        description="Memory request as a Kubernetes quantity ('512Mi', '2Gi'), drawn "
+        "on the memory panel. Default none (no request line).",
     )
     slo: ModelSLO = Field(description="The model's service level objective. Required.")
 
@@ -233,7 +246,8 @@ class MonitoringStackArgs(BaseModel):
         "selectors pick them up, e.g. {'release': 'kube-prometheus-stack'}. Default none.",
     )
     prometheus_image: str = Field(
-        default="prom/prometheus:v3.5.0", description="Prometheus image, pinned by tag (not latest)."
+        default="prom/prometheus:v3.5.0",
+        description="Prometheus image, pinned by tag (not latest).",
     )
     grafana_image: str = Field(
         default="grafana/grafana:12.1.1", description="Grafana image, pinned by tag (not latest)."
@@ -246,6 +260,18 @@ class MonitoringStackArgs(BaseModel):
     @classmethod
     def _namespace(cls, value: str) -> str:
         return _dns_label(value, "namespace")
+
+    @field_validator("grafana_admin_password")
+    @classmethod
+    def _password(cls, value: Any) -> Any:
+        if value is None or isinstance(value, pulumi.Output):
+            return value
+        if not isinstance(value, str) or not value:
+            raise ValueError(
+                f"expected a non-empty string or pulumi Output, got {type(value).__name__}; pass "
+                "pulumi.Config('mlplatform').get_secret('grafanaAdminPassword') or leave it unset"
+            )
+        return value
 
     @field_validator("retention")
     @classmethod

@@ -38,68 +38,98 @@ def checksum(*documents: Any) -> str:
 def prometheus_cluster_rules() -> list[dict[str, Any]]:
     """ClusterRole rules: discover pods and nodes, read kubelet metrics through the API proxy."""
     return [
-        {"apiGroups": [""], "resources": ["pods", "endpoints", "services", "nodes"],
-         "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": [""],
+            "resources": ["pods", "endpoints", "services", "nodes"],
+            "verbs": ["get", "list", "watch"],
+        },
         {"apiGroups": [""], "resources": ["nodes/proxy", "nodes/metrics"], "verbs": ["get"]},
         {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
     ]
 
 
 def _security(uid: int) -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def _container_security() -> dict[str, Any]:
-    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]}}
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
 def _probe(path: str, port: int, delay: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": port}, "initialDelaySeconds": delay,
-            "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6}
+    return {
+        "httpGet": {"path": path, "port": port},
+        "initialDelaySeconds": delay,
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 6,
+    }
 
 
 def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
-    return {"requests": {"cpu": cpu, "memory": memory},
-            "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+    return {
+        "requests": {"cpu": cpu, "memory": memory},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit},
+    }
 
 
-def prometheus_deployment(args: MonitoringStackArgs, stack: str, *, config_map: str,
-                          rules_map: str, service_account: str, claim: str | None,
-                          config_hash: str) -> dict[str, Any]:
+def prometheus_deployment(
+    args: MonitoringStackArgs,
+    stack: str,
+    *,
+    config_map: str,
+    rules_map: str,
+    service_account: str,
+    claim: str | None,
+    config_hash: str,
+) -> dict[str, Any]:
     """Deployment spec for Prometheus; Recreate, because two pods must never share one TSDB."""
     match = labels(stack, "prometheus")
-    data = ({"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}})
+    data = {"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}}
     return {
         "replicas": 1,
         "strategy": {"type": "Recreate"},
         "selector": {"matchLabels": match},
         "template": {
-            "metadata": {"labels": match, "annotations": {"mlplatform.io/config-hash": config_hash}},
+            "metadata": {
+                "labels": match,
+                "annotations": {"mlplatform.io/config-hash": config_hash},
+            },
             "spec": {
                 "serviceAccountName": service_account,
                 "securityContext": _security(NOBODY),
-                "containers": [{
-                    "name": "prometheus",
-                    "image": args.prometheus_image,
-                    "args": [
-                        f"--config.file={p.CONFIG_DIR}/prometheus.yml",
-                        "--storage.tsdb.path=/prometheus",
-                        f"--storage.tsdb.retention.time={args.retention}",
-                        f"--web.listen-address=:{p.PROMETHEUS_PORT}",
-                    ],
-                    "ports": [{"name": "http", "containerPort": p.PROMETHEUS_PORT}],
-                    "readinessProbe": _probe("/-/ready", p.PROMETHEUS_PORT, 5),
-                    "livenessProbe": _probe("/-/healthy", p.PROMETHEUS_PORT, 30),
-                    "resources": _resources("250m", "512Mi", "1", "2Gi"),
-                    "securityContext": _container_security(),
-                    "volumeMounts": [
-                        {"name": "config", "mountPath": p.CONFIG_DIR, "readOnly": True},
-                        {"name": "rules", "mountPath": p.RULES_DIR, "readOnly": True},
-                        {"name": "data", "mountPath": "/prometheus"},
-                    ],
-                }],
+                "containers": [
+                    {
+                        "name": "prometheus",
+                        "image": args.prometheus_image,
+                        "args": [
+                            f"--config.file={p.CONFIG_DIR}/prometheus.yml",
+                            "--storage.tsdb.path=/prometheus",
+                            f"--storage.tsdb.retention.time={args.retention}",
+                            f"--web.listen-address=:{p.PROMETHEUS_PORT}",
+                        ],
+                        "ports": [{"name": "http", "containerPort": p.PROMETHEUS_PORT}],
+                        "readinessProbe": _probe("/-/ready", p.PROMETHEUS_PORT, 5),
+                        "livenessProbe": _probe("/-/healthy", p.PROMETHEUS_PORT, 30),
+                        "resources": _resources("250m", "512Mi", "1", "2Gi"),
+                        "securityContext": _container_security(),
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": p.CONFIG_DIR, "readOnly": True},
+                            {"name": "rules", "mountPath": p.RULES_DIR, "readOnly": True},
+                            {"name": "data", "mountPath": "/prometheus"},
+                        ],
+                    }
+                ],
                 "volumes": [
                     {"name": "config", "configMap": {"name": config_map}},
                     {"name": "rules", "configMap": {"name": rules_map}},
@@ -116,14 +146,18 @@ def grafana_env(secret: str | None) -> list[dict[str, Any]]:
         {"name": "GF_ANALYTICS_REPORTING_ENABLED", "value": "false"},
         {"name": "GF_ANALYTICS_CHECK_FOR_UPDATES", "value": "false"},
         {"name": "GF_USERS_ALLOW_SIGN_UP", "value": "false"},
-        {"name": "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
-         "value": f"{p.GRAFANA_DASHBOARDS_DIR}/mlp-overview.json"},
+        {
+            "name": "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+            "value": f"{p.GRAFANA_DASHBOARDS_DIR}/mlp-overview.json",
+        },
     ]
     if secret is not None:
         env += [
             {"name": "GF_SECURITY_ADMIN_USER", "value": "admin"},
-            {"name": "GF_SECURITY_ADMIN_PASSWORD",
-             "valueFrom": {"secretKeyRef": {"name": secret, "key": "admin-password"}}},
+            {
+                "name": "GF_SECURITY_ADMIN_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "admin-password"}},
+            },
         ]
     else:
         # The image's built-in admin/admin must not be reachable: no login form, no basic auth.
@@ -136,49 +170,80 @@ def grafana_env(secret: str | None) -> list[dict[str, Any]]:
     return env
 
 
-def grafana_deployment(args: MonitoringStackArgs, stack: str, *, provisioning_map: str,
-                       dashboard_maps: list[str], admin_secret: str | None,
-                       config_hash: str) -> dict[str, Any]:
+def grafana_deployment(
+    args: MonitoringStackArgs,
+    stack: str,
+    *,
+    provisioning_map: str,
+    dashboard_maps: list[str],
+    admin_secret: str | None,
+    config_hash: str,
+) -> dict[str, Any]:
     """Deployment spec for Grafana with provisioned data source and dashboards."""
     match = labels(stack, "grafana")
     return {
         "replicas": 1,
         "selector": {"matchLabels": match},
         "template": {
-            "metadata": {"labels": match, "annotations": {"mlplatform.io/config-hash": config_hash}},
+            "metadata": {
+                "labels": match,
+                "annotations": {"mlplatform.io/config-hash": config_hash},
+            },
             "spec": {
                 "securityContext": _security(GRAFANA_UID),
-                "containers": [{
-                    "name": "grafana",
-                    "image": args.grafana_image,
-                    "env": grafana_env(admin_secret),
-                    "ports": [{"name": "http", "containerPort": p.GRAFANA_PORT}],
-                    "readinessProbe": _probe("/api/health", p.GRAFANA_PORT, 5),
-                    "livenessProbe": _probe("/api/health", p.GRAFANA_PORT, 30),
-                    "resources": _resources("100m", "256Mi", "500m", "512Mi"),
-                    "securityContext": _container_security(),
-                    "volumeMounts": [
-                        {"name": "provisioning", "mountPath": f"{PROVISIONING_DIR}/datasources",
-                         "subPath": "datasources", "readOnly": True},
-                        {"name": "provisioning", "mountPath": f"{PROVISIONING_DIR}/dashboards",
-                         "subPath": "dashboards", "readOnly": True},
-                        {"name": "dashboards", "mountPath": p.GRAFANA_DASHBOARDS_DIR, "readOnly": True},
-                        # Grafana writes its SQLite database and plugins here.
-                        {"name": "storage", "mountPath": "/var/lib/grafana"},
-                        {"name": "tmp", "mountPath": "/tmp"},
-                    ],
-                }],
+                "containers": [
+                    {
+                        "name": "grafana",
+                        "image": args.grafana_image,
+                        "env": grafana_env(admin_secret),
+                        "ports": [{"name": "http", "containerPort": p.GRAFANA_PORT}],
+                        "readinessProbe": _probe("/api/health", p.GRAFANA_PORT, 5),
+                        "livenessProbe": _probe("/api/health", p.GRAFANA_PORT, 30),
+                        "resources": _resources("100m", "256Mi", "500m", "512Mi"),
+                        "securityContext": _container_security(),
+                        "volumeMounts": [
+                            {
+                                "name": "provisioning",
+                                "mountPath": f"{PROVISIONING_DIR}/datasources",
+                                "subPath": "datasources",
+                                "readOnly": True,
+                            },
+                            {
+                                "name": "provisioning",
+                                "mountPath": f"{PROVISIONING_DIR}/dashboards",
+                                "subPath": "dashboards",
+                                "readOnly": True,
+                            },
+                            {
+                                "name": "dashboards",
+                                "mountPath": p.GRAFANA_DASHBOARDS_DIR,
+                                "readOnly": True,
+                            },
+                            # Grafana writes its SQLite database and plugins here.
+                            {"name": "storage", "mountPath": "/var/lib/grafana"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
                 "volumes": [
-                    {"name": "provisioning", "configMap": {
-                        "name": provisioning_map,
-                        "items": [
-                            {"key": "datasources.yaml", "path": "datasources/datasources.yaml"},
-                            {"key": "dashboards.yaml", "path": "dashboards/dashboards.yaml"},
-                        ]}},
+                    {
+                        "name": "provisioning",
+                        "configMap": {
+                            "name": provisioning_map,
+                            "items": [
+                                {"key": "datasources.yaml", "path": "datasources/datasources.yaml"},
+                                {"key": "dashboards.yaml", "path": "dashboards/dashboards.yaml"},
+                            ],
+                        },
+                    },
                     # One ConfigMap per dashboard keeps each under the 1 MiB object limit; a
                     # projected volume merges them into one directory.
-                    {"name": "dashboards", "projected": {
-                        "sources": [{"configMap": {"name": name}} for name in dashboard_maps]}},
+                    {
+                        "name": "dashboards",
+                        "projected": {
+                            "sources": [{"configMap": {"name": name}} for name in dashboard_maps]
+                        },
+                    },
                     {"name": "storage", "emptyDir": {}},
                     {"name": "tmp", "emptyDir": {}},
                 ],
@@ -187,36 +252,42 @@ def grafana_deployment(args: MonitoringStackArgs, stack: str, *, provisioning_ma
     }
 
 
-def alertmanager_deployment(args: MonitoringStackArgs, stack: str, *, config_map: str,
-                            config_hash: str) -> dict[str, Any]:
+def alertmanager_deployment(
+    args: MonitoringStackArgs, stack: str, *, config_map: str, config_hash: str
+) -> dict[str, Any]:
     """Deployment spec for a single Alertmanager (no clustering: one replica)."""
     match = labels(stack, "alertmanager")
     return {
         "replicas": 1,
         "selector": {"matchLabels": match},
         "template": {
-            "metadata": {"labels": match, "annotations": {"mlplatform.io/config-hash": config_hash}},
+            "metadata": {
+                "labels": match,
+                "annotations": {"mlplatform.io/config-hash": config_hash},
+            },
             "spec": {
                 "securityContext": _security(NOBODY),
-                "containers": [{
-                    "name": "alertmanager",
-                    "image": args.alertmanager_image,
-                    "args": [
-                        "--config.file=/etc/alertmanager/alertmanager.yml",
-                        "--storage.path=/alertmanager",
-                        # A single replica must not wait for peers that never come.
-                        "--cluster.listen-address=",
-                    ],
-                    "ports": [{"name": "http", "containerPort": p.ALERTMANAGER_PORT}],
-                    "readinessProbe": _probe("/-/ready", p.ALERTMANAGER_PORT, 5),
-                    "livenessProbe": _probe("/-/healthy", p.ALERTMANAGER_PORT, 30),
-                    "resources": _resources("50m", "64Mi", "200m", "256Mi"),
-                    "securityContext": _container_security(),
-                    "volumeMounts": [
-                        {"name": "config", "mountPath": "/etc/alertmanager", "readOnly": True},
-                        {"name": "data", "mountPath": "/alertmanager"},
-                    ],
-                }],
+                "containers": [
+                    {
+                        "name": "alertmanager",
+                        "image": args.alertmanager_image,
+                        "args": [
+                            "--config.file=/etc/alertmanager/alertmanager.yml",
+                            "--storage.path=/alertmanager",
+                            # A single replica must not wait for peers that never come.
+                            "--cluster.listen-address=",
+                        ],
+                        "ports": [{"name": "http", "containerPort": p.ALERTMANAGER_PORT}],
+                        "readinessProbe": _probe("/-/ready", p.ALERTMANAGER_PORT, 5),
+                        "livenessProbe": _probe("/-/healthy", p.ALERTMANAGER_PORT, 30),
+                        "resources": _resources("50m", "64Mi", "200m", "256Mi"),
+                        "securityContext": _container_security(),
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": "/etc/alertmanager", "readOnly": True},
+                            {"name": "data", "mountPath": "/alertmanager"},
+                        ],
+                    }
+                ],
                 "volumes": [
                     {"name": "config", "configMap": {"name": config_map}},
                     {"name": "data", "emptyDir": {}},

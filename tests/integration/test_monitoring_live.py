@@ -36,14 +36,26 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path.home() / ".cache" / "mlplatform" / "bin"
 MODEL = MonitoredModel(
-    name="iris", namespace="models", version="1.0.0", hpa_min_replicas=1, hpa_max_replicas=3,
+    name="iris",
+    namespace="models",
+    version="1.0.0",
+    hpa_min_replicas=1,
+    hpa_max_replicas=3,
     slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1.0, availability_percent=99.5),
 )
 GOOD_REQUESTS = 240
 BAD_REQUESTS = 12  # rows of the wrong width: answered 4xx, counted as failures
 # Series the live Prometheus cannot have: no kubelet, no GPU, no alert firing on loopback.
-NOT_ON_LOOPBACK = {m.CPU_USAGE, m.MEMORY_WORKING_SET, m.GPU_UTIL, m.GPU_FB_USED, m.GPU_FB_FREE,
-                   m.ALERTS, rules.GPU_UTIL, rules.GPU_MEMORY}
+NOT_ON_LOOPBACK = {
+    m.CPU_USAGE,
+    m.MEMORY_WORKING_SET,
+    m.GPU_UTIL,
+    m.GPU_FB_USED,
+    m.GPU_FB_FREE,
+    m.ALERTS,
+    rules.GPU_UTIL,
+    rules.GPU_MEMORY,
+}
 _sys_path = str(REPO / "models")
 
 
@@ -90,17 +102,33 @@ def model_dir(tmp_path_factory) -> Path:
     joblib.dump(model, directory / "model.joblib")
     outputs = [o.name for o in onnx_model.graph.output]
     sample = x[:3]
-    save_manifest(ModelManifest(
-        name=MODEL.name, version=MODEL.version,
-        input={"onnx_name": onnx_model.graph.input[0].name, "features": 4,
-               "feature_names": list(data.feature_names)},
-        classes=list(data.target_names),
-        onnx={"probabilities_output": next(o for o in outputs if "prob" in o)},
-        native={"framework": "sklearn", "file": "model.joblib"},
-        quality={"metric": "accuracy", "value": float(model.score(x, y)), "threshold": 0.5,
-                 "test_rows": len(x), "parity_max_abs_diff": 0.0, "parity_tolerance": 1e-4},
-        sample={"inputs": sample.tolist(), "probabilities": model.predict_proba(sample).tolist()},
-    ), directory)
+    save_manifest(
+        ModelManifest(
+            name=MODEL.name,
+            version=MODEL.version,
+            input={
+                "onnx_name": onnx_model.graph.input[0].name,
+                "features": 4,
+                "feature_names": list(data.feature_names),
+            },
+            classes=list(data.target_names),
+            onnx={"probabilities_output": next(o for o in outputs if "prob" in o)},
+            native={"framework": "sklearn", "file": "model.joblib"},
+            quality={
+                "metric": "accuracy",
+                "value": float(model.score(x, y)),
+                "threshold": 0.5,
+                "test_rows": len(x),
+                "parity_max_abs_diff": 0.0,
+                "parity_tolerance": 1e-4,
+            },
+            sample={
+                "inputs": sample.tolist(),
+                "probabilities": model.predict_proba(sample).tolist(),
+            },
+        ),
+        directory,
+    )
     return directory
 
 
@@ -108,17 +136,31 @@ def model_dir(tmp_path_factory) -> Path:
 def server(model_dir, tmp_path_factory) -> Iterator[str]:
     """A real model-server process on loopback; yields its base URL."""
     port = _free_port()
-    env = {**os.environ, "MODEL_DIR": str(model_dir), "MODEL_NAME": MODEL.name,
-           "MODEL_VERSION": MODEL.version, "HOST": "127.0.0.1", "PORT": str(port),
-           "PYTHONPATH": _sys_path, "DRAIN_SECONDS": "0"}
+    env = {
+        **os.environ,
+        "MODEL_DIR": str(model_dir),
+        "MODEL_NAME": MODEL.name,
+        "MODEL_VERSION": MODEL.version,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PYTHONPATH": _sys_path,
+        "DRAIN_SECONDS": "0",
+    }
     log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "serving"], cwd=REPO / "models", env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        cwd=REPO / "models",
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait("model server readiness",
-              lambda: httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200,
-              process=process)
+        _wait(
+            "model server readiness",
+            lambda: httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200,
+            process=process,
+        )
         yield url
     finally:
         process.terminate()
@@ -131,12 +173,18 @@ def _send_load(url: str) -> dict[str, int]:
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 
     with httpx.Client(base_url=url, timeout=10) as client, ThreadPoolExecutor(4) as pool:
-        good_codes = list(pool.map(
-            lambda _: client.post("/predict", json={"instances": rows}).status_code,
-            range(GOOD_REQUESTS)))
-        bad_codes = list(pool.map(
-            lambda _: client.post("/predict", json={"instances": [[1.0, 2.0]]}).status_code,
-            range(BAD_REQUESTS)))
+        good_codes = list(
+            pool.map(
+                lambda _: client.post("/predict", json={"instances": rows}).status_code,
+                range(GOOD_REQUESTS),
+            )
+        )
+        bad_codes = list(
+            pool.map(
+                lambda _: client.post("/predict", json={"instances": [[1.0, 2.0]]}).status_code,
+                range(BAD_REQUESTS),
+            )
+        )
     assert set(good_codes) == {200}
     assert all(400 <= code < 500 for code in bad_codes), bad_codes
     return {"good": GOOD_REQUESTS, "bad": BAD_REQUESTS}
@@ -159,7 +207,9 @@ def _exposed(url: str) -> dict[str, list]:
 def test_server_exports_every_model_server_metric_we_read(loaded_server, server):
     exposed = _exposed(server)
     missing = m.MODEL_SERVER_METRICS - set(exposed)
-    assert not missing, f"rules/dashboards read {sorted(missing)} but the server does not export them"
+    assert not missing, (
+        f"rules/dashboards read {sorted(missing)} but the server does not export them"
+    )
     for name in (m.REQUEST_SUCCESS, m.REQUEST_DURATION_COUNT, m.IN_FLIGHT):
         labels = exposed[name][0].labels
         assert (labels["model"], labels["version"]) == (MODEL.name, MODEL.version)
@@ -180,34 +230,58 @@ def test_latency_slo_bucket_is_exposed(server):
 def prometheus(server, tmp_path_factory) -> Iterator[str]:
     binary = BIN / "prometheus"
     if not binary.exists():
-        pytest.fail(f"{binary} is missing: run `make bootstrap` to build prometheus from "
-                    "Prometheus's Go module (tools/go/prometheus)")
+        pytest.fail(
+            f"{binary} is missing: run `make bootstrap` to build prometheus from "
+            "Prometheus's Go module (tools/go/prometheus)"
+        )
     work = tmp_path_factory.mktemp("prometheus")
     (work / "rules").mkdir()
     (work / "rules" / rules.rule_file_name(MODEL)).write_text(
-        yaml.safe_dump(rules.rule_groups(MODEL), sort_keys=False))
+        yaml.safe_dump(rules.rule_groups(MODEL), sort_keys=False)
+    )
     # The labels our Kubernetes relabelling would attach to this pod, set statically on loopback.
-    target = {"targets": [server.removeprefix("http://")],
-              "labels": {"namespace": MODEL.namespace, "pod": "iris-0", "node": "loopback",
-                         "app_kubernetes_io_name": MODEL.name,
-                         "app_kubernetes_io_instance": MODEL.name, "track": "stable"}}
+    target = {
+        "targets": [server.removeprefix("http://")],
+        "labels": {
+            "namespace": MODEL.namespace,
+            "pod": "iris-0",
+            "node": "loopback",
+            "app_kubernetes_io_name": MODEL.name,
+            "app_kubernetes_io_instance": MODEL.name,
+            "track": "stable",
+        },
+    }
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(work / "rules" / "*.yaml")],
-        "scrape_configs": [{"job_name": m.MODEL_SERVER_JOB, "metrics_path": m.METRICS_PATH,
-                            "static_configs": [target]}],
+        "scrape_configs": [
+            {
+                "job_name": m.MODEL_SERVER_JOB,
+                "metrics_path": m.METRICS_PATH,
+                "static_configs": [target],
+            }
+        ],
     }
     (work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     port = _free_port()
     log = (work / "prometheus.log").open("w")
     process = subprocess.Popen(
-        [str(binary), f"--config.file={work / 'prometheus.yml'}",
-         f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            str(binary),
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait("prometheus readiness",
-              lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, process=process)
+        _wait(
+            "prometheus readiness",
+            lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
+            process=process,
+        )
         yield url
     finally:
         process.terminate()
@@ -241,13 +315,17 @@ def scraped(prometheus, server) -> dict:
     assert final[m.REQUEST_SUCCESS] - before[m.REQUEST_SUCCESS] == sent["good"]
     assert final[m.REQUEST_FAILURE] - before[m.REQUEST_FAILURE] == sent["bad"]
     count = f'sum({m.REQUEST_DURATION_COUNT}{{model="{MODEL.name}"}})'
-    _wait("Prometheus to scrape the final request count",
-          lambda: _value(prometheus, count) == final[m.REQUEST_DURATION_COUNT])
+    _wait(
+        "Prometheus to scrape the final request count",
+        lambda: _value(prometheus, count) == final[m.REQUEST_DURATION_COUNT],
+    )
     # Recorded SLIs are only final once the recording group has run after the last scrape (with
     # half an interval of margin: a sample is stamped when its scrape starts, stored when it ends).
     scraped_at = _value(prometheus, f"max(timestamp({m.REQUEST_DURATION_COUNT}))")
-    _wait("a recording-rule evaluation after the final scrape",
-          lambda: _recording_evaluated_at(prometheus) > scraped_at + 0.5)
+    _wait(
+        "a recording-rule evaluation after the final scrape",
+        lambda: _recording_evaluated_at(prometheus) > scraped_at + 0.5,
+    )
     return {"url": prometheus, "sent": sent, "final": final}
 
 
@@ -277,15 +355,23 @@ def test_latency_histogram_read_back_through_the_http_api(scraped):
     url, total = scraped["url"], scraped["final"][m.REQUEST_DURATION_COUNT]
     inf = _value(url, f'sum({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}", le="+Inf"}})')
     assert inf == total
-    p99 = _value(url, f"histogram_quantile(0.99, sum by (le) "
-                      f"(rate({m.REQUEST_DURATION_BUCKET}{{model=\"{MODEL.name}\"}}[5m])))")
+    p99 = _value(
+        url,
+        f"histogram_quantile(0.99, sum by (le) "
+        f'(rate({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}"}}[5m])))',
+    )
     assert p99 is not None and 0 < p99 <= max(m.LATENCY_BUCKETS_SECONDS)
-    fast = _value(url, f'sum({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}", '
-                       f'le="{m.le_label(MODEL.slo.latency_seconds)}"}})')
+    fast = _value(
+        url,
+        f'sum({m.REQUEST_DURATION_BUCKET}{{model="{MODEL.name}", '
+        f'le="{m.le_label(MODEL.slo.latency_seconds)}"}})',
+    )
     assert fast is not None and 0 < fast <= total
     # Prometheus 3 normalises `le` on ingestion; every bound a latency SLO may name must be stored
     # exactly as the rules spell it, or the slow-request ratio would silently be empty.
-    stored = {s["metric"]["le"] for s in _query(url, f"count by (le) ({m.REQUEST_DURATION_BUCKET})")}
+    stored = {
+        s["metric"]["le"] for s in _query(url, f"count by (le) ({m.REQUEST_DURATION_BUCKET})")
+    }
     assert stored == {m.le_label(b) for b in m.LATENCY_BUCKETS_SECONDS} | {"+Inf"}
 
 

@@ -22,25 +22,39 @@ pytestmark = pytest.mark.integration
 
 OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 MODELS = [
-    MonitoredModel(name="iris", namespace="models", version="1", hpa_min_replicas=1,
-                   hpa_max_replicas=3,
-                   slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5)),
-    MonitoredModel(name="digits", namespace="gpu", version="1", gpu=True, hpa_min_replicas=2,
-                   hpa_max_replicas=2,
-                   slo=ModelSLO(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9)),
+    MonitoredModel(
+        name="iris",
+        namespace="models",
+        version="1",
+        hpa_min_replicas=1,
+        hpa_max_replicas=3,
+        slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5),
+    ),
+    MonitoredModel(
+        name="digits",
+        namespace="gpu",
+        version="1",
+        gpu=True,
+        hpa_min_replicas=2,
+        hpa_max_replicas=2,
+        slo=ModelSLO(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9),
+    ),
 ]
 
 
 def _spec_schema(kind_file: str) -> jsonschema_rs.Validator:
     try:
-        modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True,
-                                  check=True).stdout.strip()
+        modcache = subprocess.run(
+            ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.fail(f"cannot locate the Go module cache ({exc}); run `make bootstrap`")
     path = Path(modcache) / OPERATOR_MODULE / "example" / "prometheus-operator-crd" / kind_file
     if not path.exists():
-        pytest.fail(f"{path} is missing: run `make bootstrap` (or `go mod download "
-                    f"{OPERATOR_MODULE}`) to fetch the Prometheus Operator CRDs")
+        pytest.fail(
+            f"{path} is missing: run `make bootstrap` (or `go mod download "
+            f"{OPERATOR_MODULE}`) to fetch the Prometheus Operator CRDs"
+        )
     crd = yaml.safe_load(path.read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     return jsonschema_rs.validator_for(version["schema"]["openAPIV3Schema"]["properties"]["spec"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pulumi
-from pulumi.runtime import rpc
 import pytest
 import yaml
+from pulumi.runtime import rpc
 
 from components.monitoring import MonitoringStack, MonitoringStackArgs
 from components.plan.monitoring_spec import ModelSLO, MonitoredModel
@@ -52,7 +52,7 @@ def _deploy(args: MonitoringStackArgs) -> tuple[dict[str, dict], dict[str, objec
             "alert_names",
         ]
         return pulumi.Output.all(*(getattr(stack, n) for n in names)).apply(
-            lambda values: outputs.update(zip(names, values))
+            lambda values: outputs.update(zip(names, values, strict=True))
         )
 
     run()
@@ -265,11 +265,17 @@ mlplatform:monitoring:MonitoringStack mon <- stack
 """.format(c=f"{COMPONENT}::mon")
 
 
-@pytest.mark.parametrize("mode, settings, expected", [
-    ("deploy", {"alertmanager": True, "storage_size": "1Gi", "grafana_admin_password": "pw"},
-     _DEPLOY_GRAPH),
-    ("operator", {}, _OPERATOR_GRAPH),
-])
+@pytest.mark.parametrize(
+    "mode, settings, expected",
+    [
+        (
+            "deploy",
+            {"alertmanager": True, "storage_size": "1Gi", "grafana_admin_password": "pw"},
+            _DEPLOY_GRAPH,
+        ),
+        ("operator", {}, _OPERATOR_GRAPH),
+    ],
+)
 def test_resource_graph_snapshot(mode, settings, expected):
     """The shape of the graph (types, names, parents): a change here changes URNs in real stacks."""
     from pulumi_harness import run_program

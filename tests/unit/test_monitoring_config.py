@@ -177,10 +177,23 @@ def test_monitoring_workloads_pass_the_platform_policy_pack():
 
     args = _args(alertmanager=True)
     specs = {
-        "prometheus": work.prometheus_deployment(args, "mon", config_map="c", rules_map="r",
-                                                 service_account="sa", claim=None, config_hash="h"),
-        "grafana": work.grafana_deployment(args, "mon", provisioning_map="p", dashboard_maps=["d"],
-                                           admin_secret="s", config_hash="h"),
+        "prometheus": work.prometheus_deployment(
+            args,
+            "mon",
+            config_map="c",
+            rules_map="r",
+            service_account="sa",
+            claim=None,
+            config_hash="h",
+        ),
+        "grafana": work.grafana_deployment(
+            args,
+            "mon",
+            provisioning_map="p",
+            dashboard_maps=["d"],
+            admin_secret="s",
+            config_hash="h",
+        ),
         "alertmanager": work.alertmanager_deployment(args, "mon", config_map="c", config_hash="h"),
     }
     checks = [getattr(rules_workload, n) for n in dir(rules_workload) if n.startswith("check_")]

@@ -12,9 +12,15 @@ from components.plan.monitoring_spec import ModelSLO, MonitoredModel
 
 def _model(name="iris", gpu=False, **extra) -> MonitoredModel:
     return MonitoredModel(
-        name=name, namespace="models", version="1", gpu=gpu, hpa_min_replicas=2,
-        hpa_max_replicas=6, slo=ModelSLO(latency_p99_ms=500, error_rate_percent=2,
-                                         availability_percent=99.5), **extra)
+        name=name,
+        namespace="models",
+        version="1",
+        gpu=gpu,
+        hpa_min_replicas=2,
+        hpa_max_replicas=6,
+        slo=ModelSLO(latency_p99_ms=500, error_rate_percent=2, availability_percent=99.5),
+        **extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +50,26 @@ def test_panel_ids_unique_and_grid_does_not_overlap(boards):
         for panel in board["panels"]:
             pos = panel["gridPos"]
             assert pos["x"] + pos["w"] <= 24
-            area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                    for y in range(pos["y"], pos["y"] + pos["h"])}
+            area = {
+                (x, y)
+                for x in range(pos["x"], pos["x"] + pos["w"])
+                for y in range(pos["y"], pos["y"] + pos["h"])
+            }
             assert not area & cells, (board["uid"], panel["title"])
             cells |= area
 
 
 def test_required_panels_exist(boards):
     titles = set(_panels(boards["mlp-models-iris"]))
-    assert {"Request rate", "Error ratio", "Latency quantiles", "Requests in flight",
-            "Replicas vs HPA bounds", "CPU", "Memory"} <= titles
+    assert {
+        "Request rate",
+        "Error ratio",
+        "Latency quantiles",
+        "Requests in flight",
+        "Replicas vs HPA bounds",
+        "CPU",
+        "Memory",
+    } <= titles
     assert "GPU utilisation" not in titles
     assert {"GPU utilisation", "GPU memory used"} <= set(_panels(boards["mlp-models-digits"]))
 
@@ -65,7 +81,9 @@ def test_thresholds_come_from_slo_and_hpa(boards):
     steps = panels["Error ratio"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == pytest.approx(0.02)
     assert {"vector(2)", "vector(6)"} <= set(_exprs(panels["Replicas vs HPA bounds"]))
-    assert {"p50", "p95", "p99"} == {t["legendFormat"] for t in panels["Latency quantiles"]["targets"]}
+    assert {"p50", "p95", "p99"} == {
+        t["legendFormat"] for t in panels["Latency quantiles"]["targets"]
+    }
 
 
 def test_resource_requests_drawn_only_when_known(boards):

@@ -19,35 +19,62 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models"))
 from serving import metrics as serving  # noqa: E402
 
 MODELS = [
-    MonitoredModel(name="iris", namespace="models", version="1", hpa_min_replicas=1,
-                   hpa_max_replicas=3, cpu_request="1", memory_request="1Gi",
-                   slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5)),
-    MonitoredModel(name="digits", namespace="gpu", version="1", gpu=True, hpa_min_replicas=1,
-                   hpa_max_replicas=2,
-                   slo=ModelSLO(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9)),
+    MonitoredModel(
+        name="iris",
+        namespace="models",
+        version="1",
+        hpa_min_replicas=1,
+        hpa_max_replicas=3,
+        cpu_request="1",
+        memory_request="1Gi",
+        slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5),
+    ),
+    MonitoredModel(
+        name="digits",
+        namespace="gpu",
+        version="1",
+        gpu=True,
+        hpa_min_replicas=1,
+        hpa_max_replicas=2,
+        slo=ModelSLO(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9),
+    ),
 ]
 
 # From docs/contracts.md, "Exported metric names"; histograms appear as _bucket/_sum/_count.
 CONTRACT_SERVER_METRICS = {
-    "model_infer_request_success_total", "model_infer_request_failure_total",
-    "model_infer_request_duration_seconds_bucket", "model_infer_request_duration_seconds_count",
-    "model_infer_request_duration_seconds_sum", "model_infer_requests_in_flight",
-    "request_predict_seconds_bucket", "request_predict_seconds_count", "request_predict_seconds_sum",
+    "model_infer_request_success_total",
+    "model_infer_request_failure_total",
+    "model_infer_request_duration_seconds_bucket",
+    "model_infer_request_duration_seconds_count",
+    "model_infer_request_duration_seconds_sum",
+    "model_infer_requests_in_flight",
+    "request_predict_seconds_bucket",
+    "request_predict_seconds_count",
+    "request_predict_seconds_sum",
 }
 # prometheus_client's process collector, on by default on Linux.
 PROCESS_METRICS = {"process_start_time_seconds"}
 
 
-@pytest.mark.parametrize("expr, expected", [
-    ('sum by (namespace, model) (rate(a_total{model="x", le="0.25"}[5m]))', {"a_total"}),
-    ("x:y:z{a=\"b\"} > 0.144\nand\nx:y:w{a=\"b\"} > 0.144", {"x:y:z", "x:y:w"}),
-    ("histogram_quantile(0.99, sum by (le) (rate(h_bucket{a=\"b\"}[$__rate_interval])))", {"h_bucket"}),
-    ("avg by (namespace) (G * on (namespace, pod) group_left () group by (namespace, pod) (up == 1))",
-     {"G", "up"}),
-    ("(r{a=\"1\"} or on () vector(0)) < 2", {"r"}),
-    ("absent(up{job=\"x\"})", {"up"}),
-    ('count({__name__="ignored"}) or vector(1e3)', set()),
-])
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ('sum by (namespace, model) (rate(a_total{model="x", le="0.25"}[5m]))', {"a_total"}),
+        ('x:y:z{a="b"} > 0.144\nand\nx:y:w{a="b"} > 0.144', {"x:y:z", "x:y:w"}),
+        (
+            'histogram_quantile(0.99, sum by (le) (rate(h_bucket{a="b"}[$__rate_interval])))',
+            {"h_bucket"},
+        ),
+        (
+            "avg by (namespace) (G * on (namespace, pod) group_left () "
+            "group by (namespace, pod) (up == 1))",
+            {"G", "up"},
+        ),
+        ('(r{a="1"} or on () vector(0)) < 2', {"r"}),
+        ('absent(up{job="x"})', {"up"}),
+        ('count({__name__="ignored"}) or vector(1e3)', set()),
+    ],
+)
 def test_metric_name_extraction(expr, expected):
     assert metric_names(expr) == expected
 

@@ -12,8 +12,15 @@ from components.plan.monitoring_spec import ModelSLO, MonitoredModel
 
 def _model(gpu=False, hpa=(1, 4), **slo) -> MonitoredModel:
     values = {"latency_p99_ms": 250, "error_rate_percent": 1.0, "availability_percent": 99.5, **slo}
-    return MonitoredModel(name="iris", namespace="models", version="1", gpu=gpu,
-                          hpa_min_replicas=hpa[0], hpa_max_replicas=hpa[1], slo=ModelSLO(**values))
+    return MonitoredModel(
+        name="iris",
+        namespace="models",
+        version="1",
+        gpu=gpu,
+        hpa_min_replicas=hpa[0],
+        hpa_max_replicas=hpa[1],
+        slo=ModelSLO(**values),
+    )
 
 
 def _alerts(model: MonitoredModel) -> dict[str, dict]:
@@ -22,8 +29,10 @@ def _alerts(model: MonitoredModel) -> dict[str, dict]:
 
 def test_two_groups_per_model_named_after_it():
     groups = rules.rule_groups(_model())["groups"]
-    assert [g["name"] for g in groups] == ["mlplatform.models.iris.recording",
-                                           "mlplatform.models.iris.alerts"]
+    assert [g["name"] for g in groups] == [
+        "mlplatform.models.iris.recording",
+        "mlplatform.models.iris.alerts",
+    ]
     assert all("record" in r for r in groups[0]["rules"])
     assert all("alert" in r for r in groups[1]["rules"])
 
@@ -41,7 +50,9 @@ def test_recordings_are_defined_before_use():
         defined.add(rule["record"])
 
 
-@pytest.mark.parametrize("error_rate, fast, slow", [(1.0, "0.144", "0.06"), (0.1, "0.0144", "0.006")])
+@pytest.mark.parametrize(
+    "error_rate, fast, slow", [(1.0, "0.144", "0.06"), (0.1, "0.0144", "0.006")]
+)
 def test_error_burn_thresholds_scale_with_the_budget(error_rate, fast, slow):
     alerts = _alerts(_model(error_rate_percent=error_rate))
     fast_expr = alerts["ModelErrorsBudgetBurnFast"]["expr"]
@@ -56,8 +67,11 @@ def test_error_burn_thresholds_scale_with_the_budget(error_rate, fast, slow):
 
 def test_latency_slo_picks_the_matching_bucket():
     for ms, le in [(250, "0.25"), (1000, "1.0"), (50, "0.05")]:
-        slow = [r for r in rules.recording_rules(_model(latency_p99_ms=ms))
-                if r["record"] == rules.SLOW_RATIO.format(w="5m")]
+        slow = [
+            r
+            for r in rules.recording_rules(_model(latency_p99_ms=ms))
+            if r["record"] == rules.SLOW_RATIO.format(w="5m")
+        ]
         assert f'le="{le}"' in slow[0]["expr"]
 
 
@@ -95,12 +109,20 @@ def test_replica_count_only_counts_the_stable_deployment():
 
 
 def test_restart_alert_reads_process_start_time():
-    assert "changes(process_start_time_seconds{" in _alerts(_model())["ModelServerRestarted"]["expr"]
+    assert (
+        "changes(process_start_time_seconds{" in _alerts(_model())["ModelServerRestarted"]["expr"]
+    )
 
 
 def test_dashboard_uid_is_bounded_and_deterministic():
-    long = MonitoredModel(name="a" * 60, namespace="b" * 60, version="1", hpa_min_replicas=1,
-                          hpa_max_replicas=1, slo=_model().slo)
+    long = MonitoredModel(
+        name="a" * 60,
+        namespace="b" * 60,
+        version="1",
+        hpa_min_replicas=1,
+        hpa_max_replicas=1,
+        slo=_model().slo,
+    )
     sibling = long.model_copy(update={"name": "a" * 59 + "b"})
     assert len(rules.dashboard_uid(long)) <= 40
     assert rules.dashboard_uid(long) != rules.dashboard_uid(sibling)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pulumi
 import pytest
 from pydantic import ValidationError
 
@@ -16,8 +17,15 @@ SLO = {"latency_p99_ms": 250, "error_rate_percent": 1.0, "availability_percent":
 
 
 def _model(**overrides) -> dict:
-    return {"name": "iris", "namespace": "models", "version": "1", "hpa_min_replicas": 1,
-            "hpa_max_replicas": 3, "slo": dict(SLO), **overrides}
+    return {
+        "name": "iris",
+        "namespace": "models",
+        "version": "1",
+        "hpa_min_replicas": 1,
+        "hpa_max_replicas": 3,
+        "slo": dict(SLO),
+        **overrides,
+    }
 
 
 def _error(**args) -> str:
@@ -29,7 +37,12 @@ def _error(**args) -> str:
 def test_defaults_are_documented_and_applied():
     args = MonitoringStackArgs(models=[_model()])
     assert (args.namespace, args.mode, args.retention, args.storage_size, args.alertmanager) == (
-        "monitoring", "deploy", "15d", None, False)
+        "monitoring",
+        "deploy",
+        "15d",
+        None,
+        False,
+    )
     for name, field in MonitoringStackArgs.model_fields.items():
         assert field.description and len(field.description) > 20, name
     for model in (ModelSLO, MonitoredModel):
@@ -78,17 +91,32 @@ def test_same_name_in_two_namespaces_is_fine():
     assert len(args.models) == 2
 
 
-@pytest.mark.parametrize("field,value,expected", [
-    ("retention", "15 days", "not a Prometheus duration"),
-    ("scrape_interval", "5m", "outside 1s..1m"),
-    ("storage_size", "lots", "not a memory quantity"),
-    ("prometheus_image", "prom/prometheus:latest", "is not pinned"),
-    ("grafana_image", "grafana/grafana", "is not pinned"),
-    ("mode", "helm", "'deploy' or 'operator'"),
-])
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("retention", "15 days", "not a Prometheus duration"),
+        ("scrape_interval", "5m", "outside 1s..1m"),
+        ("storage_size", "lots", "not a memory quantity"),
+        ("prometheus_image", "prom/prometheus:latest", "is not pinned"),
+        ("grafana_image", "grafana/grafana", "is not pinned"),
+        ("mode", "helm", "'deploy' or 'operator'"),
+    ],
+)
 def test_settings_errors_name_field_and_value(field, value, expected):
     message = _error(models=[], **{field: value})
     assert field in message and expected in message and value in message
+
+
+@pytest.mark.parametrize("value", ["", 1234])
+def test_password_must_be_a_string_or_output(value):
+    message = _error(models=[], grafana_admin_password=value)
+    assert "grafana_admin_password" in message and "get_secret('grafanaAdminPassword')" in message
+
+
+def test_password_accepts_secret_output_and_hides_it_from_repr():
+    args = MonitoringStackArgs(models=[], grafana_admin_password=pulumi.Output.secret("pw"))
+    assert isinstance(args.grafana_admin_password, pulumi.Output)
+    assert "pw" not in repr(MonitoringStackArgs(models=[], grafana_admin_password="pw"))
 
 
 def test_operator_mode_rejects_deploy_only_settings():
