@@ -234,27 +234,37 @@ def parse_infer(body: bytes, features: int, input_name: str) -> InferRequest:
     return InferRequest(x=x, id=req_id, outputs=outputs)
 
 
-def _strings_outside_data(doc: dict) -> int:
-    """Number of JSON strings (keys included) in ``doc`` apart from inputs[0].data."""
-
-    def count(v: Any) -> int:
-        t = type(v)
-        if t is str:
-            return 1
-        if t is dict:
-            return sum(1 + count(item) for item in v.values())
-        if t is list:
-            return sum(count(item) for item in v)
+def _count_strings(value: Any) -> int:
+    """JSON strings in ``value``, object keys included."""
+    t = type(value)
+    if t is str:
+        return 1
+    if t is not dict and t is not list:
         return 0
+    total = len(value) if t is dict else 0
+    for item in value.values() if t is dict else value:
+        if type(item) in _NESTED:
+            total += _count_strings(item)
+    return total
 
-    total = 0
+
+_NESTED = (str, dict, list)
+
+
+def _strings_outside_data(doc: dict) -> int:
+    """JSON strings (keys included) in an OIP request apart from inputs[0].data."""
+    total = len(doc)
     for key, value in doc.items():
-        total += 1
         if key == "inputs" and type(value) is list and value and type(value[0]) is dict:
-            total += sum(1 + (0 if k == "data" else count(v)) for k, v in value[0].items())
-            total += sum(count(v) for v in value[1:])
+            tensor = value[0]
+            total += len(tensor)
+            for k, v in tensor.items():
+                if k != "data":
+                    total += _count_strings(v)
+            for other in value[1:]:
+                total += _count_strings(other)
         else:
-            total += count(value)
+            total += _count_strings(value)
     return total
 
 

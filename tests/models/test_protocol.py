@@ -193,3 +193,35 @@ def test_non_finite_rows_are_reported():
     p = np.array([[0.5, 0.5], [math.nan, 1.0], [0.1, math.inf]], dtype=np.float32)
     assert non_finite_rows(p) == [1, 2]
     assert non_finite_rows(p[:1]) == []
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.one_of(
+        st.lists(st.one_of(json_scalar, st.lists(json_scalar, max_size=F + 1)), max_size=7),
+        st.lists(json_scalar, min_size=2 * F, max_size=2 * F),
+        st.lists(st.lists(st.integers(-300, 300) | st.floats(-1e5, 1e5), min_size=F, max_size=F), min_size=2, max_size=2),
+    ),
+    datatype=st.sampled_from(["FP32", "FP64", "FP16", "INT32", "UINT8"]),
+    extra=st.dictionaries(st.sampled_from(["id", "parameters"]), st.text(max_size=3), max_size=2),
+)
+def test_infer_fast_path_decides_exactly_like_the_exact_path(data, datatype, extra):
+    from serving.protocol import _parse_tensor
+
+    tensor = {"name": "input-0", "shape": [2, F], "datatype": datatype, "data": data}
+    doc = {"inputs": [tensor], **extra}
+    if "parameters" in doc:
+        doc["parameters"] = {"note": doc["parameters"]}
+    try:
+        expected = _parse_tensor(tensor, F, "input-0", fast=False)
+    except InvalidInput:
+        expected = None
+    try:
+        got = parse_infer(body(doc), F, "input-0").x
+    except InvalidInput:
+        got = None
+    if expected is None:
+        assert got is None, f"fast path accepted what the exact rules refuse: {doc!r}"
+    else:
+        assert got is not None
+        np.testing.assert_array_equal(got, expected)
