@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                                              PEERS, p["fastapi"]),
         }  # fmt: skip
 
-    log_dir = RESULTS / "logs"
+    log_dir = CACHE / "bench" / "logs"  # server logs: large (MLServer logs every request)
     log_dir.mkdir(parents=True, exist_ok=True)
 
     # Cold starts: each server alone, several times.
