@@ -13,6 +13,8 @@ Scenarios (16 connections each):
   overhead                     ours /predict (1 row) vs a plain Starlette hello-world GET
   tf-1row                      ml_model_2 (Keras MLP): ours (ONNX Runtime, no TensorFlow) vs a
                                FastAPI server calling model.predict() per request
+  native-forest-1row           ours with INFERENCE_BACKEND=native (scikit-learn): micro-batching
+                               (MAX_BATCH_SIZE=32) vs inline
 Also: cold start (process start -> ready) for each server; with Docker, image sizes (ours vs the
 train stage, which is base + tensorflow-cpu) and container start -> ready.
 
@@ -55,6 +57,7 @@ TARGETS = {
     "forest_100row_rps_vs_mlserver": 8.0,
     "overhead_rps_vs_hello": 0.6,
     "tf_rps_vs_fastapi_predict": 20.0,
+    "native_micro_batching_rps_gain": 1.0,  # informative: merging must at least not hurt
     "cold_start_seconds_max": 1.0,
     "tf_start_speedup_vs_fastapi_tf": 4.0,
     "ml_model_1_image_gb_max": 0.25,
@@ -406,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         py = sys.executable
         uvicorn_fast = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
         ours_env = {"HOST": "127.0.0.1", "PYTHONPATH": str(MODELS), "DRAIN_SECONDS": "0"}
-        p = {name: free_port() for name in ("ours1", "ours2", "mlserver", "hello", "fastapi")}
+        p = {name: free_port() for name in ("ours1", "ours2", "mlserver", "hello", "fastapi", "nat1", "nat32")}
         (mls_dir / "settings.json").write_text(json.dumps(
             {"http_port": p["mlserver"], "grpc_port": free_port(), "metrics_port": free_port(), "parallel_workers": 1}))  # fmt: skip
         return {
@@ -416,6 +419,13 @@ def main(argv: list[str] | None = None) -> int:
             "ours-ml_model_2": ServerSpec("ours-ml_model_2", [py, "-m", "serving"], "/v2/health/ready",
                                           {**ours_env, "MODEL_DIR": str(models["ml_model_2"]), "PORT": str(p["ours2"])},
                                           MODELS, p["ours2"], signal.SIGINT),
+            "ours-native-inline": ServerSpec("ours-native-inline", [py, "-m", "serving"], "/v2/health/ready",
+                                             {**ours_env, "MODEL_DIR": str(models["ml_model_1"]), "PORT": str(p["nat1"]),
+                                              "INFERENCE_BACKEND": "native"}, MODELS, p["nat1"], signal.SIGINT),
+            "ours-native-batched": ServerSpec("ours-native-batched", [py, "-m", "serving"], "/v2/health/ready",
+                                              {**ours_env, "MODEL_DIR": str(models["ml_model_1"]), "PORT": str(p["nat32"]),
+                                               "INFERENCE_BACKEND": "native", "MAX_BATCH_SIZE": "32"},
+                                              MODELS, p["nat32"], signal.SIGINT),
             "mlserver": ServerSpec("mlserver", [str(mlserver / "bin" / "mlserver"), "start", str(mls_dir)],
                                    "/v2/models/ml_model_1/ready", {}, mls_dir, p["mlserver"]),
             "starlette-hello": ServerSpec("starlette-hello", [py, "-m", "uvicorn", "hello_starlette:app", "--port",
@@ -447,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    ("starlette-hello", "/", None)],
         "tf-1row (/predict)": [("ours-ml_model_2", "/predict", "digits-predict-1"),
                                ("fastapi-tf-predict", "/predict", "digits-predict-1")],
+        "native-forest-1row (/predict, scikit-learn)": [("ours-native-batched", "/predict", "predict-1"),
+                                                        ("ours-native-inline", "/predict", "predict-1")],
     }  # fmt: skip
     running = {name: Running(spec, log_dir) for name, spec in specs().items()}
     runs: dict[str, dict[str, list[dict]]] = {s: {} for s in scenarios}
@@ -477,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     f100 = medians["forest-100row (OIP /infer)"]
     ov = medians["overhead (1 row /predict vs hello GET)"]
     tf = medians["tf-1row (/predict)"]
+    nat = medians["native-forest-1row (/predict, scikit-learn)"]
     checks = [
         ("forest_1row_rps_vs_mlserver", ratio(f1["ours-ml_model_1"]["rps"], f1["mlserver"]["rps"]), ">="),
         ("forest_1row_p99_ours_over_mlserver", ratio(f1["ours-ml_model_1"]["p99_ms"], f1["mlserver"]["p99_ms"]), "<1"),
@@ -484,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         ("forest_100row_p99_ours_over_mlserver", ratio(f100["ours-ml_model_1"]["p99_ms"], f100["mlserver"]["p99_ms"]), "<1"),
         ("overhead_rps_vs_hello", ratio(ov["ours-ml_model_1"]["rps"], ov["starlette-hello"]["rps"]), ">="),
         ("tf_rps_vs_fastapi_predict", ratio(tf["ours-ml_model_2"]["rps"], tf["fastapi-tf-predict"]["rps"]), ">="),
+        ("native_micro_batching_rps_gain", ratio(nat["ours-native-batched"]["rps"], nat["ours-native-inline"]["rps"]), ">="),
         ("cold_start_seconds_max", max(cold_start["ours-ml_model_1"]["median"], cold_start["ours-ml_model_2"]["median"]), "<="),
         ("tf_start_speedup_vs_fastapi_tf", ratio(cold_start["fastapi-tf-predict"]["median"], cold_start["ours-ml_model_2"]["median"]), ">="),
     ]  # fmt: skip
