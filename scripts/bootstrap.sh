@@ -44,16 +44,23 @@ venv_build() { # DIR REQUIREMENTS — DIR is keyed by the requirements hash; reb
   rm -rf "$1" && python3 -m venv "$1" && "$1/bin/pip" install --progress-bar off -r "$2"
 }
 
+# link_venv DIR LINK: point LINK (what Pulumi.yaml / PulumiPolicy.yaml name) at the cached venv,
+# replacing a venv someone created there by hand.
+link_venv() {
+  [[ -L $2 || ! -e $2 ]] || rm -rf "$2"
+  ln -sfn "$1" "$2"
+}
+
 step_venv() {
   local key; key=$(hash_files "$REPO_ROOT/requirements.txt")
   local dir="$MLP_CACHE/venv-$key"
   run_step venv "$key" venv_build "$dir" "$REPO_ROOT/requirements.txt"
-  ln -sfn "$dir" "$REPO_ROOT/.venv"
+  link_venv "$dir" "$REPO_ROOT/.venv"
 
   key=$(hash_files "$REPO_ROOT/policy/requirements.txt")
   dir="$MLP_CACHE/venv-policy-$key"
   run_step venv-policy "$key" venv_build "$dir" "$REPO_ROOT/policy/requirements.txt"
-  ln -sfn "$dir" "$REPO_ROOT/policy/.venv"
+  link_venv "$dir" "$REPO_ROOT/policy/.venv"
 }
 
 build_pulumi() {
@@ -212,7 +219,6 @@ summary() {
   printf '  %-26s %-22s %s\n' "docker buildx (CLI plugin)" "v$BUILDX_VERSION" "$(readlink -f "$HOME/.docker/cli-plugins/docker-buildx")"
   printf '  %-26s %-22s %s\n' "dockerd" "$(docker version -f '{{.Server.Version}}' 2>/dev/null)" "$(command -v dockerd)"
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
-  du -sh "$MLP_CACHE" "$(go env GOMODCACHE)" 2>/dev/null | awk '{printf "  disk: %s %s\n", $1, $2}'
 }
 
 ALL_STEPS="apt docker venv pulumi providers cluster_tools prometheus images"
