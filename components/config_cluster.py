@@ -247,6 +247,18 @@ class ImagesConfig(ConfigModel):
         None, doc="Target platform; null builds for the daemon's platform.",
         allowed="e.g. 'linux/amd64' or 'linux/arm64'", example="linux/amd64",
     )
+    builder: DnsLabel = setting(
+        "default", doc="buildx builder that runs the build. 'default' is the Docker engine's own "
+        "BuildKit, which needs no image from any registry.",
+        allowed="the name of an existing buildx builder", example="default",
+    )
+    exec_cli: bool = setting(
+        True, alias="exec",
+        doc="Build through the `docker buildx` CLI (docker-build's exec mode). Required for the "
+        "'default' (docker-driver) builder: the provider's in-process mode only drives BuildKit "
+        "container builders, which it would first pull from Docker Hub.",
+        allowed="true or false",
+    )
 
 
 

@@ -69,6 +69,8 @@ class ModelImage(pulumi.ComponentResource):
             network=docker_build.NetworkMode(args.build.network),
             platforms=[docker_build.Platform(args.build.platform)] if args.build.platform else None,
             build_on_preview=args.build.build_on_preview,
+            builder=docker_build.BuilderConfigArgs(name=args.build.builder),
+            exec_=args.build.exec_cli,
             registries=registries,
             labels={"mlplatform.io/model": args.image_name, "mlplatform.io/content-hash": plan.tag},
             opts=pulumi.ResourceOptions(parent=self),
