@@ -194,6 +194,16 @@ step_prometheus() {
   ln -sfn "$d/prometheus" "$MLP_BIN/prometheus"; ln -sfn "$d/promtool" "$MLP_BIN/promtool"
 }
 
+# The Prometheus Operator CRDs (monitoring's operator mode is tested against them) ship in the
+# operator's Go module; downloading it puts them in the module cache.
+fetch_operator_crds() {
+  go mod download -json "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION" | grep '"Dir"'
+}
+
+step_operator_crds() {
+  run_step prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION" fetch_operator_crds
+}
+
 step_images() { "$REPO_ROOT/scripts/base-images.sh"; }
 
 summary() {
@@ -221,6 +231,6 @@ summary() {
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
 }
 
-ALL_STEPS="apt docker venv pulumi providers cluster_tools prometheus images"
+ALL_STEPS="apt docker venv pulumi providers cluster_tools prometheus operator_crds images"
 for s in ${*:-$ALL_STEPS}; do "step_${s//-/_}"; done
 [[ $# -gt 0 ]] || summary

@@ -13,4 +13,6 @@ KWOK_VERSION=0.7.0
 METRICS_SERVER_VERSION=0.8.0
 PROMETHEUS_VERSION=3.5.0
 PROMETHEUS_MODULE_VERSION=0.305.0
+# CRDs for monitoring's operator mode (its tests install them).
+PROMETHEUS_OPERATOR_VERSION=0.85.0
 APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps"
