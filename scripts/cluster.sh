@@ -37,6 +37,38 @@ YAML
   done
 }
 
+# Simulated storage: KWOK runs no volume provisioner, so cluster-up provides a default StorageClass
+# (no provisioner, immediate binding) and a few pre-made volumes; the real PV controller binds
+# claims to them, so pods with PVCs schedule and batch Jobs complete.
+storage() {
+  cat <<YAML
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: Immediate
+reclaimPolicy: Retain
+YAML
+  local i
+  for i in $(seq 1 6); do cat <<YAML
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: local-pv-$i
+  labels: {mlplatform.io/simulated: "true"}
+spec:
+  storageClassName: local
+  capacity: {storage: 20Gi}
+  accessModes: [ReadWriteOnce, ReadOnlyMany, ReadWriteMany]
+  persistentVolumeReclaimPolicy: Recycle
+  hostPath: {path: /tmp/mlplatform-pv-$i}
+YAML
+  done
+}
+
 up() {
   for b in kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl etcd metrics-server kubectl; do need "$b"; done
   if kwokctl get clusters 2>/dev/null | grep -qx "$MLP_CLUSTER" && kubectl get --raw /readyz >/dev/null 2>&1; then
@@ -56,6 +88,8 @@ up() {
       --kubeconfig "" --wait 120s >"$MLP_LOGS/cluster-up.log" 2>&1 ||
       { tail -n 30 "$MLP_LOGS/cluster-up.log"; echo "cluster-up failed; full log: $MLP_LOGS/cluster-up.log" >&2; exit 1; }
   fi
+  progress "cluster: default StorageClass 'local' and 6 volumes"
+  storage | kubectl apply -f - >/dev/null
   progress "cluster: default CPU pool ($CPU_NODES nodes)"
   cpu_nodes | kubectl apply -f - >/dev/null
   kubectl wait --for=condition=Ready node -l mlplatform.io/pool=cpu --timeout=60s >/dev/null
