@@ -81,7 +81,7 @@ def _digest(*paths: Path) -> str:
 
 
 def peer_venv(name: str, requirements: Path, borrow_main: bool = False) -> Path:
-    """A venv under ~/.cache/mlplatform built from ``requirements``; reused while it is unchanged."""
+    """A venv under ~/.cache/mlplatform built from ``requirements``, reused while unchanged."""
     key = _digest(requirements)
     if borrow_main:
         key += "-" + hashlib.sha256(sysconfig.get_paths()["purelib"].encode()).hexdigest()[:6]
@@ -96,9 +96,15 @@ def peer_venv(name: str, requirements: Path, borrow_main: bool = False) -> Path:
     if borrow_main:
         # TensorFlow from the main environment, read-only, behind the peer's own packages.
         site = subprocess.run(
-            [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            [
+                venv / "bin" / "python",
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         Path(site, "zz-main-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     done.write_text("ok\n")
     return venv
@@ -115,8 +121,9 @@ def trained_models() -> dict[str, Path]:
             shutil.rmtree(target, ignore_errors=True)
             subprocess.run(
                 [sys.executable, str(MODELS / model / "model_code.py"), "--out", str(target)],
-                check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-            )  # fmt: skip
+                check=True,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            )
         out[model] = target
     return out
 
@@ -161,9 +168,12 @@ class Running:
         start = time.perf_counter()
         self.process = subprocess.Popen(
             ["taskset", "-c", str(SERVER_CPU), *spec.argv],
-            cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=spec.cwd,
+            env={**os.environ, **spec.env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: MLServer's workers stop with it
-        )  # fmt: skip
+        )
         deadline = start + 180
         while http_status(spec.port, spec.ready_path) != 200:
             if self.process.poll() is not None or time.perf_counter() > deadline:
@@ -196,12 +206,29 @@ _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def wrk(port: int, path: str, body: Path | None, seconds: float) -> dict:
     """One wrk run (1 thread, CONNECTIONS connections) pinned to LOAD_CPU."""
-    argv = ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "10s", "--latency"]
+    argv = [
+        "taskset",
+        "-c",
+        str(LOAD_CPU),
+        "wrk",
+        "-t1",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "--latency",
+    ]
     env = dict(os.environ)
     if body is not None:
         argv += ["-s", str(PEERS / "post.lua")]
         env["BODY_FILE"] = str(body)
-    out = subprocess.run([*argv, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run(
+        [*argv, f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     lat = {p: float(v) * _UNIT_MS[u] for p, v, u in _LAT.findall(out)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -236,7 +263,16 @@ def payloads(work: Path) -> dict[str, Path]:
     bodies = {}
 
     def oip(rows: np.ndarray, outputs: list[str] | None) -> dict:
-        doc = {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}]}
+        doc = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": list(rows.shape),
+                    "datatype": "FP32",
+                    "data": rows.ravel().tolist(),
+                }
+            ]
+        }
         if outputs:
             doc["outputs"] = [{"name": n} for n in outputs]
         return doc
@@ -265,7 +301,9 @@ def docker_cli() -> str | None:
             continue
         if subprocess.run([path, "buildx", "version"], capture_output=True).returncode == 0:
             return path
-        v = subprocess.run([path, "version", "-f", "{{.Client.Version}}"], capture_output=True, text=True).stdout
+        v = subprocess.run(
+            [path, "version", "-f", "{{.Client.Version}}"], capture_output=True, text=True
+        ).stdout
         if v.split(".")[0].isdigit() and int(v.split(".")[0]) < 23:
             return path
     return None
@@ -284,19 +322,44 @@ def docker_measurements(docker: str, rounds: int) -> dict:
         tag = f"mlplatform-bench/{label}:latest"
         log(f"docker build {label}")
         argv = [docker, "build", "--network", "host", "-f", f"models/{model}/Dockerfile", "-t", tag]
-        subprocess.run([*argv, *(["--target", target] if target else []), "models/"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)  # fmt: skip
-        sizes[label] = int(subprocess.run([docker, "image", "inspect", "-f", "{{.Size}}", tag],
-                                          capture_output=True, text=True, check=True).stdout)  # fmt: skip
+        subprocess.run(
+            [*argv, *(["--target", target] if target else []), "models/"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        sizes[label] = int(
+            subprocess.run(
+                [docker, "image", "inspect", "-f", "{{.Size}}", tag],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
     starts = []
     for _ in range(rounds):
         port = free_port()
         t0 = time.perf_counter()
         cid = subprocess.run(
-            [docker, "run", "-d", "--network", "host", "--cpuset-cpus", str(SERVER_CPU), "-e", f"PORT={port}",
-             "-e", "HOST=127.0.0.1", "mlplatform-bench/ml_model_1:latest"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            [
+                docker,
+                "run",
+                "-d",
+                "--network",
+                "host",
+                "--cpuset-cpus",
+                str(SERVER_CPU),
+                "-e",
+                f"PORT={port}",
+                "-e",
+                "HOST=127.0.0.1",
+                "mlplatform-bench/ml_model_1:latest",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         try:
             while http_status(port, "/v2/health/ready") != 200:
                 if time.perf_counter() - t0 > 60:
@@ -334,6 +397,176 @@ def model_costs(models: dict[str, Path]) -> dict:
     return out
 
 
+# ------------------------------------------------------------------------------ servers
+
+# scenario -> [(server, path, body)]; each scenario's servers alternate within every round.
+SCENARIOS: dict[str, list[tuple[str, str, str | None]]] = {
+    "forest-1row (OIP /infer)": [
+        ("ours-ml_model_1", "/v2/models/ml_model_1/infer", "ours-oip-1"),
+        ("mlserver", "/v2/models/ml_model_1/infer", "mlserver-oip-1"),
+    ],
+    "forest-100row (OIP /infer)": [
+        ("ours-ml_model_1", "/v2/models/ml_model_1/infer", "ours-oip-100"),
+        ("mlserver", "/v2/models/ml_model_1/infer", "mlserver-oip-100"),
+    ],
+    "overhead (1 row /predict vs hello GET)": [
+        ("ours-ml_model_1", "/predict", "predict-1"),
+        ("starlette-hello", "/", None),
+    ],
+    "tf-1row (/predict)": [
+        ("ours-ml_model_2", "/predict", "digits-predict-1"),
+        ("fastapi-tf-predict", "/predict", "digits-predict-1"),
+    ],
+    "native-forest-1row (/predict, scikit-learn)": [
+        ("ours-native-batched", "/predict", "predict-1"),
+        ("ours-native-inline", "/predict", "predict-1"),
+    ],
+}
+# Same uvicorn settings as our server, so ratios measure the application, not the stack.
+UVICORN_FAST = [
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+]
+
+
+def mlserver_model_dir(work: Path, model_dir: Path) -> Path:
+    """MLServer reads its settings and the model from one folder."""
+    root = work / "mlserver"
+    (root / "ml_model_1").mkdir(parents=True)
+    shutil.copy(model_dir / "model.joblib", root / "ml_model_1" / "model.joblib")
+    settings = {
+        "name": "ml_model_1",
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib", "version": "1"},
+    }
+    (root / "ml_model_1" / "model-settings.json").write_text(json.dumps(settings))
+    return root
+
+
+def server_specs(
+    models: dict[str, Path], mls_dir: Path, mlserver: Path, fastapi_tf: Path
+) -> dict[str, ServerSpec]:
+    """Every server of the run, on fresh ports."""
+    py = sys.executable
+
+    def ours(name: str, model: str, **env: str) -> ServerSpec:
+        port = free_port()
+        env = {
+            "HOST": "127.0.0.1",
+            "PYTHONPATH": str(MODELS),
+            "DRAIN_SECONDS": "0",
+            "MODEL_DIR": str(models[model]),
+            "PORT": str(port),
+            **env,
+        }
+        # SIGINT: stop without the drain wait.
+        return ServerSpec(
+            name, [py, "-m", "serving"], "/v2/health/ready", env, MODELS, port, signal.SIGINT
+        )
+
+    mls_port, hello_port, tf_port = free_port(), free_port(), free_port()
+    mls_settings = {
+        "http_port": mls_port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        "parallel_workers": 1,
+    }
+    (mls_dir / "settings.json").write_text(json.dumps(mls_settings))
+    specs = [
+        ours("ours-ml_model_1", "ml_model_1"),
+        ours("ours-ml_model_2", "ml_model_2"),
+        ours("ours-native-inline", "ml_model_1", INFERENCE_BACKEND="native"),
+        ours("ours-native-batched", "ml_model_1", INFERENCE_BACKEND="native", MAX_BATCH_SIZE="32"),
+        ServerSpec(
+            "mlserver",
+            [str(mlserver / "bin" / "mlserver"), "start", str(mls_dir)],
+            "/v2/models/ml_model_1/ready",
+            {},
+            mls_dir,
+            mls_port,
+        ),
+        ServerSpec(
+            "starlette-hello",
+            [py, "-m", "uvicorn", "hello_starlette:app", "--port", str(hello_port), *UVICORN_FAST],
+            "/ready",
+            {},
+            PEERS,
+            hello_port,
+        ),
+        ServerSpec(
+            "fastapi-tf-predict",
+            [str(fastapi_tf / "bin" / "python"), "-m", "uvicorn", "fastapi_tf_server:app"]
+            + ["--port", str(tf_port), *UVICORN_FAST],
+            "/health",
+            {"MODEL_PATH": str(models["ml_model_2"] / "model.keras")},
+            PEERS,
+            tf_port,
+        ),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+def evaluate(medians: dict, cold_start: dict, docker: dict | None) -> list[dict]:
+    """The issue's targets as pass/fail rows."""
+
+    def rps(scenario: str, ours: str, peer: str) -> float:
+        return ratio(medians[scenario][ours]["rps"], medians[scenario][peer]["rps"])
+
+    def p99(scenario: str, ours: str, peer: str) -> float:
+        return ratio(medians[scenario][ours]["p99_ms"], medians[scenario][peer]["p99_ms"])
+
+    f1, f100 = "forest-1row (OIP /infer)", "forest-100row (OIP /infer)"
+    start = {name: c["median"] for name, c in cold_start.items()}
+    checks = [
+        ("forest_1row_rps_vs_mlserver", rps(f1, "ours-ml_model_1", "mlserver"), ">="),
+        ("forest_1row_p99_ours_over_mlserver", p99(f1, "ours-ml_model_1", "mlserver"), "<1"),
+        ("forest_100row_rps_vs_mlserver", rps(f100, "ours-ml_model_1", "mlserver"), ">="),
+        ("forest_100row_p99_ours_over_mlserver", p99(f100, "ours-ml_model_1", "mlserver"), "<1"),
+        (
+            "overhead_rps_vs_hello",
+            rps("overhead (1 row /predict vs hello GET)", "ours-ml_model_1", "starlette-hello"),
+            ">=",
+        ),
+        (
+            "tf_rps_vs_fastapi_predict",
+            rps("tf-1row (/predict)", "ours-ml_model_2", "fastapi-tf-predict"),
+            ">=",
+        ),
+        (
+            "native_micro_batching_rps_gain",
+            rps(
+                "native-forest-1row (/predict, scikit-learn)",
+                "ours-native-batched",
+                "ours-native-inline",
+            ),
+            ">=",
+        ),
+        ("cold_start_seconds_max", max(start["ours-ml_model_1"], start["ours-ml_model_2"]), "<="),
+        (
+            "tf_start_speedup_vs_fastapi_tf",
+            ratio(start["fastapi-tf-predict"], start["ours-ml_model_2"]),
+            ">=",
+        ),
+    ]
+    if docker:
+        sizes = docker["image_bytes"]
+        checks.append(("ml_model_1_image_gb_max", sizes["ml_model_1"] / 1e9, "<="))
+        tf_ratio = ratio(sizes["ml_model_2_train_tensorflow"], sizes["ml_model_2"])
+        checks.append(("tf_image_size_vs_runtime", tf_ratio, ">="))
+    rows = []
+    for name, value, op in checks:
+        target = TARGETS.get(name, 1.0)
+        met = value >= target if op == ">=" else value <= target if op == "<=" else value < 1.0
+        shown = f"< {target}" if op == "<1" else f"{op} {target}"
+        rows.append({"name": name, "value": value, "target": shown, "met": met})
+    return rows
+
+
 # ------------------------------------------------------------------------------ report
 
 
@@ -344,39 +577,46 @@ def ratio(a: float, b: float) -> float:
 def write_report(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
+    machine, config = results["machine"], results["config"]
     lines = [
         "# Serving benchmark",
         "",
-        f"Run {results['started']} on {results['machine']['cpu']} ({results['machine']['cpus']} CPUs), "
-        f"servers pinned to CPU {SERVER_CPU}, wrk to CPU {LOAD_CPU}, {CONNECTIONS} connections, "
-        f"{results['config']['rounds']} alternating rounds of {results['config']['seconds']} s, medians. "
-        f"Load average before/after: {results['machine']['loadavg_before']} / {results['machine']['loadavg_after']} "
-        "(other work on the machine shows up here; compare ratios, not absolute numbers).",
+        f"Run {results['started']} on {machine['cpu']} ({machine['cpus']} CPUs), servers pinned "
+        f"to CPU {SERVER_CPU}, wrk to CPU {LOAD_CPU}, {CONNECTIONS} connections, "
+        f"{config['rounds']} alternating rounds of {config['seconds']} s, medians. Load average "
+        f"before/after: {machine['loadavg_before']} / {machine['loadavg_after']} (other work on "
+        "the machine shows up here; compare ratios, not absolute numbers).",
         "",
         "| scenario | server | req/s | p50 ms | p99 ms | errors |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for scenario, servers in results["scenarios"].items():
         for name, m in servers.items():
-            lines.append(f"| {scenario} | {name} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['errors']} |")
+            cells = [scenario, name, f"{m['rps']:.0f}", f"{m['p50_ms']:.2f}", f"{m['p99_ms']:.2f}"]
+            lines.append("| " + " | ".join([*cells, str(m["errors"])]) + " |")
     lines += ["", "| check | measured | target | met |", "|---|---:|---:|---|"]
     for check in results["checks"]:
-        lines.append(f"| {check['name']} | {check['value']:.3g} | {check['target']} | {'yes' if check['met'] else 'NO'} |")
+        met = "yes" if check["met"] else "NO"
+        lines.append(f"| {check['name']} | {check['value']:.3g} | {check['target']} | {met} |")
     lines += ["", "Cold start, process start -> ready (median seconds):", ""]
     for name, c in results["cold_start_seconds"].items():
-        lines.append(f"- {name}: {c['median']:.2f} (runs: {', '.join(f'{r:.2f}' for r in c['runs'])})")
+        runs = ", ".join(f"{r:.2f}" for r in c["runs"])
+        lines.append(f"- {name}: {c['median']:.2f} (runs: {runs})")
     if results.get("docker"):
         d = results["docker"]
         lines += ["", "Images (docker image inspect Size):", ""]
         lines += [f"- {k}: {v / 1e6:.0f} MB" for k, v in d["image_bytes"].items()]
-        lines.append(f"- container start -> ready (ml_model_1): {d['container_start_to_ready_seconds']['median']:.2f} s")
+        start = d["container_start_to_ready_seconds"]["median"]
+        lines.append(f"- container start -> ready (ml_model_1): {start:.2f} s")
     lines += ["", "Model cost per call, this process:", ""]
     lines += [f"- {k}: {v:.4f}" for k, v in results["model_costs"].items()]
     (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="3 s runs, no Docker: a smoke run")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median taken)")
@@ -385,7 +625,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seconds, args.skip_docker = 3.0, True
     if (os.cpu_count() or 1) < 2 or not shutil.which("wrk") or not shutil.which("taskset"):
-        print("bench_serving needs 2+ CPUs, wrk and taskset (apt-get install wrk util-linux)", file=sys.stderr)
+        print(
+            "bench_serving needs 2+ CPUs, wrk and taskset (apt-get install wrk util-linux)",
+            file=sys.stderr,
+        )
         return 2
     os.sched_setaffinity(0, {LOAD_CPU})  # this script polls and parses on the load generator's CPU
 
@@ -397,47 +640,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     bodies = payloads(work)
 
-    # MLServer reads its settings and the model from a folder.
-    mls_dir = work / "mlserver"
-    (mls_dir / "ml_model_1").mkdir(parents=True)
-    shutil.copy(models["ml_model_1"] / "model.joblib", mls_dir / "ml_model_1" / "model.joblib")
-    (mls_dir / "ml_model_1" / "model-settings.json").write_text(json.dumps(
-        {"name": "ml_model_1", "implementation": "mlserver_sklearn.SKLearnModel",
-         "parameters": {"uri": "./model.joblib", "version": "1"}}))  # fmt: skip
-
-    def specs() -> dict[str, ServerSpec]:
-        py = sys.executable
-        uvicorn_fast = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
-        ours_env = {"HOST": "127.0.0.1", "PYTHONPATH": str(MODELS), "DRAIN_SECONDS": "0"}
-        p = {name: free_port() for name in ("ours1", "ours2", "mlserver", "hello", "fastapi", "nat1", "nat32")}
-        (mls_dir / "settings.json").write_text(json.dumps(
-            {"http_port": p["mlserver"], "grpc_port": free_port(), "metrics_port": free_port(), "parallel_workers": 1}))  # fmt: skip
-        return {
-            "ours-ml_model_1": ServerSpec("ours-ml_model_1", [py, "-m", "serving"], "/v2/health/ready",
-                                          {**ours_env, "MODEL_DIR": str(models["ml_model_1"]), "PORT": str(p["ours1"])},
-                                          MODELS, p["ours1"], signal.SIGINT),
-            "ours-ml_model_2": ServerSpec("ours-ml_model_2", [py, "-m", "serving"], "/v2/health/ready",
-                                          {**ours_env, "MODEL_DIR": str(models["ml_model_2"]), "PORT": str(p["ours2"])},
-                                          MODELS, p["ours2"], signal.SIGINT),
-            "ours-native-inline": ServerSpec("ours-native-inline", [py, "-m", "serving"], "/v2/health/ready",
-                                             {**ours_env, "MODEL_DIR": str(models["ml_model_1"]), "PORT": str(p["nat1"]),
-                                              "INFERENCE_BACKEND": "native"}, MODELS, p["nat1"], signal.SIGINT),
-            "ours-native-batched": ServerSpec("ours-native-batched", [py, "-m", "serving"], "/v2/health/ready",
-                                              {**ours_env, "MODEL_DIR": str(models["ml_model_1"]), "PORT": str(p["nat32"]),
-                                               "INFERENCE_BACKEND": "native", "MAX_BATCH_SIZE": "32"},
-                                              MODELS, p["nat32"], signal.SIGINT),
-            "mlserver": ServerSpec("mlserver", [str(mlserver / "bin" / "mlserver"), "start", str(mls_dir)],
-                                   "/v2/models/ml_model_1/ready", {}, mls_dir, p["mlserver"]),
-            "starlette-hello": ServerSpec("starlette-hello", [py, "-m", "uvicorn", "hello_starlette:app", "--port",
-                                          str(p["hello"]), *uvicorn_fast], "/ready", {}, PEERS, p["hello"]),
-            "fastapi-tf-predict": ServerSpec("fastapi-tf-predict", [str(fastapi_tf / "bin" / "python"), "-m", "uvicorn",
-                                             "fastapi_tf_server:app", "--port", str(p["fastapi"]), *uvicorn_fast],
-                                             "/health", {"MODEL_PATH": str(models["ml_model_2"] / "model.keras")},
-                                             PEERS, p["fastapi"]),
-        }  # fmt: skip
-
+    mls_dir = mlserver_model_dir(work, models["ml_model_1"])
     log_dir = CACHE / "bench" / "logs"  # server logs: large (MLServer logs every request)
     log_dir.mkdir(parents=True, exist_ok=True)
+
+    def specs() -> dict[str, ServerSpec]:
+        return server_specs(models, mls_dir, mlserver, fastapi_tf)
 
     # Cold starts: each server alone, several times.
     cold: dict[str, list[float]] = {}
@@ -448,29 +656,17 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     log("cold starts: " + ", ".join(f"{k} {statistics.median(v):.2f}s" for k, v in cold.items()))
 
-    scenarios = {
-        "forest-1row (OIP /infer)": [("ours-ml_model_1", "/v2/models/ml_model_1/infer", "ours-oip-1"),
-                                     ("mlserver", "/v2/models/ml_model_1/infer", "mlserver-oip-1")],
-        "forest-100row (OIP /infer)": [("ours-ml_model_1", "/v2/models/ml_model_1/infer", "ours-oip-100"),
-                                       ("mlserver", "/v2/models/ml_model_1/infer", "mlserver-oip-100")],
-        "overhead (1 row /predict vs hello GET)": [("ours-ml_model_1", "/predict", "predict-1"),
-                                                   ("starlette-hello", "/", None)],
-        "tf-1row (/predict)": [("ours-ml_model_2", "/predict", "digits-predict-1"),
-                               ("fastapi-tf-predict", "/predict", "digits-predict-1")],
-        "native-forest-1row (/predict, scikit-learn)": [("ours-native-batched", "/predict", "predict-1"),
-                                                        ("ours-native-inline", "/predict", "predict-1")],
-    }  # fmt: skip
     running = {name: Running(spec, log_dir) for name, spec in specs().items()}
-    runs: dict[str, dict[str, list[dict]]] = {s: {} for s in scenarios}
+    runs: dict[str, dict[str, list[dict]]] = {s: {} for s in SCENARIOS}
     try:
-        for scenario, entries in scenarios.items():
+        for scenario, entries in SCENARIOS.items():
             for name, path, body in entries:  # warm-up
                 wrk(running[name].spec.port, path, bodies.get(body), 1)
             for r in range(args.rounds):
                 for name, path, body in entries:
                     result = wrk(running[name].spec.port, path, bodies.get(body), args.seconds)
                     runs[scenario].setdefault(name, []).append(result)
-                    log(f"{scenario} round {r + 1}: {name} {result['rps']:.0f} req/s p99 {result['p99_ms']:.1f} ms")
+                    log(f"{scenario} round {r + 1}: {name} {result['rps']:.0f} req/s")
     finally:
         for server in running.values():
             server.stop()
@@ -484,38 +680,16 @@ def main(argv: list[str] | None = None) -> int:
             log("no usable docker client: image sizes skipped")
         else:
             docker = docker_measurements(cli, args.rounds)
-
-    f1 = medians["forest-1row (OIP /infer)"]
-    f100 = medians["forest-100row (OIP /infer)"]
-    ov = medians["overhead (1 row /predict vs hello GET)"]
-    tf = medians["tf-1row (/predict)"]
-    nat = medians["native-forest-1row (/predict, scikit-learn)"]
-    checks = [
-        ("forest_1row_rps_vs_mlserver", ratio(f1["ours-ml_model_1"]["rps"], f1["mlserver"]["rps"]), ">="),
-        ("forest_1row_p99_ours_over_mlserver", ratio(f1["ours-ml_model_1"]["p99_ms"], f1["mlserver"]["p99_ms"]), "<1"),
-        ("forest_100row_rps_vs_mlserver", ratio(f100["ours-ml_model_1"]["rps"], f100["mlserver"]["rps"]), ">="),
-        ("forest_100row_p99_ours_over_mlserver", ratio(f100["ours-ml_model_1"]["p99_ms"], f100["mlserver"]["p99_ms"]), "<1"),
-        ("overhead_rps_vs_hello", ratio(ov["ours-ml_model_1"]["rps"], ov["starlette-hello"]["rps"]), ">="),
-        ("tf_rps_vs_fastapi_predict", ratio(tf["ours-ml_model_2"]["rps"], tf["fastapi-tf-predict"]["rps"]), ">="),
-        ("native_micro_batching_rps_gain", ratio(nat["ours-native-batched"]["rps"], nat["ours-native-inline"]["rps"]), ">="),
-        ("cold_start_seconds_max", max(cold_start["ours-ml_model_1"]["median"], cold_start["ours-ml_model_2"]["median"]), "<="),
-        ("tf_start_speedup_vs_fastapi_tf", ratio(cold_start["fastapi-tf-predict"]["median"], cold_start["ours-ml_model_2"]["median"]), ">="),
-    ]  # fmt: skip
-    if docker:
-        sizes = docker["image_bytes"]
-        checks += [
-            ("ml_model_1_image_gb_max", sizes["ml_model_1"] / 1e9, "<="),
-            ("tf_image_size_vs_runtime", ratio(sizes["ml_model_2_train_tensorflow"], sizes["ml_model_2"]), ">="),
-        ]
-    check_rows = []
-    for name, value, op in checks:
-        target = TARGETS.get(name, 1.0)
-        met = value >= target if op == ">=" else value <= target if op == "<=" else value < 1.0
-        check_rows.append({"name": name, "value": value, "target": f"{'<' if op == '<1' else op} {target}", "met": met})
+    check_rows = evaluate(medians, cold_start, docker)
 
     results = {
         "started": started,
-        "config": {"seconds": args.seconds, "rounds": args.rounds, "connections": CONNECTIONS, "quick": args.quick},
+        "config": {
+            "seconds": args.seconds,
+            "rounds": args.rounds,
+            "connections": CONNECTIONS,
+            "quick": args.quick,
+        },
         "machine": {
             "cpu": _cpu_model(),
             "cpus": os.cpu_count(),

@@ -38,5 +38,10 @@ def health():
 
 @app.post("/predict")
 def predict(request: PredictRequest):
-    probabilities = state["model"].predict(np.asarray(request.instances, dtype=np.float32), verbose=0)
-    return {"predictions": probabilities.argmax(axis=1).tolist(), "probabilities": probabilities.tolist()}
+    probabilities = state["model"].predict(
+        np.asarray(request.instances, dtype=np.float32), verbose=0
+    )
+    return {
+        "predictions": probabilities.argmax(axis=1).tolist(),
+        "probabilities": probabilities.tolist(),
+    }

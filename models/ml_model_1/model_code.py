@@ -57,10 +57,13 @@ def load_data(seed: int = SEED) -> Dataset:
         x, data.target, test_size=TEST_SIZE, random_state=seed, stratify=data.target
     )
     return Dataset(
-        x_train, y_train, x_test, y_test,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
         feature_names=[str(n) for n in data.feature_names],
         classes=[str(c) for c in data.target_names],
-    )  # fmt: skip
+    )
 
 
 def train(data: Dataset, seed: int = SEED, n_estimators: int = N_ESTIMATORS):
@@ -77,7 +80,7 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 
 
 def to_onnx(model, features: int) -> bytes:
-    """Convert with skl2onnx; probabilities as a plain tensor (no ZipMap) so the server reads them."""
+    """Convert with skl2onnx; probabilities as a plain tensor (no ZipMap)."""
     from skl2onnx import to_onnx as skl_to_onnx
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -93,8 +96,8 @@ def to_onnx(model, features: int) -> bytes:
 def build(out_dir: Path, seed: int = SEED, n_estimators: int = N_ESTIMATORS) -> ModelManifest:
     """Train, gate and write the model directory; raise QualityGateFailed when a gate fails."""
     import joblib
-    import sklearn
     import skl2onnx
+    import sklearn
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +124,9 @@ def build(out_dir: Path, seed: int = SEED, n_estimators: int = N_ESTIMATORS) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--n-estimators", type=int, default=N_ESTIMATORS)
@@ -134,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     q = manifest.quality
     print(
         f"{NAME}: test {q.metric} {q.value:.4f} (threshold {q.threshold}), {q.test_rows} rows; "
-        f"ONNX parity max abs diff {q.parity_max_abs_diff:.2e} (tolerance {q.parity_tolerance:.0e}); "
+        f"ONNX parity max abs diff {q.parity_max_abs_diff:.2e} "
+        f"(tolerance {q.parity_tolerance:.0e}); "
         f"written to {args.out}"
     )
     return 0

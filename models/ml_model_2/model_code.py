@@ -66,10 +66,13 @@ def load_data(seed: int = SEED) -> Dataset:
         x, data.target, test_size=TEST_SIZE, random_state=seed, stratify=data.target
     )
     return Dataset(
-        x_train, y_train, x_test, y_test,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
         feature_names=[f"pixel_{r}_{c}" for r in range(8) for c in range(8)],
         classes=[str(d) for d in range(10)],
-    )  # fmt: skip
+    )
 
 
 def train(data: Dataset, seed: int = SEED, epochs: int = EPOCHS):
@@ -91,7 +94,9 @@ def train(data: Dataset, seed: int = SEED, epochs: int = EPOCHS):
         name=NAME,
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=BATCH_SIZE, verbose=0, shuffle=True)
+    model.fit(
+        data.x_train, data.y_train, epochs=epochs, batch_size=BATCH_SIZE, verbose=0, shuffle=True
+    )
     return model
 
 
@@ -111,7 +116,9 @@ def to_onnx(model) -> tuple[bytes, str, str]:
     inputs = [i.name for i in graph.graph.input]
     outputs = [o.name for o in graph.graph.output]
     if len(inputs) != 1 or len(outputs) != 1:
-        raise QualityGateFailed(f"exported graph has inputs {inputs} and outputs {outputs}; expected one each")
+        raise QualityGateFailed(
+            f"exported graph has inputs {inputs} and outputs {outputs}; expected one each"
+        )
     return graph.SerializeToString(), inputs[0], outputs[0]
 
 
@@ -142,12 +149,18 @@ def build(out_dir: Path, seed: int = SEED, epochs: int = EPOCHS) -> ModelManifes
         y_test=data.y_test,
         native_predict=lambda x: predict(model, x),
         threshold=ACCURACY_THRESHOLD,
-        trained_with={"tensorflow": tf.__version__, "keras": keras.__version__, "tf2onnx": tf2onnx.__version__},
+        trained_with={
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "tf2onnx": tf2onnx.__version__,
+        },
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
@@ -160,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     q = manifest.quality
     print(
         f"{NAME}: test {q.metric} {q.value:.4f} (threshold {q.threshold}), {q.test_rows} rows; "
-        f"ONNX parity max abs diff {q.parity_max_abs_diff:.2e} (tolerance {q.parity_tolerance:.0e}); "
+        f"ONNX parity max abs diff {q.parity_max_abs_diff:.2e} "
+        f"(tolerance {q.parity_tolerance:.0e}); "
         f"written to {args.out}"
     )
     return 0

@@ -24,7 +24,13 @@ from serving.errors import ModelNotFound, NonFiniteOutput, PayloadTooLarge, Serv
 from serving.manifest import ModelManifest
 from serving.metrics import ServingMetrics
 from serving.openapi import build_openapi
-from serving.protocol import encode_infer, encode_predict, non_finite_rows, parse_infer, parse_predict
+from serving.protocol import (
+    encode_infer,
+    encode_predict,
+    non_finite_rows,
+    parse_infer,
+    parse_predict,
+)
 from serving.settings import ServerSettings
 
 log = logging.getLogger("serving")
@@ -47,7 +53,9 @@ class ClientGone(Exception):
     """The client disconnected before sending the whole body; nobody is left to answer."""
 
 
-_INFER_PATH = re.compile(r"^/v2/models/(?P<model_name>[^/]+)(?:/versions/(?P<model_version>[^/]+))?/infer$")
+_INFER_PATH = re.compile(
+    r"^/v2/models/(?P<model_name>[^/]+)(?:/versions/(?P<model_version>[^/]+))?/infer$"
+)
 
 
 class _FastPath:
@@ -89,12 +97,17 @@ class _AsgiEndpoint:
         except Exception as exc:  # a bug, not bad input: log it, answer 500, keep serving
             log.error("unhandled error", exc_info=exc, extra={"path": scope["path"]})
             status = 500
-            content = orjson.dumps({"error": f"internal error ({type(exc).__name__}); see the server log"})
+            content = orjson.dumps(
+                {"error": f"internal error ({type(exc).__name__}); see the server log"}
+            )
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(content))],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(content)),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": content})
@@ -134,7 +147,9 @@ class ModelServer:
             )
         else:
             self.runner = InlineRunner(backend.predict_proba, observe)
-        self._openapi = orjson.dumps(build_openapi(manifest, self.name, self.version, self.max_body))
+        self._openapi = orjson.dumps(
+            build_openapi(manifest, self.name, self.version, self.max_body)
+        )
         self._metadata = orjson.dumps(self._model_metadata())
         self.starlette = Starlette(
             routes=self._routes(),
@@ -187,7 +202,10 @@ class ModelServer:
         if exc.status_code == 404:
             message = f"no route {request.url.path}; see /openapi.json for the API"
         elif exc.status_code == 405:
-            message = f"method {request.method} not allowed on {request.url.path}; allowed: {exc.headers.get('Allow') if exc.headers else '?'}"
+            allowed = (exc.headers or {}).get("Allow", "?")
+            message = (
+                f"method {request.method} not allowed on {request.url.path}; allowed: {allowed}"
+            )
         else:
             message = exc.detail
         return Response(
@@ -327,4 +345,3 @@ class ModelServer:
 
     async def openapi(self, request: Request) -> Response:
         return Response(self._openapi, media_type=JSON)
-

@@ -70,11 +70,13 @@ class OnnxBackend:
         width = inputs[manifest.input.onnx_name].shape[-1]
         if isinstance(width, int) and width != manifest.input.features:
             raise ModelLoadError(
-                f"manifest input.features={manifest.input.features} but {path} expects {width} columns"
+                f"manifest input.features={manifest.input.features} but {path} expects "
+                f"{width} columns"
             )
         if manifest.onnx.probabilities_output not in outputs:
             raise ModelLoadError(
-                f"manifest onnx.probabilities_output={manifest.onnx.probabilities_output!r} is not an "
+                f"manifest onnx.probabilities_output={manifest.onnx.probabilities_output!r} "
+                "is not an "
                 f"output of {path}; the graph's outputs are {sorted(outputs)}"
             )
         self._session = session
@@ -141,7 +143,9 @@ def _missing(package: str, manifest: ModelManifest) -> str:
     )
 
 
-def load_backend(manifest: ModelManifest, model_dir: Path, kind: str, onnx_threads: int = 1) -> Backend:
+def load_backend(
+    manifest: ModelManifest, model_dir: Path, kind: str, onnx_threads: int = 1
+) -> Backend:
     """Load the model with the backend ``kind`` ('onnx' or 'native')."""
     if kind == "onnx":
         return OnnxBackend(manifest, model_dir, threads=onnx_threads)

@@ -72,12 +72,14 @@ def _is_number(text: str) -> bool:
 def read_csv(path: Path, manifest: ModelManifest, chunk_rows: int) -> Iterator[np.ndarray]:
     features = manifest.input.features
     order: list[int] | None = None
+    named = ""
     for first, lines in _lines(path, chunk_rows):
         rows = list(csv.reader(lines))
         if order is None:
             order = list(range(features))
             if first == 1 and not all(_is_number(cell) for cell in rows[0]):
                 order = _header_order(path, rows[0], manifest)
+                named = ", as named in the header"
                 rows = rows[1:]
                 first += 1
         out = np.empty((len(rows), features), dtype=np.float64)
@@ -86,7 +88,7 @@ def read_csv(path: Path, manifest: ModelManifest, chunk_rows: int) -> Iterator[n
             if len(row) != len(order):
                 raise InvalidInput(
                     f"{path}: line {line} has {len(row)} columns; expected {len(order)} "
-                    f"({features} features{', as named in the header' if order != list(range(features)) else ''})"
+                    f"({features} features{named})"
                 )
             for k, j in enumerate(order):
                 try:
@@ -140,7 +142,9 @@ def read_jsonl(path: Path, manifest: ModelManifest, chunk_rows: int) -> Iterator
         try:
             yield to_matrix(rows, features, "rows")
         except InvalidInput as exc:
-            raise InvalidInput(f"{path}: lines {first}..{first + len(lines) - 1}: {exc.message}") from None
+            raise InvalidInput(
+                f"{path}: lines {first}..{first + len(lines) - 1}: {exc.message}"
+            ) from None
 
 
 def read_json(path: Path, manifest: ModelManifest) -> Iterator[np.ndarray]:
@@ -158,7 +162,8 @@ def read_npy(path: Path, manifest: ModelManifest, chunk_rows: int) -> Iterator[n
     features = manifest.input.features
     if arr.ndim != 2 or arr.shape[1] != features or arr.dtype.kind not in "iuf":
         raise InvalidInput(
-            f"{path}: array is {arr.dtype} {list(arr.shape)}; expected a numeric 2-D array [rows, {features}]"
+            f"{path}: array is {arr.dtype} {list(arr.shape)}; expected a numeric 2-D array "
+            f"[rows, {features}]"
         )
     for start in range(0, arr.shape[0], chunk_rows):
         chunk = np.asarray(arr[start : start + chunk_rows], dtype=np.float64)
@@ -183,14 +188,23 @@ class Writer:
     def write(self, probabilities: np.ndarray) -> None:
         labels = probabilities.argmax(axis=1)
         if self.fmt == ".jsonl":
-            for label, p in zip(labels.tolist(), probabilities):
-                line = {"row": self.row, "prediction": label, "class": self.classes[label], "probabilities": p}
-                self.f.write(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
+            for label, p in zip(labels.tolist(), probabilities, strict=True):
+                line = {
+                    "row": self.row,
+                    "prediction": label,
+                    "class": self.classes[label],
+                    "probabilities": p,
+                }
+                self.f.write(
+                    orjson.dumps(
+                        line, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+                    )
+                )
                 self.row += 1
         elif self.fmt == ".csv":
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
-            for label, p in zip(labels.tolist(), probabilities.tolist()):
+            for label, p in zip(labels.tolist(), probabilities.tolist(), strict=True):
                 w.writerow([self.row, label, self.classes[label], *(f"{v:.7g}" for v in p)])
                 self.row += 1
             self.f.write(buf.getvalue().encode())
@@ -202,22 +216,36 @@ class Writer:
     def close(self) -> None:
         if self.fmt == ".json":
             doc = {
-                "predictions": np.concatenate(self._json_predictions) if self._json_predictions else [],
-                "probabilities": np.concatenate(self._json_probabilities) if self._json_probabilities else [],
+                "predictions": np.concatenate(self._json_predictions)
+                if self._json_predictions
+                else [],
+                "probabilities": np.concatenate(self._json_probabilities)
+                if self._json_probabilities
+                else [],
             }
             self.f.write(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def score_file(
-    input_path: Path, output_path: Path, manifest: ModelManifest, backend: Backend, chunk_rows: int = 4096
+    input_path: Path,
+    output_path: Path,
+    manifest: ModelManifest,
+    backend: Backend,
+    chunk_rows: int = 4096,
 ) -> int:
     """Score every row of ``input_path`` into ``output_path``; return the number of rows."""
     in_fmt = input_path.suffix.lower()
     out_fmt = output_path.suffix.lower()
     if in_fmt not in INPUT_FORMATS:
-        raise InvalidInput(f"--input {input_path}: unsupported extension {in_fmt!r}; use one of {', '.join(INPUT_FORMATS)}")
+        raise InvalidInput(
+            f"--input {input_path}: unsupported extension {in_fmt!r}; "
+            f"use one of {', '.join(INPUT_FORMATS)}"
+        )
     if out_fmt not in OUTPUT_FORMATS:
-        raise InvalidInput(f"--output {output_path}: unsupported extension {out_fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
+        raise InvalidInput(
+            f"--output {output_path}: unsupported extension {out_fmt!r}; "
+            f"use one of {', '.join(OUTPUT_FORMATS)}"
+        )
     if not input_path.is_file():
         raise InvalidInput(f"--input {input_path}: no such file")
     if in_fmt == ".csv":
@@ -251,19 +279,25 @@ def score_file(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m serving.batch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m serving.batch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "/model")))
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "/model"))
+    )
     parser.add_argument(
         "--backend", choices=["onnx", "native"], default=os.environ.get("INFERENCE_BACKEND", "onnx")
     )
     parser.add_argument("--chunk-rows", type=int, default=4096, help="rows scored per model call")
     parser.add_argument(
-        "--threads", type=int, default=int(os.environ.get("ONNX_THREADS", "0")),
+        "--threads",
+        type=int,
+        default=int(os.environ.get("ONNX_THREADS", "0")),
         help="ONNX Runtime threads (0: one per core)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     configure(os.environ.get("LOG_LEVEL", "info"))
     if args.chunk_rows < 1:

@@ -33,15 +33,20 @@ def check_metric(name: str, value: float, threshold: float) -> None:
     """Raise QualityGateFailed when ``value`` is below ``threshold``."""
     if not value >= threshold:
         raise QualityGateFailed(
-            f"test {name} {value:.4f} is below the threshold {threshold:.4f}; the build stops here. "
+            f"test {name} {value:.4f} is below the threshold {threshold:.4f}; "
+            "the build stops here. "
             "Fix the training (data, hyperparameters, seed) or, deliberately, the threshold."
         )
 
 
-def check_parity(native: np.ndarray, onnx: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> float:
+def check_parity(
+    native: np.ndarray, onnx: np.ndarray, tolerance: float = PARITY_TOLERANCE
+) -> float:
     """Max |native - onnx| over the held-out set; raise QualityGateFailed above ``tolerance``."""
     if native.shape != onnx.shape:
-        raise QualityGateFailed(f"ONNX output shape {onnx.shape} differs from native {native.shape}")
+        raise QualityGateFailed(
+            f"ONNX output shape {onnx.shape} differs from native {native.shape}"
+        )
     diff = float(np.abs(native.astype(np.float64) - onnx.astype(np.float64)).max())
     if not diff <= tolerance:
         row = int(np.abs(native - onnx).max(axis=1).argmax())
@@ -52,7 +57,9 @@ def check_parity(native: np.ndarray, onnx: np.ndarray, tolerance: float = PARITY
     return diff
 
 
-def onnx_probabilities(onnx_path: Path, input_name: str, output_name: str, x: np.ndarray) -> np.ndarray:
+def onnx_probabilities(
+    onnx_path: Path, input_name: str, output_name: str, x: np.ndarray
+) -> np.ndarray:
     """Run the converted graph the way the server will (CPU provider, float32 input)."""
     from serving.backends import onnx_session
 
@@ -97,7 +104,9 @@ def write_model_dir(
     manifest = ModelManifest(
         name=name,
         version=version,
-        input=InputSpec(onnx_name=onnx_input, features=x_test.shape[1], feature_names=feature_names),
+        input=InputSpec(
+            onnx_name=onnx_input, features=x_test.shape[1], feature_names=feature_names
+        ),
         classes=classes,
         onnx=OnnxSpec(file=onnx_path.name, probabilities_output=onnx_output),
         native=NativeSpec(framework=framework, file=native_file),

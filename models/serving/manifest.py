@@ -50,7 +50,9 @@ class OnnxSpec(BaseModel):
 
     model_config = _STRICT
 
-    file: str = Field("model.onnx", description="File name in the model directory. Default 'model.onnx'.")
+    file: str = Field(
+        "model.onnx", description="File name in the model directory. Default 'model.onnx'."
+    )
     probabilities_output: str = Field(
         description="Graph output holding class probabilities, float32 [rows, classes] (required)."
     )
@@ -120,14 +122,18 @@ class ModelManifest(BaseModel):
     def _sample_widths(self) -> ModelManifest:
         for i, row in enumerate(self.sample.inputs):
             if len(row) != self.input.features:
-                raise ValueError(f"sample.inputs[{i}] has {len(row)} values, expected {self.input.features}")
+                raise ValueError(
+                    f"sample.inputs[{i}] has {len(row)} values, expected {self.input.features}"
+                )
         for i, row in enumerate(self.sample.probabilities):
             if len(row) != len(self.classes):
                 raise ValueError(
                     f"sample.probabilities[{i}] has {len(row)} values, expected {len(self.classes)}"
                 )
         if len(self.sample.inputs) != len(self.sample.probabilities):
-            raise ValueError("sample.inputs and sample.probabilities must have the same number of rows")
+            raise ValueError(
+                "sample.inputs and sample.probabilities must have the same number of rows"
+            )
         return self
 
 
@@ -139,7 +145,8 @@ def load_manifest(model_dir: Path) -> ModelManifest:
     except FileNotFoundError:
         raise ModelLoadError(
             f"model manifest {path} not found: MODEL_DIR={str(model_dir)!r} must be a directory "
-            f"written by a model's training code (models/<name>/model_code.py), holding {MANIFEST_FILE}"
+            "written by a model's training code (models/<name>/model_code.py), holding "
+            f"{MANIFEST_FILE}"
         ) from None
     except OSError as exc:
         raise ModelLoadError(f"cannot read model manifest {path}: {exc}") from None
@@ -147,7 +154,8 @@ def load_manifest(model_dir: Path) -> ModelManifest:
         return ModelManifest.model_validate_json(text)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors()[:5]
         )
         raise ModelLoadError(
             f"model manifest {path} is invalid ({problems}); re-run the model's training "

@@ -8,9 +8,8 @@ monitoring code (recording rules, alerts, dashboards): names exactly as they app
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bisect import bisect_left
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -66,9 +65,24 @@ METRIC_NAMES: list[str] = [m.name for m in METRICS]
 
 # From 50 us (one ONNX row) to 10 s (a huge native batch).
 LATENCY_BUCKETS = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class Counter:
@@ -148,7 +162,7 @@ class _Collector:
             spec = by_name[name]
             family = HistogramMetricFamily(name, spec.help, labels=list(spec.labels))
             buckets, total = [], 0
-            for bound, count in zip((*h.bounds, float("inf")), h.counts):
+            for bound, count in zip((*h.bounds, float("inf")), h.counts, strict=True):
                 total += count
                 buckets.append((floatToGoString(bound), total))
             family.add_metric(labels, buckets, h.sum)
@@ -160,7 +174,9 @@ class _Collector:
             ("model_infer_request_success_total", m.success),
             ("model_infer_request_failure_total", m.failure),
         ):
-            family = CounterMetricFamily(name, by_name[name].help, labels=list(by_name[name].labels))
+            family = CounterMetricFamily(
+                name, by_name[name].help, labels=list(by_name[name].labels)
+            )
             family.add_metric(model_version, counter.value)
             yield family
         yield histogram("model_infer_request_duration_seconds", m.duration, model_version)

@@ -28,8 +28,10 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, max_body: int) -> dict[str, Any]:
-    """The OpenAPI document for a server serving ``manifest`` as ``model_name``/``model_version``."""
+def build_openapi(
+    manifest: ModelManifest, model_name: str, model_version: str, max_body: int
+) -> dict[str, Any]:
+    """The OpenAPI document of a server serving ``manifest`` as model_name/model_version."""
     features = manifest.input.features
     classes = len(manifest.classes)
     number = {"type": "number", "minimum": -F32_MAX, "maximum": F32_MAX}
@@ -56,7 +58,10 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
             "post": {
                 "summary": "Open Inference Protocol v2 inference",
                 "parameters": params,
-                "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("InferRequest")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("InferRequest")}},
+                },
                 "responses": {
                     "200": _json(_ref("InferResponse"), "Labels and class probabilities."),
                     "400": bad,
@@ -72,7 +77,10 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
             "get": {
                 "summary": "Model metadata",
                 "parameters": params,
-                "responses": {"200": _json(_ref("ModelMetadata"), "Model metadata."), "404": not_found},
+                "responses": {
+                    "200": _json(_ref("ModelMetadata"), "Model metadata."),
+                    "404": not_found,
+                },
             }
         }
 
@@ -112,17 +120,28 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
             }
         },
         "/v2/models/{model_name}": metadata_op([name_param]),
-        "/v2/models/{model_name}/versions/{model_version}": metadata_op([name_param, version_param]),
+        "/v2/models/{model_name}/versions/{model_version}": metadata_op(
+            [name_param, version_param]
+        ),
         "/v2/models/{model_name}/ready": ready_op([name_param]),
-        "/v2/models/{model_name}/versions/{model_version}/ready": ready_op([name_param, version_param]),
+        "/v2/models/{model_name}/versions/{model_version}/ready": ready_op(
+            [name_param, version_param]
+        ),
         "/v2/models/{model_name}/infer": infer_op([name_param]),
-        "/v2/models/{model_name}/versions/{model_version}/infer": infer_op([name_param, version_param]),
+        "/v2/models/{model_name}/versions/{model_version}/infer": infer_op(
+            [name_param, version_param]
+        ),
         "/predict": {
             "post": {
                 "summary": "Plain JSON prediction",
-                "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("PredictRequest")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("PredictRequest")}},
+                },
                 "responses": {
-                    "200": _json(_ref("PredictResponse"), "One label and one probability row per instance."),
+                    "200": _json(
+                        _ref("PredictResponse"), "One label and one probability row per instance."
+                    ),
                     "400": bad,
                     "413": too_large,
                     "422": non_finite,
@@ -133,7 +152,10 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
             "get": {
                 "summary": "Prometheus metrics",
                 "responses": {
-                    "200": {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                    "200": {
+                        "description": "Prometheus text format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },
@@ -161,8 +183,16 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
             "required": ["error"],
             "properties": {"error": {"type": "string"}},
         },
-        "Live": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
-        "Ready": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}},
+        "Live": {
+            "type": "object",
+            "required": ["live"],
+            "properties": {"live": {"type": "boolean"}},
+        },
+        "Ready": {
+            "type": "object",
+            "required": ["ready"],
+            "properties": {"ready": {"type": "boolean"}},
+        },
         "ModelReady": {
             "type": "object",
             "required": ["name", "ready"],
@@ -210,11 +240,16 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
                 "predictions": {
                     "type": "array",
                     "items": {"type": "integer", "minimum": 0, "maximum": classes - 1},
-                    "description": "Class index per row (names: model metadata `parameters.classes`).",
+                    "description": "Class index per row (names: metadata `parameters.classes`).",
                 },
                 "probabilities": {
                     "type": "array",
-                    "items": {"type": "array", "items": {"type": "number"}, "minItems": classes, "maxItems": classes},
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "number"},
+                        "minItems": classes,
+                        "maxItems": classes,
+                    },
                 },
             },
         },
@@ -225,7 +260,12 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
             "properties": {
                 "id": {"type": "string"},
                 "parameters": {"type": "object"},
-                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": _ref("RequestInput")},
+                "inputs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1,
+                    "items": _ref("RequestInput"),
+                },
                 "outputs": {"type": "array", "items": _ref("RequestOutput")},
             },
             "example": {
@@ -257,7 +297,7 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
                 "data": {
                     "type": "array",
                     "items": {"anyOf": [number, {"type": "array"}]},
-                    "description": "rows x features numbers, flat (row-major) or nested as the shape.",
+                    "description": "rows x features numbers, flat (row-major) or nested.",
                 },
             },
         },
@@ -299,8 +339,9 @@ def build_openapi(manifest: ModelManifest, model_name: str, model_version: str, 
             "title": f"{model_name} model server",
             "version": model_version,
             "description": (
-                f"Serves model '{model_name}' version '{model_version}' ({features} float32 features, "
-                f"{classes} classes: {', '.join(manifest.classes)}) over the Open Inference Protocol "
+                f"Serves model '{model_name}' version '{model_version}' ({features} float32 "
+                f"features, {classes} classes: {', '.join(manifest.classes)}) over the Open "
+                "Inference Protocol "
                 "v2 REST API and a plain JSON /predict."
             ),
         },

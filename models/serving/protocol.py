@@ -89,7 +89,9 @@ def parse_predict(body: bytes, features: int) -> np.ndarray:
     expected = predict_example(features)
     doc = _loads(body, expected)
     if type(doc) is not dict:
-        raise InvalidInput(f"request body must be a JSON object, got {_kind(doc)}; expected {expected}")
+        raise InvalidInput(
+            f"request body must be a JSON object, got {_kind(doc)}; expected {expected}"
+        )
     if "instances" not in doc:
         raise InvalidInput(f"missing field 'instances'; expected {expected}")
     if len(doc) != 1:
@@ -208,7 +210,9 @@ def parse_infer(body: bytes, features: int, input_name: str) -> InferRequest:
     expected = infer_example(features, input_name)
     doc = _loads(body, expected)
     if type(doc) is not dict:
-        raise InvalidInput(f"request body must be a JSON object, got {_kind(doc)}; expected {expected}")
+        raise InvalidInput(
+            f"request body must be a JSON object, got {_kind(doc)}; expected {expected}"
+        )
     unknown = sorted(set(doc) - _INFER_KEYS)
     if unknown:
         raise InvalidInput(
@@ -271,22 +275,28 @@ def _strings_outside_data(doc: dict) -> int:
 def _parse_tensor(tensor: Any, features: int, input_name: str, fast: bool) -> np.ndarray:
     where = "inputs[0]"
     if type(tensor) is not dict:
-        raise InvalidInput(f"'{where}' must be an object with name, shape, datatype, data; got {_kind(tensor)}")
+        raise InvalidInput(
+            f"'{where}' must be an object with name, shape, datatype, data; got {_kind(tensor)}"
+        )
     unknown = sorted(set(tensor) - _TENSOR_KEYS)
     if unknown:
         raise InvalidInput(
-            f"unknown field(s) {unknown} in '{where}'; allowed: name, shape, datatype, parameters, data"
+            f"unknown field(s) {unknown} in '{where}'; "
+            "allowed: name, shape, datatype, parameters, data"
         )
     for key in ("name", "shape", "datatype", "data"):
         if key not in tensor:
             raise InvalidInput(
                 f"missing field '{where}.{key}'; expected a tensor like "
-                f'{{"name": "{input_name}", "shape": [<rows>, {features}], "datatype": "FP32", "data": [...]}}'
+                f'{{"name": "{input_name}", "shape": [<rows>, {features}], '
+                '"datatype": "FP32", "data": [...]}'
             )
     if type(tensor["name"]) is not str:
         raise InvalidInput(f"'{where}.name' must be a string, got {_kind(tensor['name'])}")
     if type(tensor.get("parameters", {})) is not dict:
-        raise InvalidInput(f"'{where}.parameters' must be an object, got {_kind(tensor['parameters'])}")
+        raise InvalidInput(
+            f"'{where}.parameters' must be an object, got {_kind(tensor['parameters'])}"
+        )
     datatype = tensor["datatype"]
     if datatype not in DATATYPE_RANGES:
         raise InvalidInput(
@@ -337,7 +347,8 @@ def _exact_data(
         for i, row in enumerate(data):
             if len(row) != features:
                 raise InvalidInput(
-                    f"'{where}[{i}]' has {len(row)} values but shape {shape} needs {features} per row"
+                    f"'{where}[{i}]' has {len(row)} values but shape {shape} needs "
+                    f"{features} per row"
                 )
             for j, v in enumerate(row):
                 _check_number(v, f"{where}[{i}][{j}]", lo, hi, integral, dtype)
@@ -357,14 +368,20 @@ def _parse_outputs(outputs: Any) -> tuple[str, ...]:
     if outputs is None:
         return OUTPUT_NAMES
     if type(outputs) is not list:
-        raise InvalidInput(f"'outputs' must be a list of {{\"name\": ...}} objects, got {_kind(outputs)}")
+        raise InvalidInput(
+            f"'outputs' must be a list of {{\"name\": ...}} objects, got {_kind(outputs)}"
+        )
     names: list[str] = []
     for i, out in enumerate(outputs):
         if type(out) is not dict or type(out.get("name")) is not str:
-            raise InvalidInput(f"'outputs[{i}]' must be an object with a string 'name', got {_show(out)}")
+            raise InvalidInput(
+                f"'outputs[{i}]' must be an object with a string 'name', got {_show(out)}"
+            )
         unknown = sorted(set(out) - {"name", "parameters"})
         if unknown:
-            raise InvalidInput(f"unknown field(s) {unknown} in 'outputs[{i}]'; allowed: name, parameters")
+            raise InvalidInput(
+                f"unknown field(s) {unknown} in 'outputs[{i}]'; allowed: name, parameters"
+            )
         if type(out.get("parameters", {})) is not dict:
             raise InvalidInput(f"'outputs[{i}].parameters' must be an object")
         if out["name"] not in OUTPUT_NAMES:
@@ -390,7 +407,12 @@ def encode_infer(
     for name in outputs:
         if name == "label":
             tensors.append(
-                {"name": "label", "datatype": "INT64", "shape": [rows], "data": probabilities.argmax(axis=1)}
+                {
+                    "name": "label",
+                    "datatype": "INT64",
+                    "shape": [rows],
+                    "data": probabilities.argmax(axis=1),
+                }
             )
         else:
             tensors.append(

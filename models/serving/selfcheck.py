@@ -22,14 +22,16 @@ class SelfCheckFailed(Exception):
 
 
 def selfcheck(model_dir: Path, backend: str = "onnx") -> float:
-    """Max |recorded - computed| over the sample; raise SelfCheckFailed above the parity tolerance."""
+    """Max |recorded - computed| over the sample; SelfCheckFailed above the parity tolerance."""
     manifest = load_manifest(model_dir)
     model = load_backend(manifest, model_dir, backend)
     x = np.asarray(manifest.sample.inputs, dtype=np.float32)
     expected = np.asarray(manifest.sample.probabilities, dtype=np.float32)
     got = model.predict_proba(x)
     if got.shape != expected.shape:
-        raise SelfCheckFailed(f"{backend} backend returned shape {got.shape}, expected {expected.shape}")
+        raise SelfCheckFailed(
+            f"{backend} backend returned shape {got.shape}, expected {expected.shape}"
+        )
     diff = float(np.abs(got - expected).max())
     tolerance = manifest.quality.parity_tolerance
     if not diff <= tolerance:
@@ -50,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SelfCheckFailed) as exc:
         print(f"selfcheck FAILED: {exc}", file=sys.stderr)
         return 1
-    print(f"selfcheck ok: {args.backend} backend matches the recorded sample (max abs diff {diff:.3g})")
+    print(
+        f"selfcheck ok: {args.backend} backend matches the recorded sample "
+        f"(max abs diff {diff:.3g})"
+    )
     return 0
 
 

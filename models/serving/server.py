@@ -47,14 +47,20 @@ class DrainingServer(uvicorn.Server):
         if self.drain_deadline is None and sig == signal.SIGTERM and self.drain_seconds > 0:
             self.state.draining = True
             self.drain_deadline = time.monotonic() + self.drain_seconds
-            log.info("SIGTERM: readiness off, draining", extra={"drain_seconds": self.drain_seconds})
+            log.info(
+                "SIGTERM: readiness off, draining", extra={"drain_seconds": self.drain_seconds}
+            )
             return
         self.state.draining = True
         self.should_exit = True
         log.info("stopping: listener closes, in-flight requests finish", extra={"signal": sig})
 
     async def on_tick(self, counter: int) -> bool:
-        if self.drain_deadline is not None and not self.should_exit and time.monotonic() >= self.drain_deadline:
+        if (
+            self.drain_deadline is not None
+            and not self.should_exit
+            and time.monotonic() >= self.drain_deadline
+        ):
             log.info("drain period over: listener closes, in-flight requests finish")
             self.should_exit = True
         return await super().on_tick(counter)
@@ -75,7 +81,9 @@ def process_age_seconds() -> float | None:
 def build(settings: ServerSettings) -> ModelServer:
     """Load the model named by ``settings`` and build its server (raises ConfigError)."""
     manifest = load_manifest(settings.model_dir)
-    backend = load_backend(manifest, settings.model_dir, settings.inference_backend, settings.onnx_threads)
+    backend = load_backend(
+        manifest, settings.model_dir, settings.inference_backend, settings.onnx_threads
+    )
     return ModelServer(settings, manifest, backend)
 
 

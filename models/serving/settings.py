@@ -32,7 +32,7 @@ class ServerSettings(BaseModel):
         None,
         min_length=1,
         max_length=64,
-        description="MODEL_VERSION: version in metadata and metric labels. Default: the manifest's.",
+        description="MODEL_VERSION: version in metadata and metric labels. Default: manifest's.",
         json_schema_extra=_env("MODEL_VERSION", "a non-empty string of at most 64 characters"),
     )
     model_dir: Path = Field(

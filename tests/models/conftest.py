@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from serving_harness import MODELS, Server, start_server
 
 if str(MODELS) not in sys.path:

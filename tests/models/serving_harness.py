@@ -25,7 +25,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(what: str, check: Callable[[], bool], process: subprocess.Popen | None = None, timeout: float = 60) -> None:
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    process: subprocess.Popen | None = None,
+    timeout: float = 60,
+) -> None:
     """Poll ``check`` until true; fail with the process's output if it dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,7 +82,11 @@ def start_server(model_dir: Path, log_dir: Path, **env: str) -> Server:
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "serving"], cwd=MODELS, env=full_env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "serving"],
+            cwd=MODELS,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
 
@@ -98,7 +107,9 @@ def docker_cli() -> str:
     """
     import shutil
 
-    candidates = [os.environ["DOCKER"]] if os.environ.get("DOCKER") else ["docker", "/usr/bin/docker"]
+    candidates = (
+        [os.environ["DOCKER"]] if os.environ.get("DOCKER") else ["docker", "/usr/bin/docker"]
+    )
     problems = []
     for candidate in candidates:
         path = shutil.which(candidate)
@@ -106,12 +117,18 @@ def docker_cli() -> str:
             problems.append(f"{candidate}: not found")
             continue
         if subprocess.run([path, "info"], capture_output=True).returncode != 0:
-            problems.append(f"{path}: cannot reach the Docker engine (start it: scripts/docker.sh start)")
+            problems.append(
+                f"{path}: cannot reach the Docker engine (start it: scripts/docker.sh start)"
+            )
             continue
         if subprocess.run([path, "buildx", "version"], capture_output=True).returncode == 0:
             return path
-        version = subprocess.run([path, "version", "-f", "{{.Client.Version}}"], capture_output=True, text=True).stdout
+        version = subprocess.run(
+            [path, "version", "-f", "{{.Client.Version}}"], capture_output=True, text=True
+        ).stdout
         if version.split(".")[0].isdigit() and int(version.split(".")[0]) < 23:
             return path
-        problems.append(f"{path}: client {version.strip()} needs the buildx plugin for BuildKit builds")
+        problems.append(
+            f"{path}: client {version.strip()} needs the buildx plugin for BuildKit builds"
+        )
     raise RuntimeError("no usable docker client: " + "; ".join(problems))

@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from serving.backends import load_backend
 from serving.manifest import load_manifest
 from serving_harness import MODELS
@@ -19,7 +18,11 @@ from serving_harness import MODELS
 def run_batch(model_dir, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(MODELS), "MODEL_DIR": str(model_dir)}
     return subprocess.run(
-        [sys.executable, "-m", "serving.batch", *args], cwd=MODELS, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "serving.batch", *args],
+        cwd=MODELS,
+        env=env,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -44,7 +47,9 @@ def write_csv(path, header, data):
 
 
 @pytest.mark.parametrize("out_name", ["out.jsonl", "out.csv", "out.json"])
-def test_csv_with_reordered_header_is_scored_like_the_server(model1_dir, rows, expected, tmp_path, out_name):
+def test_csv_with_reordered_header_is_scored_like_the_server(
+    model1_dir, rows, expected, tmp_path, out_name
+):
     names = load_manifest(model1_dir).input.feature_names
     order = list(reversed(range(len(names))))
     src = tmp_path / "rows.csv"
@@ -77,22 +82,34 @@ def test_jsonl_and_npy_inputs(model1_dir, rows, expected, tmp_path):
         out = tmp_path / f"{name}.json"
         proc = run_batch(model1_dir, "--input", str(tmp_path / name), "--output", str(out))
         assert proc.returncode == 0, proc.stderr
-        np.testing.assert_allclose(json.loads(out.read_text())["probabilities"], expected, atol=1e-6)
+        np.testing.assert_allclose(
+            json.loads(out.read_text())["probabilities"], expected, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
         ("bad.csv", "1,2,3\n", "line 1 has 3 columns; expected 30"),
-        ("bad.csv", ",".join(["1"] * 30) + "\n" + ",".join(["1"] * 29 + ["x"]) + "\n", "line 2, column 30 is 'x'"),
+        (
+            "bad.csv",
+            ",".join(["1"] * 30) + "\n" + ",".join(["1"] * 29 + ["x"]) + "\n",
+            "line 2, column 30 is 'x'",
+        ),
         ("bad.csv", ",".join(["1"] * 29 + ["nan"]) + "\n", "line 1: holds NaN, infinity"),
         ("bad.csv", "a,b\n1,2\n", "the header must name each of the model's 30 features"),
         ("bad.jsonl", json.dumps([1] * 30) + "\n{oops\n", "line 2 is not valid JSON"),
-        ("bad.jsonl", json.dumps([1] * 30) + "\n" + json.dumps([1] * 3) + "\n", "'rows[1]' has 3 values; expected 30"),
+        (
+            "bad.jsonl",
+            json.dumps([1] * 30) + "\n" + json.dumps([1] * 3) + "\n",
+            "'rows[1]' has 3 values; expected 30",
+        ),
         ("bad.parquet", "x", "unsupported extension '.parquet'"),
     ],
 )
-def test_bad_input_exits_2_naming_file_line_and_column(model1_dir, tmp_path, name, content, message):
+def test_bad_input_exits_2_naming_file_line_and_column(
+    model1_dir, tmp_path, name, content, message
+):
     src = tmp_path / name
     src.write_text(content)
     out = tmp_path / "out.jsonl"
@@ -106,5 +123,7 @@ def test_bad_input_exits_2_naming_file_line_and_column(model1_dir, tmp_path, nam
 def test_missing_model_dir_exits_2(tmp_path):
     src = tmp_path / "rows.jsonl"
     src.write_text("[1]\n")
-    proc = run_batch(tmp_path / "nowhere", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    proc = run_batch(
+        tmp_path / "nowhere", "--input", str(src), "--output", str(tmp_path / "o.jsonl")
+    )
     assert proc.returncode == 2 and "model.json not found" in proc.stderr

@@ -7,7 +7,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from serving.batching import InlineRunner, MicroBatcher
 
 
@@ -35,7 +34,9 @@ def test_requests_queued_during_a_call_are_merged_and_split_back():
         await batcher.start()
         first = asyncio.create_task(batcher.run(np.ones((1, 3), np.float32)))
         await asyncio.to_thread(model.entered.wait, 30)  # the first call is now inside the model
-        rest = [asyncio.create_task(batcher.run(np.full((1, 3), i, np.float32))) for i in range(2, 9)]
+        rest = [
+            asyncio.create_task(batcher.run(np.full((1, 3), i, np.float32))) for i in range(2, 9)
+        ]
         await asyncio.sleep(0)  # let them queue
         model.gate.set()
         results = await asyncio.gather(first, *rest)
@@ -45,7 +46,7 @@ def test_requests_queued_during_a_call_are_merged_and_split_back():
     calls, results = asyncio.run(scenario())
     # 1 alone, then the 7 queued ones in batches of at most 5 rows.
     assert model.batches == [1, 5, 2] and calls == 3
-    for i, r in zip([1, *range(2, 9)], results):
+    for i, r in zip([1, *range(2, 9)], results, strict=True):
         np.testing.assert_array_equal(r, [[3 * i, -3 * i]])
     assert len(observed) == 8  # one predict-time observation per request
 

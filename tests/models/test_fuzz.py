@@ -23,35 +23,55 @@ def api_schema(server1):
 
 # schemathesis' own pytest integration (from_fixture) breaks on pytest 9, so each operation's
 # strategy is run through hypothesis here.
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+@pytest.mark.parametrize(
+    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"]
+)
 def test_api_conforms_to_its_openapi_document(api_schema, server1, mode):
     operations = [result.ok() for result in api_schema.get_all_operations()]
     labels = {op.label for op in operations}
     assert {"POST /predict", "POST /v2/models/{model_name}/infer", "GET /v2/health/ready"} <= labels
     for operation in operations:
-        if mode is GenerationMode.NEGATIVE and not (len(operation.body) or len(operation.path_parameters)):
+        if mode is GenerationMode.NEGATIVE and not (
+            len(operation.body) or len(operation.path_parameters)
+        ):
             continue  # nothing in the request can be made invalid
-        excluded = []
-        if operation.path.endswith("/infer"):
-            # OpenAPI cannot tie shape[1] to the model width or len(data) to rows x width, so
-            # schema-valid requests may still be (rightly) refused with 400.
-            excluded.append(positive_data_acceptance)
-
-        @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy(generation_mode=mode))
-        def run(case):
-            case.call_and_validate(base_url=server1.url, excluded_checks=excluded)
-
         try:
-            run()
+            _fuzz(operation, mode, server1.url)
         except Exception as exc:
-            raise AssertionError(f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}") from exc
+            raise AssertionError(
+                f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}"
+            ) from exc
+
+
+def _fuzz(operation, mode: GenerationMode, url: str) -> None:
+    checks_off = []
+    if operation.path.endswith("/infer"):
+        # OpenAPI cannot tie shape[1] to the model width or len(data) to rows x width, so
+        # schema-valid requests may still be (rightly) refused with 400.
+        checks_off.append(positive_data_acceptance)
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case):
+        case.call_and_validate(base_url=url, excluded_checks=checks_off)
+
+    run()
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=30,
 )
 
@@ -61,11 +81,19 @@ def _near_valid_infer():
         {
             "name": st.text(max_size=8),
             "shape": st.lists(st.integers(-2, 40), max_size=3),
-            "datatype": st.sampled_from(["FP32", "FP64", "INT64", "UINT8", "FP16", "BOOL", "BYTES", "fp32"]),
-            "data": st.lists(st.floats(allow_nan=False) | st.integers(-(2**63), 2**64 - 1) | json_values, max_size=70),
+            "datatype": st.sampled_from(
+                ["FP32", "FP64", "INT64", "UINT8", "FP16", "BOOL", "BYTES", "fp32"]
+            ),
+            "data": st.lists(
+                st.floats(allow_nan=False) | st.integers(-(2**63), 2**64 - 1) | json_values,
+                max_size=70,
+            ),
         }
     )
-    return st.fixed_dictionaries({"inputs": st.lists(tensor, max_size=2)}, optional={"outputs": json_values, "id": json_values})
+    return st.fixed_dictionaries(
+        {"inputs": st.lists(tensor, max_size=2)},
+        optional={"outputs": json_values, "id": json_values},
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))

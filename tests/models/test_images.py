@@ -10,20 +10,24 @@ import subprocess
 import httpx
 import numpy as np
 import pytest
-
 from serving_harness import ROOT, docker_cli, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
 MAX_IMAGE_BYTES = 250_000_000
-IMAGES = {"ml_model_1": "mlplatform-test/ml_model_1:test", "ml_model_2": "mlplatform-test/ml_model_2:test"}
+IMAGES = {
+    "ml_model_1": "mlplatform-test/ml_model_1:test",
+    "ml_model_2": "mlplatform-test/ml_model_2:test",
+}
 
 
 @pytest.fixture(scope="module")
 def docker() -> str:
     cli = docker_cli()
     # Idempotent: seconds when the base images are current.
-    subprocess.run(["bash", str(ROOT / "scripts" / "base-images.sh")], check=True, capture_output=True)
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "base-images.sh")], check=True, capture_output=True
+    )
     return cli
 
 
@@ -31,7 +35,17 @@ def docker() -> str:
 def images(docker) -> dict[str, str]:
     for model, tag in IMAGES.items():
         proc = subprocess.run(
-            [docker, "build", "--network", "host", "-f", f"models/{model}/Dockerfile", "-t", tag, "models/"],
+            [
+                docker,
+                "build",
+                "--network",
+                "host",
+                "-f",
+                f"models/{model}/Dockerfile",
+                "-t",
+                tag,
+                "models/",
+            ],
             cwd=ROOT,
             env={**os.environ, "DOCKER_BUILDKIT": "1"},
             capture_output=True,
@@ -54,24 +68,46 @@ def test_image_is_small_non_root_and_has_no_training_frameworks(docker, images, 
     assert info["Size"] <= MAX_IMAGE_BYTES, f"{model} image is {info['Size'] / 1e6:.0f} MB"
     assert info["Config"]["User"] == "10001:10001"
     assert run(docker, "run", "--rm", images[model], "id", "-u").stdout.strip() == "10001"
-    probe = "import importlib.util as u; print([m for m in ('tensorflow', 'keras', 'sklearn', 'pip') if u.find_spec(m)])"
+    probe = (
+        "import importlib.util as u; "
+        "print([m for m in ('tensorflow', 'keras', 'sklearn', 'pip') if u.find_spec(m)])"
+    )
     assert run(docker, "run", "--rm", images[model], "python", "-c", probe).stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("model", list(IMAGES))
 def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, model):
-    manifest = json.loads(run(docker, "run", "--rm", images[model], "cat", "/model/model.json").stdout)
+    manifest = json.loads(
+        run(docker, "run", "--rm", images[model], "cat", "/model/model.json").stdout
+    )
     port = free_port()
     cid = run(
-        docker, "run", "-d", "--network", "host", "-e", f"PORT={port}", "-e", "HOST=127.0.0.1",
-        "-e", "DRAIN_SECONDS=1", images[model],
-    ).stdout.strip()  # fmt: skip
+        docker,
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "-e",
+        f"PORT={port}",
+        "-e",
+        "HOST=127.0.0.1",
+        "-e",
+        "DRAIN_SECONDS=1",
+        images[model],
+    ).stdout.strip()
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for(f"{model} container ready", lambda: httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200)
-        r = httpx.post(f"{url}/predict", json={"instances": manifest["sample"]["inputs"][:1]}, timeout=10)
+        wait_for(
+            f"{model} container ready",
+            lambda: httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200,
+        )
+        r = httpx.post(
+            f"{url}/predict", json={"instances": manifest["sample"]["inputs"][:1]}, timeout=10
+        )
         assert r.status_code == 200
-        np.testing.assert_allclose(r.json()["probabilities"], manifest["sample"]["probabilities"][:1], atol=1e-5)
+        np.testing.assert_allclose(
+            r.json()["probabilities"], manifest["sample"]["probabilities"][:1], atol=1e-5
+        )
         run(docker, "stop", "-t", "30", cid)
         state = json.loads(run(docker, "inspect", cid).stdout)[0]["State"]
         assert state["ExitCode"] == 0
@@ -82,18 +118,35 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
 
 
 def test_batch_mode_runs_in_the_same_image(docker, images, tmp_path):
-    manifest = json.loads(run(docker, "run", "--rm", images["ml_model_1"], "cat", "/model/model.json").stdout)
-    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in manifest["sample"]["inputs"]) + "\n")
+    manifest = json.loads(
+        run(docker, "run", "--rm", images["ml_model_1"], "cat", "/model/model.json").stdout
+    )
+    (tmp_path / "rows.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in manifest["sample"]["inputs"]) + "\n"
+    )
     tmp_path.chmod(0o777)  # the container's user (10001) writes the output here
     run(
-        docker, "run", "--rm", "-v", f"{tmp_path}:/data", images["ml_model_1"],
-        "python", "-m", "serving.batch", "--input", "/data/rows.jsonl", "--output", "/data/out.json",
-    )  # fmt: skip
+        docker,
+        "run",
+        "--rm",
+        "-v",
+        f"{tmp_path}:/data",
+        images["ml_model_1"],
+        "python",
+        "-m",
+        "serving.batch",
+        "--input",
+        "/data/rows.jsonl",
+        "--output",
+        "/data/out.json",
+    )
     out = json.loads((tmp_path / "out.json").read_text())
     np.testing.assert_allclose(out["probabilities"], manifest["sample"]["probabilities"], atol=1e-5)
 
 
 def test_native_backend_for_keras_says_how_to_get_tensorflow(docker, images):
-    proc = run(docker, "run", "--rm", "-e", "INFERENCE_BACKEND=native", images["ml_model_2"], check=False)
+    proc = run(
+        docker, "run", "--rm", "-e", "INFERENCE_BACKEND=native", images["ml_model_2"], check=False
+    )
     assert proc.returncode == 2
     assert "needs TensorFlow" in proc.stderr and "--target native" in proc.stderr

@@ -9,7 +9,6 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from serving.errors import InvalidInput
 from serving.protocol import (
     F32_MAX,
@@ -29,7 +28,12 @@ def body(doc) -> bytes:
 
 
 def infer_body(data, shape=None, datatype="FP32", **extra) -> bytes:
-    tensor = {"name": "input-0", "shape": shape or [len(data) // F, F], "datatype": datatype, "data": data}
+    tensor = {
+        "name": "input-0",
+        "shape": shape or [len(data) // F, F],
+        "datatype": datatype,
+        "data": data,
+    }
     return body({"inputs": [tensor], **extra})
 
 
@@ -53,12 +57,18 @@ def test_predict_parses_rows_to_float32():
         (b'{"instances": {"a": 1}}', ["'instances' must be a list of rows", "got an object"]),
         (b'{"instances": []}', ["'instances' is empty", "3 numbers"]),
         (b'{"instances": [[1, 2]]}', ["'instances[0]' has 2 values; expected 3"]),
-        (b'{"instances": [[1, 2, 3], 4]}', ["'instances[1]' must be a list of 3 numbers", "got an integer"]),
+        (
+            b'{"instances": [[1, 2, 3], 4]}',
+            ["'instances[1]' must be a list of 3 numbers", "got an integer"],
+        ),
         (b'{"instances": [[1, "2", 3]]}', ["'instances[0][1]' is a string", "expected a number"]),
         (b'{"instances": [[1, true, 3]]}', ["'instances[0][1]' is a boolean", "expected a number"]),
         (b'{"instances": [[1, null, 3]]}', ["'instances[0][1]' is null", "expected a number"]),
         (b'{"instances": [[1, [2], 3]]}', ["'instances[0][1]' is a list", "expected a number"]),
-        (b'{"instances": [[1, 2, 1e39]]}', ["'instances[0][2]' is 1e+39", "outside the range of FP32"]),
+        (
+            b'{"instances": [[1, 2, 1e39]]}',
+            ["'instances[0][2]' is 1e+39", "outside the range of FP32"],
+        ),
         (b'{"instances": [[1, 2, 3]], "instances": 5}', ["must be a list of rows"]),
     ],
 )
@@ -138,28 +148,77 @@ def test_infer_keeps_id_and_requested_outputs():
     [
         ({"inputs": []}, ["exactly one tensor", "got 0 tensors"]),
         ({}, ["missing field 'inputs'"]),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32"}]}, ["missing field 'inputs[0].data'"]),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "BYTES", "data": [1, 2, 3]}]},
-         ["'inputs[0].datatype' is \"BYTES\"", "FP32"]),
-        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]},
-         ["'inputs[0].shape' is [1,4]", "expected [<rows>, 3]"]),
-        ({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
-         ["has 3 values but shape [2, 3] needs 6"]),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "INT32", "data": [1, 2.5, 3]}]},
-         ["'inputs[0].data[1]' is 2.5", "INT32 needs whole numbers"]),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "UINT8", "data": [1, 256, 3]}]},
-         ["'inputs[0].data[1]' is 256", "outside the range of UINT8"]),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP16", "data": [1, 70000.0, 3]}]},
-         ["outside the range of FP16"]),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, "2", 3]}]},
-         ["'inputs[0].data[1]' is a string"]),
-        ({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [[1, 2], [3, 4, 5, 6]]}]},
-         ["'inputs[0].data[0]' has 2 values"]),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32"}]},
+            ["missing field 'inputs[0].data'"],
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "BYTES", "data": [1, 2, 3]}]},
+            ["'inputs[0].datatype' is \"BYTES\"", "FP32"],
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]},
+            ["'inputs[0].shape' is [1,4]", "expected [<rows>, 3]"],
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
+            ["has 3 values but shape [2, 3] needs 6"],
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "INT32", "data": [1, 2.5, 3]}]},
+            ["'inputs[0].data[1]' is 2.5", "INT32 needs whole numbers"],
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "UINT8", "data": [1, 256, 3]}]},
+            ["'inputs[0].data[1]' is 256", "outside the range of UINT8"],
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "x", "shape": [1, 3], "datatype": "FP16", "data": [1, 70000.0, 3]}
+                ]
+            },
+            ["outside the range of FP16"],
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, "2", 3]}]},
+            ["'inputs[0].data[1]' is a string"],
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [2, 3],
+                        "datatype": "FP32",
+                        "data": [[1, 2], [3, 4, 5, 6]],
+                    }
+                ]
+            },
+            ["'inputs[0].data[0]' has 2 values"],
+        ),
         ({"id": 5, "inputs": []}, ["'id' must be a string"]),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
-          "outputs": [{"name": "logits"}]}, ["'outputs[0].name' is \"logits\"", "label, probabilities"]),
-        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3], "extra": 1}]},
-         ["unknown field(s) ['extra'] in 'inputs[0]'"]),
+        (
+            {
+                "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
+                "outputs": [{"name": "logits"}],
+            },
+            ["'outputs[0].name' is \"logits\"", "label, probabilities"],
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [1, 3],
+                        "datatype": "FP32",
+                        "data": [1, 2, 3],
+                        "extra": 1,
+                    }
+                ]
+            },
+            ["unknown field(s) ['extra'] in 'inputs[0]'"],
+        ),
     ],
 )
 def test_infer_rejects_bad_input_with_a_message_naming_the_field(doc, fragments):
@@ -175,7 +234,7 @@ def test_infer_accepts_integer_datatypes_and_casts():
 
 
 def test_infer_with_strings_in_parameters_still_takes_numbers_from_data():
-    raw = infer_body([1, 2, 3], [1, F], id="a\"b", parameters={"note": "true"})
+    raw = infer_body([1, 2, 3], [1, F], id='a"b', parameters={"note": "true"})
     np.testing.assert_array_equal(parse_infer(raw, F, "input-0").x, [[1, 2, 3]])
 
 
@@ -200,7 +259,11 @@ def test_non_finite_rows_are_reported():
     data=st.one_of(
         st.lists(st.one_of(json_scalar, st.lists(json_scalar, max_size=F + 1)), max_size=7),
         st.lists(json_scalar, min_size=2 * F, max_size=2 * F),
-        st.lists(st.lists(st.integers(-300, 300) | st.floats(-1e5, 1e5), min_size=F, max_size=F), min_size=2, max_size=2),
+        st.lists(
+            st.lists(st.integers(-300, 300) | st.floats(-1e5, 1e5), min_size=F, max_size=F),
+            min_size=2,
+            max_size=2,
+        ),
     ),
     datatype=st.sampled_from(["FP32", "FP64", "FP16", "INT32", "UINT8"]),
     extra=st.dictionaries(st.sampled_from(["id", "parameters"]), st.text(max_size=3), max_size=2),

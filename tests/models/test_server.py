@@ -10,14 +10,17 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
 from serving.manifest import load_manifest
 from serving.metrics import METRIC_NAMES, METRICS
 
 
 def sample(model_dir):
     m = load_manifest(model_dir)
-    return m, np.asarray(m.sample.inputs, dtype=np.float32), np.asarray(m.sample.probabilities, dtype=np.float32)
+    return (
+        m,
+        np.asarray(m.sample.inputs, dtype=np.float32),
+        np.asarray(m.sample.probabilities, dtype=np.float32),
+    )
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
@@ -83,7 +86,9 @@ def test_predict_matches_the_native_model(server1, client, model1_dir):
     r = client.post(f"{server1.url}/predict", json={"instances": x.tolist()})
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     doc = r.json()
-    np.testing.assert_allclose(doc["probabilities"], expected, atol=manifest.quality.parity_tolerance)
+    np.testing.assert_allclose(
+        doc["probabilities"], expected, atol=manifest.quality.parity_tolerance
+    )
     assert doc["predictions"] == expected.argmax(axis=1).tolist()
 
 
@@ -91,7 +96,14 @@ def test_oip_infer_flat_data_with_id_and_output_selection(server1, client, model
     manifest, x, expected = sample(model1_dir)
     req = {
         "id": "abc",
-        "inputs": [{"name": "input-0", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}],
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": list(x.shape),
+                "datatype": "FP32",
+                "data": x.ravel().tolist(),
+            }
+        ],
     }
     doc = client.post(f"{server1.url}/v2/models/ml_model_1/infer", json=req).json()
     assert doc["id"] == "abc" and doc["model_name"] == "ml_model_1" and doc["model_version"] == "1"
@@ -123,13 +135,24 @@ def test_keras_model_is_served_through_onnx_without_tensorflow(server2, client, 
         ("/predict", b'{"instances": [["a"]]}', 400, "'instances[0]' has 1 values"),
         ("/predict", b'{"rows": []}', 400, "missing field 'instances'"),
         ("/predict", b"", 400, "request body is empty"),
-        ("/v2/models/ml_model_1/infer", b'{"inputs": [{"name": "input-0", "shape": [1, 30], "datatype": "BYTES", "data": []}]}',
-         400, "'inputs[0].datatype' is \"BYTES\""),
-        ("/v2/models/ml_model_1/infer", b'{"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}',
-         400, "expected [<rows>, 30]"),
+        (
+            "/v2/models/ml_model_1/infer",
+            b'{"inputs": [{"name": "input-0", "shape": [1, 30], "datatype": "BYTES", "data": []}]}',
+            400,
+            "'inputs[0].datatype' is \"BYTES\"",
+        ),
+        (
+            "/v2/models/ml_model_1/infer",
+            b'{"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP32", '
+            b'"data": [1, 2]}]}',
+            400,
+            "expected [<rows>, 30]",
+        ),
     ],
 )
-def test_bad_input_is_a_4xx_saying_what_was_expected(server1, client, path, payload, status, fragment):
+def test_bad_input_is_a_4xx_saying_what_was_expected(
+    server1, client, path, payload, status, fragment
+):
     r = client.post(server1.url + path, content=payload)
     assert r.status_code == status
     assert fragment in r.json()["error"]
@@ -162,7 +185,6 @@ def sqrt_model_dir(tmp_path_factory):
     """
     import onnx
     from onnx import TensorProto, helper
-
     from serving.manifest import ModelManifest, save_manifest
 
     out = tmp_path_factory.mktemp("sqrt-model")
@@ -177,17 +199,24 @@ def sqrt_model_dir(tmp_path_factory):
     onnx.save(model, out / "model.onnx")
     save_manifest(
         ModelManifest(
-            name="sqrt", version="1",
+            name="sqrt",
+            version="1",
             input={"onnx_name": "x", "features": 2, "feature_names": ["a", "b"]},
             classes=["a", "b"],
             onnx={"probabilities_output": "probabilities"},
             native={"framework": "sklearn", "file": "absent.joblib"},
-            quality={"metric": "accuracy", "value": 1.0, "threshold": 0.5, "test_rows": 1,
-                     "parity_max_abs_diff": 0.0, "parity_tolerance": 1e-5},
+            quality={
+                "metric": "accuracy",
+                "value": 1.0,
+                "threshold": 0.5,
+                "test_rows": 1,
+                "parity_max_abs_diff": 0.0,
+                "parity_tolerance": 1e-5,
+            },
             sample={"inputs": [[4.0, 9.0]], "probabilities": [[2.0, 3.0]]},
         ),
         out,
-    )  # fmt: skip
+    )
     return out
 
 
@@ -218,7 +247,10 @@ def test_metrics_expose_the_contract_names_and_count_requests(server_factory, mo
     server = server_factory(model1_dir, MODEL_NAME="iris-like", MODEL_VERSION="7")
     _, x, _ = sample(model1_dir)
     for _ in range(3):
-        assert client.post(f"{server.url}/predict", json={"instances": x[:2].tolist()}).status_code == 200
+        assert (
+            client.post(f"{server.url}/predict", json={"instances": x[:2].tolist()}).status_code
+            == 200
+        )
     assert client.post(f"{server.url}/predict", content=b"nope").status_code == 400
     text = client.get(f"{server.url}/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-
 from serving.errors import ConfigError
 from serving.settings import ServerSettings
 from serving_harness import MODELS
@@ -25,7 +24,13 @@ def test_defaults_follow_the_contract():
 
 def test_values_are_read_and_typed():
     s = ServerSettings.from_env(
-        {"MODEL_NAME": "ml-model-1", "PORT": "9000", "MAX_BATCH_SIZE": "64", "ACCESS_LOG": "true", "DRAIN_SECONDS": ""}
+        {
+            "MODEL_NAME": "ml-model-1",
+            "PORT": "9000",
+            "MAX_BATCH_SIZE": "64",
+            "ACCESS_LOG": "true",
+            "DRAIN_SECONDS": "",
+        }
     )
     assert (s.model_name, s.port, s.max_batch_size, s.access_log) == ("ml-model-1", 9000, 64, True)
     assert s.drain_seconds == 5.0  # empty means unset
@@ -34,7 +39,10 @@ def test_values_are_read_and_typed():
 @pytest.mark.parametrize(
     ("env", "fragments"),
     [
-        ({"PORT": "http"}, ["PORT='http' is invalid", "allowed: an integer from 1 to 65535", "default (8080)"]),
+        (
+            {"PORT": "http"},
+            ["PORT='http' is invalid", "allowed: an integer from 1 to 65535", "default (8080)"],
+        ),
         ({"INFERENCE_BACKEND": "tensorrt"}, ["INFERENCE_BACKEND='tensorrt'", "'onnx' or 'native'"]),
         ({"MAX_BATCH_SIZE": "0"}, ["MAX_BATCH_SIZE='0'", "from 1 to 65536"]),
         ({"MODEL_NAME": "Bad Name"}, ["MODEL_NAME='Bad Name'", "a-z 0-9"]),
@@ -59,7 +67,14 @@ def test_settings_are_frozen_and_closed():
 
 def _start(env: dict[str, str]) -> subprocess.CompletedProcess:
     full = {**os.environ, "PYTHONPATH": str(MODELS), "HOST": "127.0.0.1", **env}
-    return subprocess.run([sys.executable, "-m", "serving"], cwd=MODELS, env=full, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "serving"],
+        cwd=MODELS,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_server_refuses_to_start_with_a_bad_setting():

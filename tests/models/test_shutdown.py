@@ -9,9 +9,8 @@ from urllib.parse import urlparse
 
 import httpx
 import orjson
-
-from serving_harness import wait_for
 from serving.manifest import load_manifest
+from serving_harness import wait_for
 
 
 def test_sigterm_drains_then_exits_cleanly(server_factory, model1_dir):
@@ -70,7 +69,11 @@ def _read_response(conn: socket.socket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += conn.recv(65536)
     head, rest = data.split(b"\r\n\r\n", 1)
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
     while len(rest) < length:
         rest += conn.recv(65536)
     return head + b"\r\n\r\n" + rest

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from serving.backends import load_backend
 from serving.errors import ModelLoadError
 from serving.export import PARITY_TOLERANCE, QualityGateFailed, check_metric, check_parity
@@ -23,7 +22,9 @@ from serving_harness import MODELS
         ("model2_dir", {"model.onnx", "model.keras", "model.json"}, 64, 10, 0.95),
     ],
 )
-def test_trained_model_passes_its_gates_and_records_them(request, fixture, files, features, classes, threshold):
+def test_trained_model_passes_its_gates_and_records_them(
+    request, fixture, files, features, classes, threshold
+):
     model_dir = request.getfixturevalue(fixture)
     assert {p.name for p in model_dir.iterdir()} == files
     m = load_manifest(model_dir)
@@ -61,7 +62,9 @@ def test_training_is_seeded(model1_dir, tmp_path):
 
 def test_metric_gate_stops_the_build_below_threshold():
     check_metric("accuracy", 0.95, 0.93)
-    with pytest.raises(QualityGateFailed, match=r"test accuracy 0\.9000 is below the threshold 0\.9300"):
+    with pytest.raises(
+        QualityGateFailed, match=r"test accuracy 0\.9000 is below the threshold 0\.9300"
+    ):
         check_metric("accuracy", 0.90, 0.93)
 
 
@@ -79,7 +82,9 @@ def test_model_code_cli_exits_1_when_the_gate_fails(tmp_path):
         "from ml_model_1 import model_code as m; m.ACCURACY_THRESHOLD = 1.01;"
         "sys.exit(m.main(['--out', sys.argv[2], '--n-estimators', '3']))"
     )
-    proc = subprocess.run([sys.executable, "-c", script, str(MODELS), str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(MODELS), str(tmp_path)], capture_output=True, text=True
+    )
     assert proc.returncode == 1
     assert "quality gate FAILED" in proc.stderr and "below the threshold 1.0100" in proc.stderr
     assert not (tmp_path / "model.json").exists()
@@ -87,7 +92,14 @@ def test_model_code_cli_exits_1_when_the_gate_fails(tmp_path):
 
 def test_model_code_runs_as_a_script_like_the_image_build(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(MODELS / "ml_model_1" / "model_code.py"), "--out", str(tmp_path), "--n-estimators", "20"],
+        [
+            sys.executable,
+            str(MODELS / "ml_model_1" / "model_code.py"),
+            "--out",
+            str(tmp_path),
+            "--n-estimators",
+            "20",
+        ],
         capture_output=True,
         text=True,
     )
@@ -104,8 +116,13 @@ def test_self_check_catches_outputs_that_differ_from_the_recorded_ones(model1_di
     shutil.copytree(model1_dir, tmp_path, dirs_exist_ok=True)
     m = load_manifest(tmp_path)
     shifted = [[p + 1e-3 for p in row] for row in m.sample.probabilities]
-    save_manifest(m.model_copy(update={"sample": Sample(inputs=m.sample.inputs, probabilities=shifted)}), tmp_path)
-    with pytest.raises(SelfCheckFailed, match=r"differs from the recorded sample outputs by 0\.001"):
+    save_manifest(
+        m.model_copy(update={"sample": Sample(inputs=m.sample.inputs, probabilities=shifted)}),
+        tmp_path,
+    )
+    with pytest.raises(
+        SelfCheckFailed, match=r"differs from the recorded sample outputs by 0\.001"
+    ):
         selfcheck(tmp_path)
 
 
