@@ -172,6 +172,12 @@ class IngressConfig(ConfigModel):
         default_factory=dict, doc="Extra annotations on every Ingress.",
         allowed="a map of annotation key to string",
     )
+    await_address: bool = setting(
+        True, doc="Make `pulumi up` wait until the ingress controller publishes an address for "
+        "each Ingress. Set false where no controller runs (the local KWOK cluster) or where "
+        "addresses are published late; the routes are created either way.",
+        allowed="true or false",
+    )
 
 
 

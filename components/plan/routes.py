@@ -46,6 +46,8 @@ def plan_ingress(
     and path, receiving that percentage of requests.
     """
     annotations = dict(ingress.annotations)
+    if not ingress.await_address:
+        annotations["pulumi.com/skipAwait"] = "true"
     rewrite = ingress.controller == "nginx" and route.path != "/"
     if rewrite:
         # The model server serves /v2/... at its root, so strip the model's prefix.
