@@ -19,7 +19,8 @@ Also: cold start (process start -> ready) for each server; with Docker, image si
 train stage, which is base + tensorflow-cpu) and container start -> ready.
 
 Peers get their own venvs under ~/.cache/mlplatform/ (built on first use from
-benchmarks/peers/requirements-*.txt). Results: benchmarks/results/serving.{json,md}.
+benchmarks/peers/requirements-*.txt). Results: benchmarks/results/serving.{json,md}
+(serving-quick.* for --quick).
 """
 
 from __future__ import annotations
@@ -574,9 +575,11 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 
 
-def write_report(results: dict) -> None:
+def write_report(results: dict) -> Path:
+    """Write serving.{json,md} (serving-quick.* for --quick, so smoke runs keep the real ones)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
+    stem = "serving-quick" if results["config"]["quick"] else "serving"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     machine, config = results["machine"], results["config"]
     lines = [
         "# Serving benchmark",
@@ -610,7 +613,9 @@ def write_report(results: dict) -> None:
         lines.append(f"- container start -> ready (ml_model_1): {start:.2f} s")
     lines += ["", "Model cost per call, this process:", ""]
     lines += [f"- {k}: {v:.4f}" for k, v in results["model_costs"].items()]
-    (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
+    report = RESULTS / f"{stem}.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -703,10 +708,10 @@ def main(argv: list[str] | None = None) -> int:
         "model_costs": model_costs(models),
         "checks": check_rows,
     }
-    write_report(results)
+    report = write_report(results)
     shutil.rmtree(work, ignore_errors=True)
-    log(f"results: {RESULTS / 'serving.md'}")
-    print((RESULTS / "serving.md").read_text())
+    log(f"results: {report}")
+    print(report.read_text())
     return 0
 
 

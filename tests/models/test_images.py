@@ -150,3 +150,31 @@ def test_native_backend_for_keras_says_how_to_get_tensorflow(docker, images):
     )
     assert proc.returncode == 2
     assert "needs TensorFlow" in proc.stderr and "--target native" in proc.stderr
+
+
+def test_native_target_serves_with_scikit_learn(docker, images):
+    tag = "mlplatform-test/ml_model_1:native"
+    proc = subprocess.run(
+        [docker, "build", "--network", "host", "--target", "native"]
+        + ["-f", "models/ml_model_1/Dockerfile", "-t", tag, "models/"],
+        cwd=ROOT,
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert run(docker, "run", "--rm", tag, "id", "-u").stdout.strip() == "10001"
+    port = free_port()
+    cid = run(docker, "run", "-d", "--network", "host", "-e", f"PORT={port}", tag).stdout.strip()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for("native container ready", lambda: httpx.get(f"{url}/v2/health/ready").is_success)
+        meta = httpx.get(f"{url}/v2/models/ml_model_1").json()
+        assert meta["platform"] == "scikit-learn"
+        rows = json.loads(run(docker, "run", "--rm", tag, "cat", "/model/model.json").stdout)
+        r = httpx.post(f"{url}/predict", json={"instances": rows["sample"]["inputs"]}, timeout=30)
+        np.testing.assert_allclose(
+            r.json()["probabilities"], rows["sample"]["probabilities"], atol=1e-6
+        )
+    finally:
+        run(docker, "rm", "-f", cid, check=False)
