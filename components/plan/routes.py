@@ -46,6 +46,10 @@ def plan_ingress(
     and path, receiving that percentage of requests.
     """
     annotations = dict(ingress.annotations)
+    if not ingress.wait_for_address:
+        # Without a controller that reports status (local clusters, some controllers) Pulumi
+        # would wait 10 minutes for an address that never comes.
+        annotations["pulumi.com/skipAwait"] = "true"
     if not ingress.await_address:
         annotations["pulumi.com/skipAwait"] = "true"
     rewrite = ingress.controller == "nginx" and route.path != "/"
