@@ -250,7 +250,9 @@ class ModelServer:
             raise ModelNotFound(name, version, self.name, self.version)
 
     async def _probabilities(self, x):
-        probabilities = await self.runner.run(x)
+        runner = self.runner
+        # Inline: a plain call, no coroutine (a measurable share of a ~20 us request).
+        probabilities = runner.call(x) if type(runner) is InlineRunner else await runner.run(x)
         bad = non_finite_rows(probabilities)
         if bad:
             raise NonFiniteOutput(bad)

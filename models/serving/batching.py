@@ -34,12 +34,15 @@ class InlineRunner:
     async def stop(self) -> None:
         pass
 
-    async def run(self, x: np.ndarray) -> np.ndarray:
+    def call(self, x: np.ndarray) -> np.ndarray:
         start = perf_counter()
         try:
             return self._predict(x)
         finally:
             self._observe(perf_counter() - start)
+
+    async def run(self, x: np.ndarray) -> np.ndarray:
+        return self.call(x)
 
 
 class MicroBatcher:
