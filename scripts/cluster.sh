@@ -20,7 +20,11 @@ apiVersion: v1
 kind: Node
 metadata:
   name: cpu-$i
-  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+    # metrics-server asks this path (KWOK serves each node's kubelet metrics under its name).
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/cpu-$i/metrics/resource
   labels:
     kubernetes.io/hostname: cpu-$i
     kubernetes.io/os: linux

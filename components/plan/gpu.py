@@ -16,6 +16,7 @@ from components.plan.names import (
 )
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+METRICS_PATH_ANNOTATION = "metrics.k8s.io/resource-metrics-path"
 
 
 class GpuPlacement(BaseModel):
@@ -104,7 +105,13 @@ def plan_local_node(pool: GpuPoolConfig, node_name: str) -> dict[str, Any]:
                 "kubernetes.io/arch": "amd64",
                 "type": "kwok",
             },
-            "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "annotations": {
+                KWOK_ANNOTATION: "fake",
+                "node.alpha.kubernetes.io/ttl": "0",
+                # metrics-server reads this node's kubelet metrics from KWOK's per-node path, so
+                # the HPA sees simulated CPU/memory for pods on the pool.
+                METRICS_PATH_ANNOTATION: f"/metrics/nodes/{node_name}/metrics/resource",
+            },
         },
         "spec": {"taints": [gpu_taint(pool.name)]},
         "status": {"capacity": dict(resources), "allocatable": dict(resources)},
