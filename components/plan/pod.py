@@ -122,13 +122,15 @@ def plan_pod_template(
         "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    # nodeTaintsPolicy Honor: by default the scheduler counts tainted nodes the pod can never use
+    # (GPU nodes, for a CPU model) as empty domains, and DoNotSchedule then blocks the third replica
+    # on a cluster with two CPU nodes. Seen on the local cluster; Honor counts only usable nodes.
     spread = [
-        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-         "whenUnsatisfiable": model.topology_spread,
-         "labelSelector": {"matchLabels": dict(selector)}, "matchLabelKeys": ["pod-template-hash"]},
-        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-         "whenUnsatisfiable": "ScheduleAnyway",
-         "labelSelector": {"matchLabels": dict(selector)}, "matchLabelKeys": ["pod-template-hash"]},
+        {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when,
+         "labelSelector": {"matchLabels": dict(selector)}, "matchLabelKeys": ["pod-template-hash"],
+         "nodeTaintsPolicy": "Honor"}
+        for key, when in (("kubernetes.io/hostname", model.topology_spread),
+                          ("topology.kubernetes.io/zone", "ScheduleAnyway"))
     ]
     return {
         "metadata": {

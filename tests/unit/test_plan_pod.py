@@ -144,6 +144,8 @@ def test_pods_spread_over_nodes(spread):
     assert by_key["kubernetes.io/hostname"]["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "iris"
     # Zones are optional in small clusters: never block scheduling on them.
     assert by_key["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+    # Tainted nodes the pod cannot use (GPU nodes for a CPU model) must not count as empty domains.
+    assert all(c["nodeTaintsPolicy"] == "Honor" for c in by_key.values())
 
 
 def test_rolling_update_never_reduces_capacity():
