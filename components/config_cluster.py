@@ -168,11 +168,6 @@ class IngressConfig(ConfigModel):
         "create", doc="'create' makes the namespace, 'label' adds the role label to an existing "
         "one, 'none' leaves it alone.", allowed="'create', 'label' or 'none'", example="label",
     )
-    wait_for_address: bool = setting(
-        False, doc="Make `pulumi up` wait (up to 10 minutes) until the controller publishes an "
-        "address on each Ingress; only useful with a controller that reports status.",
-        allowed="true or false",
-    )
     annotations: dict[str, str] = setting(
         default_factory=dict, doc="Extra annotations on every Ingress.",
         allowed="a map of annotation key to string",

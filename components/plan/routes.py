@@ -46,11 +46,9 @@ def plan_ingress(
     and path, receiving that percentage of requests.
     """
     annotations = dict(ingress.annotations)
-    if not ingress.wait_for_address:
-        # Without a controller that reports status (local clusters, some controllers) Pulumi
-        # would wait 10 minutes for an address that never comes.
-        annotations["pulumi.com/skipAwait"] = "true"
     if not ingress.await_address:
+        # Without a controller that reports status (the local cluster) Pulumi would wait
+        # 10 minutes per Ingress for an address that never comes.
         annotations["pulumi.com/skipAwait"] = "true"
     rewrite = ingress.controller == "nginx" and route.path != "/"
     if rewrite:

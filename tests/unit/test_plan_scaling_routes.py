@@ -92,7 +92,7 @@ def test_path_route_rewrites_to_the_server_root_on_nginx():
 def test_generic_controller_gets_a_plain_prefix():
     ingress = IngressConfig(controller="generic", class_name="traefik", host="ml.example.com")
     annotations, spec = plan_ingress(plan_route(model(), ingress), ingress, "iris")
-    assert annotations == {"pulumi.com/skipAwait": "true"}
+    assert annotations == {}
     assert spec["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"
     assert spec["ingressClassName"] == "traefik"
 
@@ -139,8 +139,8 @@ def test_model_policy_admits_only_ingress_and_monitoring_namespaces():
     assert all(rule["ports"] == [{"protocol": "TCP", "port": 8080}] for rule in spec["ingress"])
 
 
-def test_ingress_waits_for_an_address_only_when_asked():
+def test_ingress_skips_the_address_wait_only_when_asked():
     route = plan_route(model(), IngressConfig())
-    assert plan_ingress(route, IngressConfig(), "iris")[0]["pulumi.com/skipAwait"] == "true"
-    waiting, _ = plan_ingress(route, IngressConfig(wait_for_address=True), "iris")
-    assert "pulumi.com/skipAwait" not in waiting
+    assert "pulumi.com/skipAwait" not in plan_ingress(route, IngressConfig(), "iris")[0]
+    skipped, _ = plan_ingress(route, IngressConfig(await_address=False), "iris")
+    assert skipped["pulumi.com/skipAwait"] == "true"
