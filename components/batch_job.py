@@ -70,12 +70,16 @@ class BatchInference(pulumi.ComponentResource):
                               placement=args.placement)
         metadata = {"name": job.name, "namespace": args.namespace, "labels": labels}
         if job.schedule is None:
-            # Jobs are immutable: a new image or dataset means a new run, under the same name.
+            # Jobs are immutable: a new image or dataset means a new run. The run gets a fresh
+            # auto-generated name (`<job>-<suffix>`), so the replacement is created before the old
+            # run is deleted; with a fixed name, a delete that is still draining (we do not await
+            # runs, so not their deletion either) makes the create collide with it.
             created: Any = k8s.batch.v1.Job(
                 f"{name}-job",
-                metadata={**metadata, "annotations": SKIP_AWAIT},
+                metadata={"namespace": args.namespace, "labels": labels,
+                          "annotations": SKIP_AWAIT},
                 spec=spec,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=depends, delete_before_replace=True),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )
             self.kind = pulumi.Output.from_input("Job")
         else:

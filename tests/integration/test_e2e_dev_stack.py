@@ -24,9 +24,19 @@ MODEL_SERVER = "app.kubernetes.io/component=model-server"
 GPU_POOL_LABEL = "mlplatform.io/gpu-pool"
 
 
+def wait_no_terminating_namespaces(tool_env) -> None:
+    """A previous run's namespaces may still be draining; creating into them is refused."""
+    kconfig.load_kube_config(config_file=tool_env["KUBECONFIG"])
+    core = client.CoreV1Api()
+    wait_for("earlier namespaces to finish terminating", lambda: not [
+        n.metadata.name for n in core.list_namespace().items if n.status.phase == "Terminating"],
+        timeout=240, interval=2)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tool_env):
     """A copy of the project deployed as stack `dev` on a throwaway file backend."""
+    wait_no_terminating_namespaces(tool_env)
     work = tmp_path_factory.mktemp("e2e")
     proj = work / "project"
     shutil.copytree(REPO, proj, symlinks=True, ignore=shutil.ignore_patterns(
