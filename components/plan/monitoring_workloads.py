@@ -96,6 +96,9 @@ def prometheus_deployment(
     """Deployment spec for Prometheus; Recreate, because two pods must never share one TSDB."""
     match = labels(stack, "prometheus")
     data = {"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}}
+    # The volume's name follows its type: server-side apply merges list items by name, so
+    # switching one name from emptyDir to a claim would leave both sources on it (rejected).
+    data_volume = "data-pvc" if claim else "data"
     return {
         "replicas": 1,
         "strategy": {"type": "Recreate"},
@@ -126,14 +129,14 @@ def prometheus_deployment(
                         "volumeMounts": [
                             {"name": "config", "mountPath": p.CONFIG_DIR, "readOnly": True},
                             {"name": "rules", "mountPath": p.RULES_DIR, "readOnly": True},
-                            {"name": "data", "mountPath": "/prometheus"},
+                            {"name": data_volume, "mountPath": "/prometheus"},
                         ],
                     }
                 ],
                 "volumes": [
                     {"name": "config", "configMap": {"name": config_map}},
                     {"name": "rules", "configMap": {"name": rules_map}},
-                    {"name": "data", **data},
+                    {"name": data_volume, **data},
                 ],
             },
         },

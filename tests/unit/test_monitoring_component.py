@@ -153,7 +153,7 @@ def test_prometheus_config_and_rules_are_mounted(deployed):
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["config"]["configMap"]["name"] == "mon-prometheus-config"
     assert volumes["rules"]["configMap"]["name"] == "mon-prometheus-rules"
-    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "mon-prometheus-data"
+    assert volumes["data-pvc"]["persistentVolumeClaim"]["claimName"] == "mon-prometheus-data"
     claim = _by_type(resources, "PersistentVolumeClaim")["mon-prometheus-data"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
     assert "--storage.tsdb.retention.time=15d" in spec["containers"][0]["args"]
