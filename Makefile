@@ -8,7 +8,7 @@ STACK ?= dev
 PYTEST_ARGS ?=
 
 .PHONY: help bootstrap venv cluster-up cluster-down cluster-status test test-unit test-models \
-        test-integration stack preview up destroy demo bench clean-state
+        test-integration stack preview up destroy demo bench
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 18
@@ -39,10 +39,17 @@ test-models: venv ## model tier: real training, real server processes, real HTTP
 test-integration: bootstrap cluster-up ## integration tier: real Pulumi engine, real cluster, promtool
 	$(ENV) $(PY) -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test: bootstrap cluster-up ## everything CI runs: unit, model and integration tiers
+# The integration tier gets its own freshly made cluster, so it neither disturbs nor inherits
+# the state of your dev cluster (`make cluster-up`).
+TEST_CLUSTER := mlplatform-test
+
+test: bootstrap  ## everything CI runs: unit, model and integration tiers
 	$(MAKE) test-unit
 	$(MAKE) test-models
-	$(ENV) $(PY) -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+	MLP_CLUSTER=$(TEST_CLUSTER) KUBECONFIG= scripts/cluster.sh recreate
+	$(ENV) MLP_CLUSTER=$(TEST_CLUSTER) KUBECONFIG=$$HOME/.kwok/clusters/$(TEST_CLUSTER)/kubeconfig.yaml \
+	  $(PY) -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+	MLP_CLUSTER=$(TEST_CLUSTER) scripts/cluster.sh down
 
 stack:           ## select (creating if needed) the stack STACK=dev|prod on the local backend
 	$(ENV) pulumi stack select --create $(STACK) --non-interactive >/dev/null

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/cluster.sh up|down|status — the local Kubernetes cluster: real etcd, kube-apiserver
+# scripts/cluster.sh up|recreate|down|status — the local Kubernetes cluster: real etcd, kube-apiserver
 # (RBAC and admission on, so Pod Security Admission enforces namespace labels),
 # kube-controller-manager and kube-scheduler from `make bootstrap`, with KWOK simulating nodes,
 # pods (they become Ready) and kubelet resource metrics (metrics-server serves them to the HPA).
@@ -109,7 +109,8 @@ status() {
 
 case "${1:-status}" in
   up) up ;;
+  recreate) kwokctl delete cluster --name "$MLP_CLUSTER" >/dev/null 2>&1 || true; up ;;
   down) kwokctl delete cluster --name "$MLP_CLUSTER" && progress "cluster $MLP_CLUSTER deleted" ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|recreate|down|status" >&2; exit 2 ;;
 esac

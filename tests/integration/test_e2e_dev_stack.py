@@ -186,6 +186,41 @@ def test_second_up_reports_no_changes(stack):
     pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
 
 
+def test_version_change_rolls_out_without_dropping_availability(stack, model_deployments, k8s):
+    pulumi, _ = stack
+    apps = k8s.AppsV1Api()
+    cfg = json.loads(pulumi("config", "get", "--path", "mlplatform:models").stdout)
+    idx = next(i for i, m in enumerate(cfg) if not m.get("gpuPool"))
+    name = cfg[idx]["name"]
+    dep = next(d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == name
+               and d.metadata.labels.get("mlplatform.io/track", "stable") == "stable")
+    ns = dep.metadata.namespace
+    old_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items}
+    pulumi("config", "set", "--path", f"mlplatform:models[{idx}].version", "v-e2e-2")
+
+    import subprocess
+    import sys
+    # Watch availability while the real engine rolls the change out.
+    proc = subprocess.Popen([pulumi.exe, "up", "--yes", "--skip-preview", "--non-interactive"],
+                            cwd=pulumi.cwd, env=pulumi.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lowest = None
+    while proc.poll() is None:
+        d = apps.read_namespaced_deployment(dep.metadata.name, ns)
+        avail, desired = d.status.available_replicas or 0, d.spec.replicas
+        lowest = min(lowest, avail - desired) if lowest is not None else avail - desired
+        time.sleep(0.2)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out[-3000:]
+    d = apps.read_namespaced_deployment(dep.metadata.name, ns)
+    assert d.spec.template.metadata.labels["app.kubernetes.io/version"] == "v-e2e-2"
+    new_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items} - old_rs
+    assert new_rs, "no new ReplicaSet was rolled out"
+    assert lowest is not None and lowest >= 0, f"available replicas dipped {lowest} below desired"
+    print(f"\n[e2e] rollout of {name}: lowest (available - desired) seen = {lowest}", file=sys.stderr)
+
+
+# The HPA test comes after the rollout test: load-driven scaling moves the desired count,
+# which would blur the rollout's availability measurement.
 def test_hpa_targets_exist_and_cpu_load_scales_out(model_deployments, k8s):
     autoscaling, apps, core = k8s.AutoscalingV2Api(), k8s.AppsV1Api(), k8s.CoreV1Api()
     ns = model_deployments[0].metadata.namespace
@@ -223,39 +258,6 @@ def _times(quantity: str, factor: int) -> str:
     return f"{milli * factor}m"
 
 
-def test_version_change_rolls_out_without_dropping_availability(stack, model_deployments, k8s):
-    pulumi, _ = stack
-    apps = k8s.AppsV1Api()
-    cfg = json.loads(pulumi("config", "get", "--path", "mlplatform:models").stdout)
-    idx = next(i for i, m in enumerate(cfg) if not m.get("gpuPool"))
-    name = cfg[idx]["name"]
-    dep = next(d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == name
-               and d.metadata.labels.get("mlplatform.io/track", "stable") == "stable")
-    ns = dep.metadata.namespace
-    old_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items}
-    pulumi("config", "set", "--path", f"mlplatform:models[{idx}].version", "v-e2e-2")
-
-    import subprocess
-    import sys
-    # Watch availability while the real engine rolls the change out.
-    proc = subprocess.Popen([pulumi.exe, "up", "--yes", "--skip-preview", "--non-interactive"],
-                            cwd=pulumi.cwd, env=pulumi.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lowest = None
-    while proc.poll() is None:
-        d = apps.read_namespaced_deployment(dep.metadata.name, ns)
-        avail, desired = d.status.available_replicas or 0, d.spec.replicas
-        lowest = min(lowest, avail - desired) if lowest is not None else avail - desired
-        time.sleep(0.2)
-    out = proc.stdout.read()
-    assert proc.returncode == 0, out[-3000:]
-    d = apps.read_namespaced_deployment(dep.metadata.name, ns)
-    assert d.spec.template.metadata.labels["app.kubernetes.io/version"] == "v-e2e-2"
-    new_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items} - old_rs
-    assert new_rs, "no new ReplicaSet was rolled out"
-    assert lowest is not None and lowest >= 0, f"available replicas dipped {lowest} below desired"
-    print(f"\n[e2e] rollout of {name}: lowest (available - desired) seen = {lowest}", file=sys.stderr)
-
-
 def test_destroy_leaves_nothing_behind(stack, k8s, outputs):
     pulumi, _ = stack
     pulumi("destroy", "--yes", timeout=900)
@@ -275,9 +277,25 @@ def test_destroy_leaves_nothing_behind(stack, k8s, outputs):
     assert json.loads(pulumi("stack", "export").stdout)["deployment"].get("resources") in (None, [])
 
 
-def test_prod_stack_previews_cleanly_against_the_same_cluster(stack):
+def test_prod_stack_previews_cleanly_against_the_same_cluster(stack, k8s):
     pulumi, _ = stack
-    pulumi("stack", "init", "prod")
-    pulumi("config", "set", "--secret", "grafanaAdminPassword", "prod-preview", "--stack", "prod")
-    preview = pulumi("preview", "--stack", "prod", "--policy-pack", "policy", timeout=1200)
-    assert "error" not in preview.stdout.lower(), preview.stdout[-3000:]
+    core = k8s.CoreV1Api()
+    # Prod adopts GPU nodes that its cloud node group provides (backend `existing`, selected by
+    # instance type). The local cluster gets two such simulated nodes, as that node group would.
+    names = [f"p4d-{i}" for i in range(2)]
+    for name in names:
+        core.create_node(client.V1Node(
+            metadata=client.V1ObjectMeta(name=name, annotations={"kwok.x-k8s.io/node": "fake"}, labels={
+                "node.kubernetes.io/instance-type": "p4d.24xlarge", "kubernetes.io/hostname": name, "type": "kwok"}),
+            status=client.V1NodeStatus(
+                capacity={"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": "8"},
+                allocatable={"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": "8"})))
+    try:
+        pulumi("stack", "init", "prod")
+        pulumi("config", "set", "--secret", "grafanaAdminPassword", "prod-preview", "--stack", "prod")
+        preview = pulumi("preview", "--stack", "prod", "--policy-pack", "policy", timeout=1200)
+        assert "error" not in preview.stdout.lower(), preview.stdout[-3000:]
+        assert "mlplatform-prod" in preview.stdout
+    finally:
+        for name in names:
+            core.delete_node(name)
