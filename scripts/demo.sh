@@ -21,6 +21,7 @@ progress "one prediction from $image (docker run on 127.0.0.1:$port)"
 cid=$(docker run -d --rm --network host -e PORT=$port "$image")
 trap 'docker stop -t 5 "$cid" >/dev/null' EXIT
 for _ in $(seq 50); do curl -fs "127.0.0.1:$port/v2/health/ready" >/dev/null && break; sleep 0.2; done
-curl -fsS -H 'content-type: application/json' "127.0.0.1:$port/v2/models/ml-model-1/infer" \
-  -d '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
+# One row of scikit-learn's bundled breast-cancer data (what ml-model-1 was trained on).
+row=$(.venv/bin/python -c 'import json; from sklearn.datasets import load_breast_cancer as l; print(json.dumps({"instances": l().data[:1].tolist()}))')
+curl -fsS -H 'content-type: application/json' "127.0.0.1:$port/predict" -d "$row"
 echo
