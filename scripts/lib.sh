@@ -8,6 +8,9 @@ MLP_LOGS="$MLP_CACHE/logs"
 MLP_BUILD="$MLP_CACHE/build"
 mkdir -p "$MLP_BIN" "$MLP_LOGS" "$MLP_BUILD"
 
+# Go from the machine's toolchain, also where a non-login shell (CI) has no Go on PATH.
+command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
+
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 _MLP_T0=$(date +%s)
 
