@@ -79,7 +79,8 @@ def measure(n: int, env: dict[str, str], work: Path) -> dict:
     # Peer: the same objects applied by kubectl, server-side, in one call.
     manifests = []
     for r in k8s_objects:
-        obj = {k: v for k, v in r["outputs"].items() if k not in ("status", "__inputs", "__initialized")}
+        # What Pulumi sent (its inputs), without the provider's bookkeeping keys.
+        obj = {k: v for k, v in r["inputs"].items() if not k.startswith("__")}
         meta = obj.get("metadata", {})
         obj["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
         obj["metadata"].get("annotations", {}).pop("pulumi.com/patchForce", None)
