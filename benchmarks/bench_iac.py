@@ -58,7 +58,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
-def measure(n: int, env: dict[str, str], work: Path) -> dict:
+def measure(n: int, env: dict[str, str], work: Path, parallel: int | None = None) -> dict:
     proj = work / f"n{n}"
     shutil.copytree(REPO, proj, ignore=shutil.ignore_patterns(
         ".git", ".venv", ".pulumi-state", "__pycache__", "results", "models", "tests", "benchmarks"))
@@ -68,13 +68,14 @@ def measure(n: int, env: dict[str, str], work: Path) -> dict:
     (proj / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_config(n, namespace)))
     pulumi = [env["MLP_CACHE"] + "/bin/pulumi", "--non-interactive", "--stack", stack]
     run(pulumi[:2] + ["stack", "init", stack], proj, env)
-    preview = run(pulumi + ["preview"], proj, env)
-    up = run(pulumi + ["up", "--yes", "--skip-preview"], proj, env)
+    par = ["--parallel", str(parallel)] if parallel else []
+    preview = run(pulumi + ["preview", *par], proj, env)
+    up = run(pulumi + ["up", "--yes", "--skip-preview", *par], proj, env)
     state = json.loads(subprocess.run(pulumi + ["stack", "export"], cwd=proj, env=env,
                                       capture_output=True, text=True, check=True).stdout)
     k8s_objects = [r for r in state["deployment"]["resources"]
                    if r["type"].startswith("kubernetes:") and not r["type"].startswith("pulumi:providers")]
-    destroy = run(pulumi + ["destroy", "--yes"], proj, env)
+    destroy = run(pulumi + ["destroy", "--yes", *par], proj, env)
 
     # Peer: the same objects applied by kubectl, server-side, in one call.
     manifests = []
@@ -101,6 +102,8 @@ def measure(n: int, env: dict[str, str], work: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,50,100")
+    ap.add_argument("--parallel", type=int, default=None,
+                    help="pulumi --parallel (default: Pulumi's own); results go to iac-parallel-N.*")
     args = ap.parse_args()
     env = tool_env()
     env.update(PULUMI_CONFIG_PASSPHRASE="bench")
@@ -112,21 +115,23 @@ def main() -> None:
         env["PULUMI_BACKEND_URL"] = f"file://{work / 'state'}"
         for n in (int(s) for s in args.sizes.split(",")):
             print(f"[bench_iac] {n} models ...", flush=True)
-            rows.append(measure(n, env, work))
+            rows.append(measure(n, env, work, args.parallel))
             print(f"[bench_iac] {rows[-1]}", flush=True)
     base = rows[0]
     for r in rows:
         # Growth relative to the smallest size, per model: 1.0 means linear.
         r["up_growth_per_model_vs_smallest"] = round((r["up_s"] / r["models"]) / (base["up_s"] / base["models"]), 2)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    (RESULTS / "iac.json").write_text(json.dumps(meta, indent=2))
+    stem = f"iac-parallel-{args.parallel}" if args.parallel else "iac"
+    meta = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+            "parallel": args.parallel, "rows": rows}
+    (RESULTS / f"{stem}.json").write_text(json.dumps(meta, indent=2))
     lines = ["| models | k8s objects | preview s | up s | destroy s | kubectl apply s (peer) | up / peer | objects/s (up) | up per model vs smallest |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['models']} | {r['resources']} | {r['preview_s']} | {r['up_s']} | {r['destroy_s']} | "
               f"{r['kubectl_apply_s']} | {r['up_vs_kubectl_apply']}× | {r['up_resources_per_s']} | "
               f"{r['up_growth_per_model_vs_smallest']} |" for r in rows]
-    (RESULTS / "iac.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -10,7 +10,7 @@ scripts/cluster.sh up
 source scripts/env.sh
 pulumi stack select --create dev --non-interactive >/dev/null
 progress "pulumi up --stack dev (images are built by the docker-build provider in the same run)"
-pulumi up --stack dev --policy-pack policy --yes --skip-preview --non-interactive
+pulumi up --stack dev --policy-pack policy --parallel 64 --yes --skip-preview --non-interactive
 outputs=$(pulumi stack output --stack dev --json)
 progress "endpoints:"
 python3 -c 'import json,sys; o=json.load(sys.stdin); [print(f"  {k}: ingress {o.get(\"endpoints\",{}).get(k,\"-\")}  in-cluster {v}") for k,v in o["clusterUrls"].items()]' <<<"$outputs"
