@@ -13,7 +13,12 @@ progress "pulumi up --stack dev (images are built by the docker-build provider i
 pulumi up --stack dev --policy-pack policy --parallel 64 --yes --skip-preview --non-interactive
 outputs=$(pulumi stack output --stack dev --json)
 progress "endpoints:"
-python3 -c 'import json,sys; o=json.load(sys.stdin); [print(f"  {k}: ingress {o.get(\"endpoints\",{}).get(k,\"-\")}  in-cluster {v}") for k,v in o["clusterUrls"].items()]' <<<"$outputs"
+python3 - "$outputs" <<'PY'
+import json, sys
+out = json.loads(sys.argv[1])
+for name, url in out["clusterUrls"].items():
+    print(f"  {name}: in-cluster {url}   ingress {out.get('endpoints', {}).get(name, '-')}")
+PY
 kubectl get deploy,svc,hpa,pdb -n "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["namespace"])' <<<"$outputs")"
 image=$(python3 -c 'import json,sys; i=json.load(sys.stdin)["images"]; print(i["ml-model-1"])' <<<"$outputs")
 port=18080
