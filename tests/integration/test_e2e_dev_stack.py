@@ -195,6 +195,12 @@ def test_version_change_rolls_out_without_dropping_availability(stack, model_dep
     dep = next(d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == name
                and d.metadata.labels.get("mlplatform.io/track", "stable") == "stable")
     ns = dep.metadata.namespace
+
+    def steady():
+        d = apps.read_namespaced_deployment(dep.metadata.name, ns)
+        return (d.status.available_replicas or 0) == d.spec.replicas == (d.status.updated_replicas or 0)
+    # Earlier tests evict pods; measure the rollout from a settled Deployment, not their recovery.
+    wait_for(f"{dep.metadata.name} settled before the rollout", steady, timeout=120)
     old_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items}
     pulumi("config", "set", "--path", f"mlplatform:models[{idx}].version", "v-e2e-2")
 
