@@ -141,12 +141,9 @@ build_kubernetes() {
     f+=" -X $pkg.gitVersion=v$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     f+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  mkdir -p "$out.tmp" && cd "$GO_TOOLS/kubernetes"
-  GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath -ldflags "-s -w $f" -o "$out.tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-  "$out.tmp/kube-apiserver" --version
-  rm -rf "$out" && mv "$out.tmp" "$out"
+  build_wrapper "$out" kubernetes "$f" k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  "$out/kube-apiserver" --version
 }
 
 # build_wrapper OUTDIR WRAPPER LDFLAGS PKGS...: build PKGS in the wrapper module tools/go/WRAPPER
@@ -160,12 +157,9 @@ build_wrapper() {
 
 build_prometheus() {
   local out="$MLP_CACHE/prometheus/$PROMETHEUS_VERSION" v=github.com/prometheus/common/version
-  mkdir -p "$out.tmp" && cd "$GO_TOOLS/prometheus"
-  GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath \
-    -ldflags "-s -w -X $v.Version=$PROMETHEUS_VERSION -X $v.Branch=release -X $v.Revision=v$PROMETHEUS_MODULE_VERSION" \
-    -o "$out.tmp/" github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
-  "$out.tmp/promtool" --version
-  rm -rf "$out" && mv "$out.tmp" "$out"
+  build_wrapper "$out" prometheus "-X $v.Version=$PROMETHEUS_VERSION -X $v.Branch=release -X $v.Revision=v$PROMETHEUS_MODULE_VERSION" \
+    github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
+  "$out/promtool" --version
 }
 
 step_cluster_tools() {

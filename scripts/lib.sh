@@ -51,11 +51,3 @@ run_step() {
 
 # hash_files FILES...: short content hash, used in cache keys so a changed recipe rebuilds.
 hash_files() { cat "$@" | sha256sum | cut -c1-12; }
-
-# install_atomic SRC DEST: copy SRC to DEST through a temp name and rename, so a reader (Pulumi
-# looking for plugins, PATH lookups) never sees a half-written binary.
-install_atomic() {
-  local src=$1 dest=$2
-  mkdir -p "$(dirname "$dest")"
-  cp "$src" "$dest.tmp.$$" && chmod +x "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"
-}
