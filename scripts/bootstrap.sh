@@ -71,7 +71,7 @@ build_pulumi() {
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
     -o "$out.tmp/" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi ./cmd/pulumi-language-python
   # The language host runs the SDK's own runner script, shipped inside the sdk/v3 module.
-  sdk=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+  sdk=$(module_dir github.com/pulumi/pulumi/sdk/v3)
   cp "$sdk/python/cmd/pulumi-language-python-exec" "$out.tmp/" && chmod +x "$out.tmp/pulumi-language-python-exec"
   "$out.tmp/pulumi" version
   rm -rf "$out" && mv "$out.tmp" "$out"
@@ -92,7 +92,7 @@ build_k8s_provider() {
   local src="$MLP_BUILD/pulumi-kubernetes-src" mod
   rm -rf "$src" && mkdir -p "$src" && cp "$GO_TOOLS"/pulumi-kubernetes/{go.mod,go.sum,main.go} "$src/"
   cd "$src"
-  mod=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+  mod=$(module_dir github.com/pulumi/pulumi-kubernetes/provider/v4)
   # The provider embeds its schema stamped with the release version, minified.
   python3 - "$mod/cmd/pulumi-resource-kubernetes" "$K8S_PROVIDER_VERSION" <<'PY'
 import json, sys

@@ -49,5 +49,15 @@ run_step() {
   fi
 }
 
+# module_dir MODULE[@VERSION]: the module's folder in the module cache, downloading it first.
+# (`go list -m -f '{{.Dir}}'` prints an empty line while a module is not yet in the cache, so a
+# lookup that works on a warm machine fails on a fresh one.) Run inside the module that requires it.
+module_dir() {
+  local dir
+  dir=$(go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -n $dir && -d $dir ]] || { echo "module_dir: no folder for $1 after go mod download" >&2; return 1; }
+  echo "$dir"
+}
+
 # hash_files FILES...: short content hash, used in cache keys so a changed recipe rebuilds.
 hash_files() { cat "$@" | sha256sum | cut -c1-12; }
