@@ -22,7 +22,7 @@ bootstrap:       ## build/install every tool (cached by version; warm run takes 
 venv:            ## only the Python environments (enough for test-unit)
 	scripts/bootstrap.sh venv
 
-cluster-up:      ## start the local cluster (etcd + apiserver + controller-manager + scheduler + KWOK)
+cluster-up:      ## start the local cluster: control plane, 3 real nodes, registry, DNS, KWOK nodes
 	scripts/cluster.sh up
 
 cluster-down:    ## delete the local cluster
@@ -50,9 +50,9 @@ test: bootstrap  ## everything CI runs: unit, model and integration tiers
 	$(MAKE) test-unit
 	$(MAKE) test-models
 	MLP_CLUSTER=$(TEST_CLUSTER) KUBECONFIG= scripts/cluster.sh recreate
-	$(ENV) MLP_CLUSTER=$(TEST_CLUSTER) KUBECONFIG=$$HOME/.kwok/clusters/$(TEST_CLUSTER)/kubeconfig.yaml \
-	  $(PY) -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
-	MLP_CLUSTER=$(TEST_CLUSTER) scripts/cluster.sh down
+	rc=0; $(ENV) MLP_CLUSTER=$(TEST_CLUSTER) KUBECONFIG=$$HOME/.kwok/clusters/$(TEST_CLUSTER)/kubeconfig.yaml \
+	  $(PY) -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
+	MLP_CLUSTER=$(TEST_CLUSTER) KUBECONFIG= scripts/cluster.sh down; exit $$rc
 
 stack:           ## select (creating if needed) the stack STACK=dev|prod on the local backend
 	$(ENV) pulumi stack select --create $(STACK) --non-interactive >/dev/null

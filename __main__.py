@@ -39,6 +39,8 @@ if config.monitoring.enabled:
             retention=config.monitoring.retention,
             storage_size=config.monitoring.storage_size,
             alertmanager=config.monitoring.alertmanager,
+            grafana=config.monitoring.grafana,
+            prometheus_image=config.monitoring.prometheus_image,
             grafana_admin_password=secrets.grafana_admin_password,
         ),
         opts=k8s_opts,

@@ -6,7 +6,9 @@ very objects Pulumi created (read back from the stack's state): the floor for ge
 objects into the API server, so the ratio shows what the engine adds on top.
 
 Run: `make bench` (all benchmarks) or `.venv/bin/python benchmarks/bench_iac.py [--sizes 10,50]`.
-Needs `make bootstrap cluster-up`. Results: benchmarks/results/iac.json and iac.md.
+Needs `make bootstrap`. It runs on a cluster of its own, `mlplatform-bench`, with simulated nodes
+only (hundreds of pods of a prebuilt image that no real node could pull), made and deleted here.
+Results: benchmarks/results/iac.json and iac.md.
 """
 
 from __future__ import annotations
@@ -30,10 +32,17 @@ RESULTS = REPO / "benchmarks" / "results"
 IMAGE = "mlplatform/bench-model:0.0.1"
 
 
+CLUSTER = {"MLP_CLUSTER": "mlplatform-bench", "MLP_REAL_NODES": "0", "KUBECONFIG": ""}
+
+
 def tool_env() -> dict[str, str]:
     out = subprocess.run(["bash", "-c", f"source {REPO}/scripts/env.sh && env -0"],
-                         check=True, capture_output=True).stdout
+                         check=True, capture_output=True, env={**os.environ, **CLUSTER}).stdout
     return dict(i.split("=", 1) for i in out.decode().split("\0") if "=" in i)
+
+
+def cluster(action: str, env: dict[str, str]) -> None:
+    subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), action], env=env, check=True)
 
 
 def stack_config(n: int, namespace: str) -> dict:
@@ -109,6 +118,7 @@ def main() -> None:
     env.update(PULUMI_CONFIG_PASSPHRASE="bench")
     env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
     rows = []
+    cluster("up", env)
     with tempfile.TemporaryDirectory(prefix="bench-iac-") as tmp:
         work = Path(tmp)
         (work / "state").mkdir()
@@ -117,6 +127,7 @@ def main() -> None:
             print(f"[bench_iac] {n} models ...", flush=True)
             rows.append(measure(n, env, work, args.parallel))
             print(f"[bench_iac] {rows[-1]}", flush=True)
+    cluster("down", env)
     base = rows[0]
     for r in rows:
         # Growth relative to the smallest size, per model: 1.0 means linear.

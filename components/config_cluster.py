@@ -216,6 +216,14 @@ class MonitoringConfig(ConfigModel):
         allowed="a memory-style quantity such as '20Gi', or null", example="20Gi",
     )
     alertmanager: bool = setting(False, doc="Deploy Alertmanager.", allowed="true or false")
+    grafana: bool = setting(
+        True, doc="Deploy Grafana with the generated dashboards (deploy mode). Off where no "
+        "Grafana image can be pulled (the local cluster).", allowed="true or false",
+    )
+    prometheus_image: ImageRef = setting(
+        "prom/prometheus:v3.5.0", doc="Prometheus image (deploy mode), pinned by tag or digest.",
+        allowed="an image reference with an explicit tag", example="prom/prometheus:v3.5.0",
+    )
 
 
 

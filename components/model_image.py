@@ -43,7 +43,8 @@ class ModelImage(pulumi.ComponentResource):
     """One model-server image. The tag changes only when files the build copies change."""
 
     ref: pulumi.Output[str]
-    """Image reference for pods; resolves after the build, so dependents wait for it."""
+    """Image reference for pods: `<repository>@<digest>` when pushed, the content-hash tag when
+    kept in the local daemon. Resolves after the build, so dependents wait for it."""
     tag: pulumi.Output[str]
     """The content-hash tag."""
     pushed: pulumi.Output[bool]
@@ -75,9 +76,14 @@ class ModelImage(pulumi.ComponentResource):
             labels={"mlplatform.io/model": args.image_name, "mlplatform.io/content-hash": plan.tag},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # The tag is known before the build, but pods must not be scheduled before it exists:
-        # deriving the value from the image's URN carries that dependency along.
-        self.ref = image.urn.apply(lambda _: plan.ref)
+        if plan.push:
+            # Pushed images are referenced by the digest the registry stored: what a pod runs
+            # is exactly what this build produced, whatever happens to the tag later.
+            self.ref = image.digest.apply(lambda digest: f"{plan.repository}@{digest}")
+        else:
+            # The tag is known before the build, but pods must not be scheduled before it
+            # exists: deriving the value from the image's URN carries that dependency along.
+            self.ref = image.urn.apply(lambda _: plan.ref)
         self.tag = pulumi.Output.from_input(plan.tag)
         self.pushed = pulumi.Output.from_input(plan.push)
         self.register_outputs({"ref": self.ref, "tag": self.tag, "pushed": self.pushed})

@@ -147,7 +147,7 @@ class MonitoringStack(pulumi.ComponentResource):
     ) -> dict[str, str | None]:
         alertmanager = self._alertmanager() if self._args.alertmanager else None
         prometheus_url = self._prometheus(rule_files, alertmanager)
-        grafana_url = self._grafana(prometheus_url, dashboard_maps)
+        grafana_url = self._grafana(prometheus_url, dashboard_maps) if self._args.grafana else None
         return {
             "prometheus": prometheus_url,
             "grafana": grafana_url,

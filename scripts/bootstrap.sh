@@ -67,7 +67,7 @@ build_pulumi() {
   local out="$MLP_CACHE/pulumi/$PULUMI_VERSION" sdk
   mkdir -p "$out.tmp"
   cd "$GO_TOOLS/pulumi"
-  go build -trimpath -tags osusergo,grpcnotrace \
+  go build -v -trimpath -tags osusergo,grpcnotrace \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
     -o "$out.tmp/" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi ./cmd/pulumi-language-python
   # The language host runs the SDK's own runner script, shipped inside the sdk/v3 module.
@@ -102,7 +102,7 @@ schema["version"] = version
 json.dump(schema, open("schema-embed.json", "w"), separators=(",", ":"))
 json.dump(json.load(open(f"{d}/terraform-mapping.json")), open("terraform-mapping-embed.json", "w"), separators=(",", ":"))
 PY
-  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$K8S_PROVIDER_VERSION" \
+  go build -v -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$K8S_PROVIDER_VERSION" \
     -o pulumi-resource-kubernetes .
   install_plugin kubernetes "$K8S_PROVIDER_VERSION" "$src/pulumi-resource-kubernetes"
 }
@@ -134,14 +134,20 @@ step_providers() {
   ln -sfn "$MLP_CACHE/docker-build/$DOCKER_BUILD_PROVIDER_VERSION/docker-buildx" "$HOME/.docker/cli-plugins/docker-buildx"
 }
 
-build_kubernetes() {
-  local out="$MLP_CACHE/kubernetes/$KUBE_VERSION" v=k8s.io/component-base/version c=k8s.io/client-go/pkg/version f=""
+# kube_ldflags: the version stamps Kubernetes' own build sets (`kubectl version`, node info).
+kube_ldflags() {
+  local v=k8s.io/component-base/version c=k8s.io/client-go/pkg/version f="" pkg
   local minor=${KUBE_VERSION#*.}; minor=${minor%%.*}
   for pkg in $v $c; do
     f+=" -X $pkg.gitVersion=v$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     f+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  build_wrapper "$out" kubernetes "$f" k8s.io/kubernetes/cmd/kube-apiserver \
+  echo "$f"
+}
+
+build_kubernetes() {
+  local out="$MLP_CACHE/kubernetes/$KUBE_VERSION"
+  build_wrapper "$out" kubernetes "$(kube_ldflags)" k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
   "$out/kube-apiserver" --version
 }
@@ -151,7 +157,7 @@ build_kubernetes() {
 build_wrapper() {
   local out=$1 wrapper=$2 ldflags=$3; shift 3
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-  (cd "$GO_TOOLS/$wrapper" && GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/" "$@")
+  (cd "$GO_TOOLS/$wrapper" && GOFLAGS="$GOFLAGS -mod=mod" go build -v -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/" "$@")
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
@@ -182,6 +188,41 @@ step_cluster_tools() {
   ln -sfn "$(command -v etcd)" "$MLP_BIN/etcd"
 }
 
+# The real worker nodes (scripts/nodes.sh): kubelet and kube-proxy from a sibling of the control
+# plane's wrapper (same module graph, so its packages come from the Go build cache), crictl, and
+# the pause binary compiled from Kubernetes' own source in the same module, and CoreDNS (cluster
+# DNS) with the few plugins it needs. containerd, runc and the CNI plugins are Debian's.
+build_node_agents() {
+  local out="$MLP_CACHE/kubelet/$KUBE_VERSION"
+  build_wrapper "$out" kubelet "$(kube_ldflags)" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+  "$out/kubelet" --version
+}
+
+build_pause() {
+  local out="$MLP_CACHE/pause/$PAUSE_VERSION" src
+  src=$(cd "$GO_TOOLS/kubelet" && module_dir "k8s.io/kubernetes@v$KUBE_VERSION")/build/pause/linux/pause.c
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION-mlplatform" -o "$out.tmp/pause" "$src"
+  "$out.tmp/pause" -v
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+step_node_tools() {
+  local d="$MLP_CACHE/kubelet/$KUBE_VERSION" p
+  run_step node-agents "$KUBE_VERSION-$(hash_files "$GO_TOOLS"/kubelet/go.*)" build_node_agents
+  for p in kubelet kube-proxy; do ln -sfn "$d/$p" "$MLP_BIN/$p"; done
+  d="$MLP_CACHE/crictl/$CRICTL_VERSION"
+  run_step crictl "$CRICTL_VERSION-$(hash_files "$GO_TOOLS"/crictl/go.*)" build_wrapper "$d" crictl \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
+  ln -sfn "$d/crictl" "$MLP_BIN/crictl"
+  run_step pause "$PAUSE_VERSION-$KUBE_VERSION" build_pause
+  ln -sfn "$MLP_CACHE/pause/$PAUSE_VERSION/pause" "$MLP_BIN/pause"
+  d="$MLP_CACHE/coredns/$COREDNS_VERSION"
+  run_step coredns "$COREDNS_VERSION-$(hash_files "$GO_TOOLS"/coredns/*)" build_wrapper "$d" coredns \
+    "-X github.com/coredns/coredns/coremain.GitCommit=v$COREDNS_VERSION" .
+  ln -sfn "$d/coredns" "$MLP_BIN/coredns"
+}
+
 step_prometheus() {
   local d="$MLP_CACHE/prometheus/$PROMETHEUS_VERSION"
   run_step prometheus "$PROMETHEUS_VERSION-$(hash_files "$GO_TOOLS"/prometheus/go.*)" build_prometheus
@@ -205,11 +246,13 @@ summary() {
   printf '  %-26s %-22s %s\n' TOOL VERSION PATH
   local t v
   for t in pulumi pulumi-language-python kube-apiserver kube-controller-manager kube-scheduler kubectl \
-           etcd kwok kwokctl metrics-server prometheus promtool; do
+           kubelet kube-proxy crictl coredns etcd kwok kwokctl metrics-server prometheus promtool; do
     case $t in
       pulumi) v=$("$MLP_BIN/pulumi" version 2>/dev/null) ;;
       pulumi-language-python) v="v$PULUMI_VERSION (ours)" ;;
-      kube-*) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk '{print $2}') ;;
+      kube-*|kubelet) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk '{print $2}') ;;
+      crictl) v=$("$MLP_BIN/crictl" --version 2>/dev/null | awk '{print $3}') ;;
+      coredns) v=$("$MLP_BIN/coredns" -version 2>/dev/null | awk -F- 'NR==1{print $2}') ;;
       kubectl) v=$("$MLP_BIN/kubectl" version --client 2>/dev/null | awk '/Client/{print $3}') ;;
       etcd) v=$("$MLP_BIN/etcd" --version 2>/dev/null | awk '/etcd Version/{print $3}') ;;
       kwok|kwokctl) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk '{print $3}') ;;
@@ -221,10 +264,13 @@ summary() {
   printf '  %-26s %-22s %s\n' "plugin kubernetes" "v$K8S_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-kubernetes-v$K8S_PROVIDER_VERSION"
   printf '  %-26s %-22s %s\n' "plugin docker-build" "v$DOCKER_BUILD_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-docker-build-v$DOCKER_BUILD_PROVIDER_VERSION"
   printf '  %-26s %-22s %s\n' "docker buildx (CLI plugin)" "v$BUILDX_VERSION" "$(readlink -f "$HOME/.docker/cli-plugins/docker-buildx")"
+  printf '  %-26s %-22s %s\n' "pause" "$("$MLP_BIN/pause" -v 2>/dev/null | awk '{print $2}')" "$(readlink -f "$MLP_BIN/pause")"
+  printf '  %-26s %-22s %s\n' "containerd" "$(containerd --version 2>/dev/null | awk '{print $3}')" "$(command -v containerd)"
+  printf '  %-26s %-22s %s\n' "docker-registry" "$(docker-registry --version 2>/dev/null | awk '{print $3}')" "$(command -v docker-registry)"
   printf '  %-26s %-22s %s\n' "dockerd" "$(docker version -f '{{.Server.Version}}' 2>/dev/null)" "$(command -v dockerd)"
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
 }
 
-ALL_STEPS="apt docker venv pulumi providers cluster_tools prometheus operator_crds images"
+ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus operator_crds images"
 for s in ${*:-$ALL_STEPS}; do "step_${s//-/_}"; done
 [[ $# -gt 0 ]] || summary

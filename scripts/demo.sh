@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make demo: bootstrap (if needed) → local cluster → `pulumi up` of the dev stack → endpoints and
-# one prediction. Pods on the KWOK cluster are simulated, so the prediction comes from the very
-# image the model's Deployment runs, started with Docker on loopback.
+# make demo: bootstrap (if needed) → local cluster → `pulumi up` of the dev stack (images built,
+# pushed to the cluster's registry, pulled by the real nodes) → endpoints and one prediction per
+# model, answered by the pods in the cluster through a port-forward on 127.0.0.1.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -9,7 +9,7 @@ scripts/bootstrap.sh
 scripts/cluster.sh up
 source scripts/env.sh
 pulumi stack select --create dev --non-interactive >/dev/null
-progress "pulumi up --stack dev (images are built by the docker-build provider in the same run)"
+progress "pulumi up --stack dev (images are built and pushed by the docker-build provider in the same run)"
 pulumi up --stack dev --policy-pack policy --parallel 64 --yes --skip-preview --non-interactive
 outputs=$(pulumi stack output --stack dev --json)
 progress "endpoints:"
@@ -19,14 +19,22 @@ out = json.loads(sys.argv[1])
 for name, url in out["clusterUrls"].items():
     print(f"  {name}: in-cluster {url}   ingress {out.get('endpoints', {}).get(name, '-')}")
 PY
-kubectl get deploy,svc,hpa,pdb -n "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["namespace"])' <<<"$outputs")"
-image=$(python3 -c 'import json,sys; i=json.load(sys.stdin)["images"]; print(i["ml-model-1"])' <<<"$outputs")
-port=18080
-progress "one prediction from $image (docker run on 127.0.0.1:$port)"
-cid=$(docker run -d --rm --network host -e PORT=$port "$image")
-trap 'docker stop -t 5 "$cid" >/dev/null' EXIT
-for _ in $(seq 50); do curl -fs "127.0.0.1:$port/v2/health/ready" >/dev/null && break; sleep 0.2; done
-# One row of scikit-learn's bundled breast-cancer data (what ml-model-1 was trained on).
-row=$(.venv/bin/python -c 'import json; from sklearn.datasets import load_breast_cancer as l; print(json.dumps({"instances": l().data[:1].tolist()}))')
-curl -fsS -H 'content-type: application/json' "127.0.0.1:$port/predict" -d "$row"
-echo
+namespace=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["namespace"])' <<<"$outputs")
+kubectl get deploy,svc,hpa,pdb -n "$namespace"
+kubectl get pods -n "$namespace" -o wide
+
+# predict MODEL ROW_JSON: POST one row to the model's Service through a port-forward.
+predict() {
+  local model=$1 row=$2 port pf
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  kubectl port-forward -n "$namespace" --address 127.0.0.1 "svc/$model" "$port:8080" >/dev/null &
+  pf=$!
+  for _ in $(seq 50); do curl -fs "127.0.0.1:$port/v2/health/ready" >/dev/null && break; sleep 0.2; done
+  progress "$model, answered in the cluster (port-forward 127.0.0.1:$port → svc/$model):"
+  curl -fsS -H 'content-type: application/json' "127.0.0.1:$port/predict" -d "$row" || true
+  echo
+  kill "$pf"; wait "$pf" 2>/dev/null || true
+}
+# One row of each model's training data (scikit-learn's bundled breast-cancer and digits sets).
+predict ml-model-1 "$(.venv/bin/python -c 'import json; from sklearn.datasets import load_breast_cancer as l; print(json.dumps({"instances": l().data[:1].tolist()}))')"
+predict ml-model-2 "$(.venv/bin/python -c 'import json; from sklearn.datasets import load_digits as l; print(json.dumps({"instances": l().data[:1].tolist()}))')"

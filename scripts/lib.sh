@@ -17,6 +17,19 @@ _MLP_T0=$(date +%s)
 # progress MESSAGE: one line, prefixed with the seconds since the script started.
 progress() { printf '[%5ss] %s\n' "$(( $(date +%s) - _MLP_T0 ))" "$*"; }
 
+# log_progress LOG: what a step's log shows so far. Go builds run with -v, which prints each
+# package as it is compiled, so the count grows while a long build is alive.
+log_progress() {
+  local fetched compiled
+  fetched=$(grep -c '^go: downloading' "$1" 2>/dev/null) || true
+  compiled=$(grep -cE '^[a-z0-9.-]+(\.[a-z]+)?/[^ ]+$|^[a-z0-9]+$' "$1" 2>/dev/null) || true
+  if ((compiled > 0 || fetched > 0)); then
+    echo "${compiled:-0} Go packages compiled, ${fetched:-0} modules downloaded"
+  else
+    echo "last line: $(tail -n 1 "$1" 2>/dev/null | cut -c1-120)"
+  fi
+}
+
 # run_step NAME KEY CMD...: runs CMD unless the step already completed with the same KEY.
 # Output goes to $MLP_LOGS/NAME.log; on failure the step's name and log path are printed and the
 # script stops. A step marks itself done only after CMD succeeded, so a re-run resumes.
@@ -30,7 +43,7 @@ run_step() {
   local t0; t0=$(date +%s)
   progress "$name: building ($key), log: $log"
   # Heartbeat so a long build shows it is alive.
-  ( while sleep 60; do progress "$name: still working ($(( $(date +%s) - t0 ))s) — tail: $(tail -c 120 "$log" 2>/dev/null | tr '\n' ' ')"; done ) &
+  ( while sleep 60; do progress "$name: still working ($(( $(date +%s) - t0 ))s) — $(log_progress "$log")"; done ) &
   local hb=$!
   # The step runs in a background subshell so `set -e` holds inside it (bash ignores -e for
   # anything run as an `if` condition), and a failing command anywhere in a step fails it.

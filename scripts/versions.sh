@@ -10,9 +10,17 @@ BUILDX_VERSION=0.35.0
 # v0.33.5 is missing) the Go proxy serves.
 KUBE_VERSION=1.33.4
 KWOK_VERSION=0.7.0
+# crictl: v1.33.0 is not served; v1.34.0 speaks the same CRI v1 API to containerd 1.6.
+CRICTL_VERSION=1.34.0
+# The pause image (pod sandbox), built from build/pause in the k8s.io/kubernetes module.
+PAUSE_VERSION=3.10.1
+# Cluster DNS for the real nodes' pods.
+COREDNS_VERSION=1.12.2
 METRICS_SERVER_VERSION=0.8.0
 PROMETHEUS_VERSION=3.5.0
 PROMETHEUS_MODULE_VERSION=0.305.0
 # CRDs for monitoring's operator mode (its tests install them).
 PROMETHEUS_OPERATOR_VERSION=0.85.0
-APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps"
+# Real nodes: Debian's containerd (comes with docker.io), runc, CNI plugins; conntrack and ipset
+# for kube-proxy; docker-registry for the local OCI registry; openssl for the node certificates.
+APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps containerd runc containernetworking-plugins conntrack ipset iptables docker-registry openssl util-linux"

@@ -104,6 +104,8 @@ def plan_local_node(pool: GpuPoolConfig, node_name: str) -> dict[str, Any]:
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
                 "type": "kwok",
+                # Simulated: no container runs here (scripts/cluster.sh labels real nodes "real").
+                "node.mlplatform.io/kind": "simulated",
             },
             "annotations": {
                 KWOK_ANNOTATION: "fake",

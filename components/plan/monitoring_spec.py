@@ -233,6 +233,11 @@ class MonitoringStackArgs(BaseModel):
         description="Deploy an Alertmanager and point Prometheus at it (deploy mode only). "
         "Default false.",
     )
+    grafana: bool = Field(
+        default=True,
+        description="Deploy Grafana with the dashboards provisioned (deploy mode only). Default "
+        "true; the dashboards' ConfigMaps are made either way.",
+    )
     grafana_admin_password: Any = Field(
         default=None,
         repr=False,

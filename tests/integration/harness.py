@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,39 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MLP_CACHE", Path.home() / ".cache" / "mlplatform"))
 BIN = CACHE / "bin"
+# What a throwaway copy of the project leaves out: VCS data, state, caches, environments (linked).
+SKIP_COPY = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".pulumi-state",
+    "build", "*.egg-info", "results",
+)
+
+
+def copy_project(dest: Path) -> Path:
+    """The checkout as a throwaway Pulumi project with its environments linked, not copied.
+
+    Stack files lose the `encryptionsalt:` line a `pulumi up` of the checkout (e.g. `make demo`)
+    adds from this machine's passphrase: the copy runs on its own backend, so its stacks are new.
+    A stack file that holds secrets keeps its salt; those secrets need the passphrase that made
+    them, which the copy then must use too.
+    """
+    shutil.copytree(REPO, dest, ignore=SKIP_COPY, symlinks=True)
+    for venv in (".venv", "policy/.venv"):
+        if not (REPO / venv / "bin" / "python").exists():
+            pytest.fail(f"{REPO / venv} is missing: run `make bootstrap` (step venv builds it)", pytrace=False)
+        (dest / venv).symlink_to((REPO / venv).resolve())
+    for stack_file in dest.glob("Pulumi.*.yaml"):
+        drop_encryption_salt(stack_file)
+    return dest
+
+
+def drop_encryption_salt(path: Path) -> bool:
+    """Remove the salt line unless the file holds secrets; True when the file has secrets."""
+    text = path.read_text()
+    if "secure:" in text:
+        return True
+    path.write_text("".join(line for line in text.splitlines(keepends=True)
+                            if not line.startswith("encryptionsalt:")))
+    return False
 
 
 def tool(name: str) -> str:
@@ -49,3 +86,45 @@ def wait_for(what: str, check, timeout: float = 120, interval: float = 1.0):
             return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}", pytrace=False)
+
+
+def cluster_layout(env: dict[str, str]) -> dict[str, str]:
+    """The local cluster's names, addresses and ports (`scripts/cluster.sh env`)."""
+    out = subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), "env"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def port_forward(env: dict[str, str], namespace: str, target: str, remote_port: int) -> Iterator[str]:
+    """`kubectl port-forward` of TARGET (svc/NAME or pod/NAME) to 127.0.0.1; yields the base URL.
+
+    The forward runs through the API server and the node's kubelet, as on any cluster; traffic
+    never leaves loopback on this side. Stopped by its pid when the block ends.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [tool("kubectl"), "port-forward", "-n", namespace, "--address", "127.0.0.1", target,
+         f"{port}:{remote_port}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        def listening():
+            if proc.poll() is not None:
+                pytest.fail(f"port-forward to {namespace}/{target} exited: {proc.stdout.read()}", pytrace=False)
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(f"port-forward to {namespace}/{target}", listening, timeout=30, interval=0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

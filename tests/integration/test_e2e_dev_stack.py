@@ -8,15 +8,22 @@ destroy it. Timings worth reporting (scale-out, rollout) are printed, never asse
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 from kubernetes import client, config as kconfig
 from kubernetes.client.rest import ApiException
 
-from harness import REPO, Pulumi, wait_for
+from harness import Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,25 +40,39 @@ def wait_no_terminating_namespaces(tool_env) -> None:
         timeout=240, interval=2)
 
 
+# GPU scheduling stays proven on the simulated pool (its pods never run): a GPU variant of the
+# TensorFlow model, built from the same folder, added to the test's copy of the dev stack.
+GPU_VARIANT = {
+    "name": "ml-model-2-gpu", "framework": "tensorflow", "version": "v1", "source": "ml_model_2",
+    "gpuPool": "sim-gpu", "ingress": {"enabled": False},
+    "resources": {"gpus": 1, "requests": {"cpu": "250m", "memory": "512Mi"},
+                  "limits": {"cpu": "1", "memory": "1536Mi"}},
+}
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, tool_env):
-    """A copy of the project deployed as stack `dev` on a throwaway file backend."""
+def layout(tool_env) -> dict[str, str]:
+    return cluster_layout(tool_env)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, tool_env, layout):
+    """A copy of the project deployed as stack `dev` on a throwaway file backend, pushing to the
+    test cluster's registry."""
     wait_no_terminating_namespaces(tool_env)
     work = tmp_path_factory.mktemp("e2e")
-    proj = work / "project"
-    shutil.copytree(REPO, proj, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".pulumi-state", "__pycache__", ".pytest_cache", ".ruff_cache", "results"))
-    (proj / ".venv").symlink_to((REPO / ".venv").resolve())
-    policy_venv = REPO / "policy" / ".venv"
-    if not policy_venv.exists():
-        pytest.fail("policy/.venv missing: run `make bootstrap`", pytrace=False)
-    if (proj / "policy" / ".venv").is_symlink() or (proj / "policy" / ".venv").exists():
-        (proj / "policy" / ".venv").unlink()
-    (proj / "policy" / ".venv").symlink_to(policy_venv.resolve())
+    proj = copy_project(work / "project")
+    stack_file = proj / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(stack_file.read_text())
+    doc["config"]["mlplatform:registry"] = {"server": layout["REGISTRY"]}
+    doc["config"]["mlplatform:models"].append(GPU_VARIANT)
+    monitoring = doc["config"]["mlplatform:monitoring"]
+    monitoring["prometheusImage"] = monitoring["prometheusImage"].replace("localhost:5001", layout["REGISTRY"])
+    stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     state = work / "state"
     state.mkdir()
-    env = dict(tool_env, PULUMI_BACKEND_URL=f"file://{state}", PULUMI_CONFIG_PASSPHRASE="e2e-test")
-    env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+    # The machine's passphrase (env.sh), as for the checkout: secrets a stack file holds stay readable.
+    env = dict(tool_env, PULUMI_BACKEND_URL=f"file://{state}")
     pulumi = Pulumi(proj, env)
     pulumi("stack", "init", "dev")
     pulumi("config", "set", "--secret", "grafanaAdminPassword", "e2e-" + work.name)
@@ -117,6 +138,147 @@ def test_services_have_an_endpoint_for_every_ready_pod(model_deployments, k8s):
             return ready and ready == addrs and (ready, addrs)
 
         wait_for(f"endpoints of Service {svc.metadata.name} == its ready pods", match, timeout=60)
+
+
+REAL_NODE = "node.mlplatform.io/kind=real"
+
+
+def _service_of(url: str) -> tuple[str, str, int]:
+    """(service, namespace, port) of an in-cluster URL such as http://svc.ns.svc:8080."""
+    match = re.fullmatch(r"http://([^.]+)\.([^.]+)\.svc[^:]*:(\d+)/?", url)
+    assert match, f"not an in-cluster service URL: {url}"
+    return match.group(1), match.group(2), int(match.group(3))
+
+
+def _pods(core, dep) -> list:
+    selector = ",".join(f"{k}={v}" for k, v in dep.spec.selector.match_labels.items())
+    return core.list_namespaced_pod(dep.metadata.namespace, label_selector=selector).items
+
+
+def _runs_for_real(dep) -> bool:
+    """Pods of a Deployment run containers unless they target the simulated GPU pool."""
+    return not any("nvidia.com/gpu" in ((c.resources.limits or {}) if c.resources else {})
+                   for c in dep.spec.template.spec.containers)
+
+
+def test_model_pods_run_on_real_nodes_from_digests_in_the_local_registry(model_deployments, k8s, layout):
+    core = k8s.CoreV1Api()
+    real = {n.metadata.name for n in core.list_node(label_selector=REAL_NODE).items}
+    assert len(real) >= 2, f"expected at least two real nodes, found {sorted(real)}"
+    checked = 0
+    for dep in filter(_runs_for_real, model_deployments):
+        for pod in _pods(core, dep):
+            assert pod.status.phase == "Running", (pod.metadata.name, pod.status.phase)
+            assert pod.spec.node_name in real, (pod.metadata.name, pod.spec.node_name)
+            image = pod.spec.containers[0].image
+            repository, _, digest = image.partition("@")
+            assert repository.startswith(layout["REGISTRY"] + "/") and digest.startswith("sha256:"), image
+            status = pod.status.container_statuses[0]
+            # What the runtime pulled is exactly the digest `pulumi up` pushed.
+            assert status.image_id.endswith("@" + digest), (pod.metadata.name, status.image_id, digest)
+            path = repository.removeprefix(layout["REGISTRY"] + "/")
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{layout['REGISTRY_PORT']}/v2/{path}/manifests/{digest}", method="HEAD",
+                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                                   "application/vnd.oci.image.manifest.v1+json, "
+                                   "application/vnd.oci.image.index.v1+json"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert resp.status == 200
+            checked += 1
+    assert checked >= 3, f"only {checked} model pods run on real nodes"
+
+
+def _model_manifest(tool_env, namespace: str, pod: str) -> dict:
+    out = subprocess.run([tool("kubectl"), "exec", "-n", namespace, pod, "--", "cat", "/model/model.json"],
+                         env=tool_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"kubectl exec {pod}: {out.stderr}"
+    return json.loads(out.stdout)
+
+
+def test_each_model_answers_its_recorded_samples_through_its_service(model_deployments, k8s, outputs, tool_env):
+    core = k8s.CoreV1Api()
+    answered = []
+    for name, url in outputs["clusterUrls"].items():
+        dep = next(d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == name)
+        if not _runs_for_real(dep):
+            continue
+        service, namespace, port = _service_of(url)
+        pod = next(p for p in _pods(core, dep) if p.status.phase == "Running")
+        manifest = _model_manifest(tool_env, namespace, pod.metadata.name)
+        sample = manifest["sample"]
+        with port_forward(tool_env, namespace, f"svc/{service}", port) as base:
+            resp = httpx.post(f"{base}/predict", json={"instances": sample["inputs"]}, timeout=30)
+        assert resp.status_code == 200, (name, resp.status_code, resp.text[:500])
+        got = resp.json()["probabilities"]
+        assert len(got) == len(sample["probabilities"]), name
+        for row, (want, have) in enumerate(zip(sample["probabilities"], got, strict=True)):
+            assert max(abs(a - b) for a, b in zip(want, have, strict=True)) <= 1e-5, (name, row, want, have)
+        answered.append(name)
+    assert {"ml-model-1", "ml-model-2"} <= set(answered), answered
+
+
+def _prometheus_query(base: str, promql: str) -> list[dict]:
+    resp = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=10)
+    resp.raise_for_status()
+    return resp.json()["data"]["result"]
+
+
+def test_in_cluster_prometheus_scrapes_each_model_pod_and_counts_its_requests(model_deployments, k8s, outputs, tool_env):
+    core = k8s.CoreV1Api()
+    service, namespace, port = _service_of(outputs["prometheusUrl"])
+    model_pods = {p.metadata.name: p for d in filter(_runs_for_real, model_deployments)
+                  for p in _pods(core, d) if p.status.phase == "Running"}
+    with port_forward(tool_env, namespace, f"svc/{service}", port) as prom:
+        def all_up():
+            targets = httpx.get(f"{prom}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+            up = {t["labels"].get("pod") for t in targets if t["health"] == "up"}
+            missing = sorted(set(model_pods) - up)
+            return not missing or (False, missing)
+        wait_for("every model pod as an `up` target of the in-cluster Prometheus",
+                 lambda: all_up() is True, timeout=120, interval=3)
+
+        pod = next(p for p in model_pods.values() if p.metadata.labels["app.kubernetes.io/name"] == "ml-model-1")
+        series = f'model_infer_request_success_total{{pod="{pod.metadata.name}"}}'
+
+        def value():
+            result = _prometheus_query(prom, series)
+            return float(result[0]["value"][1]) if result else None
+
+        before = wait_for(f"{series} scraped", lambda: value() is not None and (value(),), timeout=60)[0]
+        manifest = _model_manifest(tool_env, pod.metadata.namespace, pod.metadata.name)
+        requests_sent = 25
+        with port_forward(tool_env, pod.metadata.namespace, f"pod/{pod.metadata.name}", 8080) as base:
+            for _ in range(requests_sent):
+                resp = httpx.post(f"{base}/predict", json={"instances": manifest["sample"]["inputs"][:1]}, timeout=10)
+                assert resp.status_code == 200, resp.text[:300]
+        after = wait_for(f"{series} to rise by {requests_sent}",
+                         lambda: (v := value()) is not None and v >= before + requests_sent and (v,), timeout=90)[0]
+        assert after == before + requests_sent, (before, after)
+
+
+def test_a_killed_model_container_is_restarted_and_the_deployment_recovers(model_deployments, k8s, layout):
+    core, apps = k8s.CoreV1Api(), k8s.AppsV1Api()
+    dep = next(d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == "ml-model-1"
+               and d.metadata.labels.get("mlplatform.io/track", "stable") == "stable")
+    pod = next(p for p in _pods(core, dep) if p.status.phase == "Running")
+    status = pod.status.container_statuses[0]
+    restarts, container_id = status.restart_count, status.container_id.removeprefix("containerd://")
+    socket_path = f"{layout['CLUSTER_RUN']}/nodes/{pod.spec.node_name}/containerd.sock"
+    inspect = subprocess.run([tool("crictl"), "--runtime-endpoint", f"unix://{socket_path}", "inspect", container_id],
+                             capture_output=True, text=True, check=True)
+    pid = json.loads(inspect.stdout)["info"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted():
+        p = core.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
+        s = p.status.container_statuses[0]
+        return s.restart_count > restarts and s.ready and s
+    wait_for(f"{pod.metadata.name} restarted by its kubelet and Ready", restarted, timeout=120)
+
+    def available():
+        d = apps.read_namespaced_deployment(dep.metadata.name, dep.metadata.namespace)
+        return (d.status.available_replicas or 0) == d.spec.replicas
+    wait_for(f"{dep.metadata.name} back to all replicas available", available, timeout=120)
 
 
 def test_gpu_pods_only_on_gpu_pool_nodes_and_cpu_pods_never_there(model_deployments, k8s):
@@ -204,8 +366,6 @@ def test_version_change_rolls_out_without_dropping_availability(stack, model_dep
     old_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items}
     pulumi("config", "set", "--path", f"mlplatform:models[{idx}].version", "v-e2e-2")
 
-    import subprocess
-    import sys
     # Watch availability while the real engine rolls the change out.
     proc = subprocess.Popen([pulumi.exe, "up", "--yes", "--skip-preview", "--non-interactive"],
                             cwd=pulumi.cwd, env=pulumi.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -227,7 +387,7 @@ def test_version_change_rolls_out_without_dropping_availability(stack, model_dep
 
 # The HPA test comes after the rollout test: load-driven scaling moves the desired count,
 # which would blur the rollout's availability measurement.
-def test_hpa_targets_exist_and_cpu_load_scales_out(model_deployments, k8s):
+def test_hpa_targets_exist_and_real_cpu_load_scales_out(model_deployments, k8s, layout, tool_env, tmp_path):
     autoscaling, apps, core = k8s.AutoscalingV2Api(), k8s.AppsV1Api(), k8s.CoreV1Api()
     ns = model_deployments[0].metadata.namespace
     hpas = autoscaling.list_namespaced_horizontal_pod_autoscaler(ns).items
@@ -236,32 +396,30 @@ def test_hpa_targets_exist_and_cpu_load_scales_out(model_deployments, k8s):
         ref = hpa.spec.scale_target_ref
         assert ref.kind == "Deployment"
         apps.read_namespaced_deployment(ref.name, ns)  # raises if the target does not exist
-    hpa = next(h for h in hpas if h.spec.max_replicas > h.spec.min_replicas)
+    hpa = next(h for h in hpas if h.spec.max_replicas > h.spec.min_replicas
+               and any(m.resource and m.resource.name == "cpu" for m in h.spec.metrics or []))
     dep = apps.read_namespaced_deployment(hpa.spec.scale_target_ref.name, ns)
     before = dep.spec.replicas
-    cpu_request = dep.spec.template.spec.containers[0].resources.requests["cpu"]
-    # KWOK reports each pod's CPU use from this annotation; 10x the request is far above target.
-    selector = ",".join(f"{k}={v}" for k, v in dep.spec.selector.match_labels.items())
-    load = {"metadata": {"annotations": {"kwok.x-k8s.io/usage-cpu": _times(cpu_request, 10)}}}
-
-    def annotate_all():
-        for pod in core.list_namespaced_pod(ns, label_selector=selector).items:
-            core.patch_namespaced_pod(pod.metadata.name, ns, load)
-
+    pod = next(p for p in _pods(core, dep) if p.status.phase == "Running")
+    sample = _model_manifest(tool_env, ns, pod.metadata.name)["sample"]["inputs"][:1]
+    service = core.read_namespaced_service(dep.metadata.labels["app.kubernetes.io/name"], ns)
+    # Real requests from inside a node's network namespace to the Service's ClusterIP (kube-proxy
+    # balances them over the pods); bounded: 20 s per round, at most 12 rounds.
+    script = tmp_path / "predict.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(json.dumps({'instances': sample}))}\n")
+    url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/predict"
+    netns = f"/run/netns/{layout['MLP_CLUSTER']}-node-1"
     started = time.monotonic()
-    annotate_all()
-
-    def scaled():
-        annotate_all()  # pods created by the scale-out need the load too
-        return apps.read_namespaced_deployment(dep.metadata.name, ns).spec.replicas > before
-
-    wait_for(f"HPA {hpa.metadata.name} to scale {dep.metadata.name} above {before}", scaled, timeout=240, interval=5)
-    print(f"\n[e2e] HPA scale-out of {dep.metadata.name}: {time.monotonic() - started:.1f}s after load")
-
-
-def _times(quantity: str, factor: int) -> str:
-    milli = int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
-    return f"{milli * factor}m"
+    for _ in range(12):
+        subprocess.run(["nsenter", f"--net={netns}", "wrk", "-t1", "-c4", "-d20s", "-s", str(script), url],
+                       check=True, capture_output=True, timeout=60)
+        if apps.read_namespaced_deployment(dep.metadata.name, ns).spec.replicas > before:
+            break
+    replicas = apps.read_namespaced_deployment(dep.metadata.name, ns).spec.replicas
+    current = autoscaling.read_namespaced_horizontal_pod_autoscaler(hpa.metadata.name, ns).status
+    assert replicas > before, f"HPA {hpa.metadata.name} kept {replicas} replicas under load; status {current}"
+    print(f"\n[e2e] HPA scale-out of {dep.metadata.name} on real CPU use: {time.monotonic() - started:.1f}s after load")
 
 
 def test_destroy_leaves_nothing_behind(stack, k8s, outputs):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from harness import copy_project, drop_encryption_salt
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 STACK = "dev"
 # Not secret: it only encrypts the throwaway stack's config in a temp dir.
 TEST_PASSPHRASE = "policy-preview-test"
-SKIP_COPY = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    "__pycache__",
-    ".pytest_cache",
-    ".hypothesis",
-    ".pulumi-state",
-    "build",
-    "*.egg-info",
-    "results",
-)
 
 
 def toolchain_env() -> dict[str, str]:
@@ -64,29 +54,21 @@ def toolchain_env() -> dict[str, str]:
 
 
 def project_copy(dest: Path) -> Path:
-    """The project without VCS data and environments; the environments are linked, not copied."""
     for required in ("Pulumi.yaml", f"Pulumi.{STACK}.yaml", "__main__.py"):
         if not (REPO / required).is_file():
             pytest.fail(f"{REPO / required} is missing: the stack program is not in the checkout")
-    shutil.copytree(REPO, dest, ignore=SKIP_COPY, symlinks=True)
-    (dest / ".venv").symlink_to((REPO / ".venv").resolve())
-    (dest / "policy" / ".venv").symlink_to((REPO / "policy" / ".venv").resolve())
-    return dest
+    return copy_project(dest)
 
 
 def prepare_stack_file(path: Path, env: dict[str, str]) -> None:
-    """Lets the copy's stack config be decrypted. A file without secrets loses its salt, so any
-    passphrase works; one with secrets needs the passphrase the project's env.sh provides."""
-    text = path.read_text()
-    if "secure:" in text:
-        if not (env.get("PULUMI_CONFIG_PASSPHRASE") or env.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
-            pytest.fail(f"{path.name} holds secrets: export its PULUMI_CONFIG_PASSPHRASE")
+    """Lets the copy's stack config be decrypted: a file with secrets needs the passphrase the
+    project's env.sh provides; any other works with a test passphrase."""
+    has_secrets = drop_encryption_salt(path)
+    if env.get("PULUMI_CONFIG_PASSPHRASE") or env.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
         return
-    doc = yaml.safe_load(text) or {}
-    doc.pop("encryptionsalt", None)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    if not (env.get("PULUMI_CONFIG_PASSPHRASE") or env.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
-        env["PULUMI_CONFIG_PASSPHRASE"] = TEST_PASSPHRASE
+    if has_secrets:
+        pytest.fail(f"{path.name} holds secrets: export its PULUMI_CONFIG_PASSPHRASE")
+    env["PULUMI_CONFIG_PASSPHRASE"] = TEST_PASSPHRASE
 
 
 def preview(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

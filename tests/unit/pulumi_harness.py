@@ -7,6 +7,8 @@ registration's parent, which Pulumi's mock arguments do not carry.
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -56,6 +58,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "docker-build:index:Image":
             tags = outputs.get("tags") or []
             outputs["ref"] = tags[0] if tags else ""
+            if outputs.get("push"):
+                # What a registry answers: the manifest digest (deterministic per tag here).
+                outputs["digest"] = "sha256:" + hashlib.sha256(outputs["ref"].encode()).hexdigest()
         self.inputs[(args.typ, args.name)] = dict(args.inputs)
         self.providers[(args.typ, args.name)] = args.provider or ""
         return f"{args.name}-id", outputs

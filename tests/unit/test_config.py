@@ -43,7 +43,10 @@ def test_dev_stack_file_is_valid(repo_root):
     config = load_stack_file(repo_root / "Pulumi.dev.yaml")
     assert {p.backend for p in config.gpu_pools} == {"local"}, "dev simulates its GPU pool"
     assert all(config.effective_autoscaling(m).max_replicas <= 4 for m in config.models), "dev stays small"
-    assert config.registry.server is None, "dev keeps images in the local daemon"
+    # The local cluster's registry (scripts/cluster-layout.sh: slot 1 -> port 5001): pods pull
+    # what `pulumi up` pushed, by digest, as they would from a cloud registry.
+    assert config.registry.server == "localhost:5001", "dev pushes to the local cluster's registry"
+    assert not any(m.resources.gpus for m in config.models), "dev's GPU pool is simulated: models serve on CPU"
 
 
 def test_prod_stack_file_is_ha(repo_root):

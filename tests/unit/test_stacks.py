@@ -94,17 +94,20 @@ def test_every_model_has_deployment_service_hpa_and_policy(graphs, stack):
                 f"{prefix}-sa"} <= children
 
 
-def test_dev_simulates_gpus_and_keeps_images_local(graphs):
+def test_dev_simulates_gpus_and_pulls_by_digest_from_the_local_registry(graphs):
     graph = graphs["dev"]
     nodes = graph.of_type("kubernetes:core/v1:Node")
     assert len(nodes) == 2 and not graph.of_type("kubernetes:core/v1:NodePatch")
     assert all(n.inputs["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake" for n in nodes)
+    assert all(n.inputs["metadata"]["labels"]["node.mlplatform.io/kind"] == "simulated" for n in nodes)
     images = graph.of_type("docker-build:index:Image")
-    assert len(images) == 2 and all(i.inputs["push"] is False for i in images)
-    gpu_pod = graph.named("mlplatform-model-ml-model-2-deployment").inputs["spec"]["template"]["spec"]
-    assert gpu_pod["tolerations"][0]["value"] == "sim-gpu"
-    cpu_pod = graph.named("mlplatform-model-ml-model-1-deployment").inputs["spec"]["template"]["spec"]
-    assert "tolerations" not in cpu_pod
+    assert len(images) == 2 and all(i.inputs["push"] is True for i in images)
+    for model in ("ml-model-1", "ml-model-2"):
+        pod = graph.named(f"mlplatform-model-{model}-deployment").inputs["spec"]["template"]["spec"]
+        # The simulated GPU pool runs no container: dev's models stay off it.
+        assert "tolerations" not in pod, model
+        image = pod["containers"][0]["image"]
+        assert image.startswith(f"localhost:5001/mlplatform/{model}@sha256:"), image
     assert graph.of_type(MONITORING), "monitoring is wired"
     assert graph.named("mlplatform-batch-ml-model-1-backfill-job").type == "kubernetes:batch/v1:Job"
 
