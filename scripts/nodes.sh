@@ -36,6 +36,17 @@ start_host() {
   echo $! >"$PIDS/$name.pid"
 }
 
+# put FILE < CONTENT: write FILE only when its content changes (kube-proxy exits when its config
+# file is touched); the process NAME using it, if given and running, is restarted on a change.
+put() {
+  local file=$1 name=${2:-} tmp
+  tmp=$(mktemp "$file.XXXX")
+  cat >"$tmp"
+  if cmp -s "$tmp" "$file"; then rm -f "$tmp"; return 0; fi
+  mv "$tmp" "$file"
+  if [[ -n $name ]] && alive "$name"; then stop "$name"; fi
+}
+
 alive() { [[ -f $PIDS/$1.pid ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 
 # stop NAME: SIGTERM, then SIGKILL after 20 s, by the recorded pid.
@@ -101,7 +112,7 @@ net_down() {
   local table rule
   for table in filter nat; do
     # Rules are listed as `-A CHAIN ...`; each tagged one is deleted by its own spec.
-    iptables -t "$table" -S | grep -F -- "--comment $RULE_TAG" | sed 's/^-A /-D /' |
+    { iptables -t "$table" -S | grep -F -- "--comment \"$RULE_TAG\"" || true; } | sed 's/^-A /-D /' |
       while read -r rule; do eval "iptables -t $table $rule"; done
   done
   return 0
@@ -127,7 +138,7 @@ sign() {
 
 kubeconfig() { # FILE USER CERT KEY
   local server; server="https://$BRIDGE_IP:$(apiserver_port)"
-  cat >"$1" <<YAML
+  put "$1" <<YAML
 apiVersion: v1
 kind: Config
 clusters: [{name: $MLP_CLUSTER, cluster: {server: "$server", certificate-authority: "$CLUSTER_PKI/ca.crt"}}]
@@ -179,7 +190,7 @@ node_up() {
   kubeconfig "$dir/kubelet.kubeconfig" "system:node:$name" "$dir/pki/kubelet-client.crt" "$dir/pki/kubelet-client.key"
   kubeconfig "$dir/kube-proxy.kubeconfig" system:kube-proxy "$CLUSTER_STATE/pki/kube-proxy.crt" "$CLUSTER_STATE/pki/kube-proxy.key"
 
-  cat >"$dir/containerd.toml" <<TOML
+  put "$dir/containerd.toml" "containerd-$i" <<TOML
 version = 2
 root = "$dir/containerd"
 state = "$run/containerd"
@@ -211,7 +222,7 @@ TOML
 
   # No masquerading: pod source addresses stay visible to NetworkPolicy and to the host, which
   # routes every pod range back to its node.
-  cat >"$dir/cni/net.d/10-mlplatform.conflist" <<JSON
+  put "$dir/cni/net.d/10-mlplatform.conflist" <<JSON
 {"cniVersion": "1.0.0", "name": "mlplatform", "plugins": [
   {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
    "ipam": {"type": "host-local", "dataDir": "$dir/cni/ipam",
@@ -219,7 +230,7 @@ TOML
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 JSON
 
-  cat >"$dir/kubelet.yaml" <<YAML
+  put "$dir/kubelet.yaml" "kubelet-$i" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $ip
@@ -248,7 +259,7 @@ maxPods: 110
 evictionHard: {memory.available: 200Mi, nodefs.available: 5%, imagefs.available: 5%}
 YAML
 
-  cat >"$dir/kube-proxy.yaml" <<YAML
+  put "$dir/kube-proxy.yaml" "kube-proxy-$i" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$dir/kube-proxy.kubeconfig"}
@@ -277,7 +288,7 @@ YAML
 
 registry_up() {
   mkdir -p "$CLUSTER_STATE/registry"
-  cat >"$CLUSTER_STATE/registry.yaml" <<YAML
+  put "$CLUSTER_STATE/registry.yaml" registry <<YAML
 version: 0.1
 log: {level: warn}
 storage:
@@ -334,7 +345,7 @@ metadata: {name: "mlplatform:coredns"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "mlplatform:coredns"}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "mlplatform:coredns"}]
 YAML
-  cat >"$dir/Corefile" <<COREFILE
+  put "$dir/Corefile" coredns <<COREFILE
 .:53 {
     bind $BRIDGE_IP
     errors
@@ -371,7 +382,7 @@ up() {
   binary_image mlplatform/prometheus "v$PROMETHEUS_VERSION" "$MLP_BIN/prometheus" 65534
   # The host's resolver without its search domains: upstream of cluster DNS, and what pods with
   # dnsPolicy Default get.
-  grep -v '^search' /etc/resolv.conf >"$CLUSTER_STATE/resolv.conf" || true
+  grep -v '^search' /etc/resolv.conf | put "$CLUSTER_STATE/resolv.conf"
   dns_up
   sign "$CLUSTER_STATE/pki" kube-proxy system:kube-proxy "" "" clientAuth
   local i
@@ -423,7 +434,7 @@ remove_pods() {
 unmount_under() { # unmount everything mounted below the given folders, deepest first
   local dir target
   for dir in "$@"; do
-    findmnt -rn -o TARGET | grep -E "^$dir(/|$)" | sort -r | while read -r target; do
+    { findmnt -rn -o TARGET | grep -E "^$dir(/|$)" || true; } | sort -r | while read -r target; do
       umount -l "$target" 2>/dev/null || true
     done
   done
