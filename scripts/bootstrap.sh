@@ -239,6 +239,14 @@ step_operator_crds() {
   run_step prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION" fetch_operator_crds
 }
 
+# grafana-check: generated dashboards decoded strictly by grafana-foundation-sdk's Go types
+# (tests/integration/test_grafana_dashboards.py), since no Grafana server can be had here.
+step_grafana_check() {
+  local d="$MLP_CACHE/grafana-check/$GRAFANA_SDK_GO_VERSION"
+  run_step grafana-check "$GRAFANA_SDK_GO_VERSION-$(hash_files "$GO_TOOLS"/grafana-check/*)" build_wrapper "$d" grafana-check "" .
+  ln -sfn "$d/grafana-check" "$MLP_BIN/grafana-check"
+}
+
 step_images() { "$REPO_ROOT/scripts/base-images.sh"; }
 
 summary() {
@@ -271,6 +279,6 @@ summary() {
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
 }
 
-ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus operator_crds images"
+ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus operator_crds grafana_check images"
 for s in ${*:-$ALL_STEPS}; do "step_${s//-/_}"; done
 [[ $# -gt 0 ]] || summary
