@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ import yaml
 from kubernetes import client, config as kconfig
 from kubernetes.client.rest import ApiException
 
-from harness import Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
+from harness import REPO, Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -281,6 +282,43 @@ def test_a_killed_model_container_is_restarted_and_the_deployment_recovers(model
     wait_for(f"{dep.metadata.name} back to all replicas available", available, timeout=120)
 
 
+def test_batch_job_scores_a_real_csv_on_a_real_volume(stack, k8s, tmp_path):
+    pulumi, _ = stack
+    core, batch = k8s.CoreV1Api(), k8s.BatchV1Api()
+    jobs = json.loads(pulumi("config", "get", "--path", "mlplatform:batchJobs").stdout)
+    job = jobs[0]
+    namespace = json.loads(pulumi("stack", "output", "--json").stdout)["namespace"]
+    claim = core.read_namespaced_persistent_volume_claim(job["data"]["claimName"], namespace)
+    volume = Path(core.read_persistent_volume(claim.spec.volume_name).spec.host_path.path)
+    # The data lands on the volume as a data pipeline would put it there: real rows of the data
+    # the model was trained on (scikit-learn's bundled breast-cancer set), with its header.
+    from sklearn.datasets import load_breast_cancer
+    data = load_breast_cancer()
+    rows = 40
+    mount = job["data"].get("mountPath", "/data")
+    source = volume / Path(job["input"]).relative_to(mount)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(",".join(data.feature_names) + "\n" +
+                      "\n".join(",".join(repr(float(v)) for v in row) for row in data.data[:rows]) + "\n")
+    # A new output path is a new run of the Job (its spec is immutable: the component replaces it).
+    output = f"{mount}/out/e2e-{tmp_path.name}.jsonl"
+    pulumi("config", "set", "--path", "mlplatform:batchJobs[0].output", output)
+    pulumi("up", "--yes", "--skip-preview", timeout=1200)
+
+    def finished():
+        runs = [j for j in batch.list_namespaced_job(namespace).items
+                if job["name"] in j.metadata.name and output in " ".join(j.spec.template.spec.containers[0].command or [])]
+        done = [j for j in runs if j.status.succeeded or j.status.failed]
+        return done and done[0]
+    run = wait_for(f"batch Job {job['name']} writing {output} to finish", finished, timeout=300, interval=3)
+    assert run.status.succeeded == 1, (run.metadata.name, run.status)
+    lines = (volume / Path(output).relative_to(mount)).read_text().splitlines()
+    assert len(lines) == rows, f"{len(lines)} predictions for {rows} input rows"
+    predictions = [json.loads(line) for line in lines]
+    assert [p["row"] for p in predictions] == list(range(rows))
+    assert all(len(p["probabilities"]) == 2 and abs(sum(p["probabilities"]) - 1) < 1e-4 for p in predictions)
+
+
 def test_gpu_pods_only_on_gpu_pool_nodes_and_cpu_pods_never_there(model_deployments, k8s):
     core = k8s.CoreV1Api()
     gpu_nodes = {n.metadata.name for n in core.list_node(label_selector=GPU_POOL_LABEL).items}
@@ -346,6 +384,26 @@ def test_namespaces_enforce_restricted_and_all_pods_were_admitted(model_deployme
 def test_second_up_reports_no_changes(stack):
     pulumi, _ = stack
     pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
+
+
+def test_registry_down_during_up_names_registry_and_image_and_a_later_up_converges(stack, layout, tool_env):
+    pulumi, _ = stack
+    # A change to the model's code makes a new image, which `up` must push.
+    code = pulumi.cwd / "models" / "ml_model_1" / "model_code.py"
+    code.write_text(code.read_text() + "\n# e2e: a change that makes a new image\n")
+    registry_pid = int((Path(layout["CLUSTER_RUN"]) / "pids" / "registry.pid").read_text())
+    os.kill(registry_pid, signal.SIGTERM)
+    try:
+        failed = pulumi("up", "--yes", "--skip-preview", check=False, timeout=1800)
+        out = failed.stdout + failed.stderr
+        assert failed.returncode != 0, out[-3000:]
+        assert layout["REGISTRY"] in out and "ml-model-1" in out, out[-3000:]
+    finally:
+        # cluster-up starts what is not running (the registry) and leaves the rest alone.
+        subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), "up"], env=tool_env,
+                       check=True, capture_output=True, timeout=300)
+    pulumi("up", "--yes", "--skip-preview", timeout=1800)
+    pulumi("preview", "--expect-no-changes")
 
 
 def test_version_change_rolls_out_without_dropping_availability(stack, model_deployments, k8s):
