@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from serving.manifest import ModelManifest
-from serving.protocol import DATATYPE_RANGES, F32_MAX, OUTPUT_NAMES
+from serving.protocol.rest import DATATYPE_RANGES, F32_MAX, OUTPUT_NAMES
 
 _JSON = "application/json"
 

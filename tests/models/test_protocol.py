@@ -1,4 +1,4 @@
-"""Request parsing and response encoding (pure functions of models/serving/protocol.py)."""
+"""Request parsing and response encoding (pure functions of models/serving/protocol/rest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serving.errors import InvalidInput
-from serving.protocol import (
+from serving.protocol.rest import (
     F32_MAX,
     encode_infer,
     encode_predict,
@@ -269,7 +269,7 @@ def test_non_finite_rows_are_reported():
     extra=st.dictionaries(st.sampled_from(["id", "parameters"]), st.text(max_size=3), max_size=2),
 )
 def test_infer_fast_path_decides_exactly_like_the_exact_path(data, datatype, extra):
-    from serving.protocol import _parse_tensor
+    from serving.protocol.rest import _parse_tensor
 
     tensor = {"name": "input-0", "shape": [2, F], "datatype": datatype, "data": data}
     doc = {"inputs": [tensor], **extra}
