@@ -419,3 +419,35 @@ def test_sigterm_drains_grpc_like_http(server_factory, model1_dir):
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     messages = [json.loads(line)["message"] for line in server.log_lines()]
     assert "gRPC: refusing new calls, in-flight calls finish" in messages
+
+
+def test_an_in_flight_grpc_call_finishes_after_sigterm(server_factory, model1_dir):
+    """DRAIN_SECONDS=0: the first SIGTERM closes the listeners at once; a ModelInfer already
+    running in the model (a large native batch in the worker thread) still gets its answer."""
+    server = server_factory(
+        model1_dir,
+        DRAIN_SECONDS="0",
+        INFERENCE_BACKEND="native",
+        MAX_BATCH_SIZE="2",
+        MAX_BODY_BYTES=str(64 * 1024 * 1024),
+    )
+    _, x, expected = sample(model1_dir)
+    big = np.tile(x, (40_000 // len(x), 1))
+    with grpc.insecure_channel(
+        server.grpc_target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    ) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with ThreadPoolExecutor(1) as pool:
+            call = pool.submit(stub.ModelInfer, infer_request(big), timeout=60)
+            wait_for(
+                "the call to reach the model",
+                lambda: _metric(server.url, "model_infer_requests_in_flight") == 1,
+            )
+            server.process.send_signal(signal.SIGTERM)
+            response = call.result()
+    probabilities = outputs_of(response)["probabilities"]
+    assert probabilities.shape == (len(big), 2)
+    np.testing.assert_allclose(probabilities[: len(x)], expected, atol=1e-6)
+    assert server.process.wait(timeout=60) == 0
+    messages = [json.loads(line)["message"] for line in server.log_lines()]
+    assert messages.index("gRPC: refusing new calls, in-flight calls finish") < len(messages) - 1
