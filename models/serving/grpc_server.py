@@ -36,19 +36,21 @@ STATUS_CODES = {
 
 SERVICE = "inference.GRPCInferenceService"
 
-REQUEST_TYPES = {
-    "ServerLive": pb.ServerLiveRequest,
-    "ServerReady": pb.ServerReadyRequest,
-    "ModelReady": pb.ModelReadyRequest,
-    "ServerMetadata": pb.ServerMetadataRequest,
-    "ModelMetadata": pb.ModelMetadataRequest,
-    "ModelInfer": pb.ModelInferRequest,
-}
-"""The RPCs served, each with its request message."""
+
+def decode(message_type, raw: bytes):
+    """Parse a request; a message that does not decode is bad input like any other."""
+    try:
+        return message_type.FromString(raw)
+    except DecodeError as exc:
+        raise InvalidInput(f"the {message_type.__name__} message does not decode: {exc}") from None
 
 
 class InferenceServicer:
-    """The six RPCs of the protocol's core, over one ModelServer."""
+    """The six RPCs of the protocol's core, over one ModelServer.
+
+    Each takes the request's serialized bytes and raises ServingError for bad requests;
+    ``generic_handler`` turns those into gRPC statuses.
+    """
 
     def __init__(self, model: ModelServer) -> None:
         self.model = model
@@ -61,32 +63,37 @@ class InferenceServicer:
             outputs=[_tensor_metadata(t) for t in meta["outputs"]],
         )
 
-    async def ServerLive(self, request, context):
+    async def ServerLive(self, raw: bytes) -> pb.ServerLiveResponse:
+        decode(pb.ServerLiveRequest, raw)
         return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request, context):
+    async def ServerReady(self, raw: bytes) -> pb.ServerReadyResponse:
+        decode(pb.ServerReadyRequest, raw)
         return pb.ServerReadyResponse(ready=self.model.state.ready)
 
-    async def ServerMetadata(self, request, context):
+    async def ServerMetadata(self, raw: bytes) -> pb.ServerMetadataResponse:
+        decode(pb.ServerMetadataRequest, raw)
         return pb.ServerMetadataResponse(
             name="mlplatform-serving", version=__version__, extensions=EXTENSIONS
         )
 
-    async def ModelReady(self, request, context):
-        await self._check_model(request.name, request.version, context)
+    async def ModelReady(self, raw: bytes) -> pb.ModelReadyResponse:
+        request = decode(pb.ModelReadyRequest, raw)
+        self.model.check_model(request.name, request.version or None)
         return pb.ModelReadyResponse(ready=self.model.state.ready)
 
-    async def ModelMetadata(self, request, context):
-        await self._check_model(request.name, request.version, context)
+    async def ModelMetadata(self, raw: bytes) -> pb.ModelMetadataResponse:
+        request = decode(pb.ModelMetadataRequest, raw)
+        self.model.check_model(request.name, request.version or None)
         return self._metadata
 
-    async def ModelInfer(self, request, context):
+    async def ModelInfer(self, raw: bytes) -> pb.ModelInferResponse:
         model = self.model
         metrics = model.metrics
         start = perf_counter()
         metrics.in_flight.inc()
-        error: ServingError | None = None
         try:
+            request = decode(pb.ModelInferRequest, raw)
             model.check_model(request.model_name, request.model_version or None)
             if not model.state.loaded:
                 raise NotReady("the model is not loaded (the server is starting or stopping)")
@@ -95,60 +102,60 @@ class InferenceServicer:
             response = encode_model_infer(
                 probabilities, model.name, model.version, req.id, req.outputs
             )
-        except ServingError as exc:
-            metrics.failure.inc()
-            error = exc
         except BaseException:
             metrics.failure.inc()
             raise
         finally:
             metrics.in_flight.dec()
             metrics.duration.observe(perf_counter() - start)
-        if error is not None:
-            await _abort(context, error)
         metrics.success.inc()
         return response
 
-    async def _check_model(self, name: str, version: str, context) -> None:
-        try:
-            self.model.check_model(name, version or None)
-        except ServingError as exc:
-            await _abort(context, exc)
 
-
-async def _abort(context: grpc.aio.ServicerContext, exc: ServingError) -> None:
-    code = STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL)
-    if exc.status >= 500:
-        log.error("inference failed", extra={"grpc_status": code.name, "error": exc.message})
-    else:
-        log.debug("request refused", extra={"grpc_status": code.name, "error": exc.message})
-    await context.abort(code, exc.message)
+RPCS = (
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelInfer",
+)
+"""The RPCs served (the protocol's core; no streaming, repository or statistics RPCs)."""
 
 
 def generic_handler(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
-    """The service's handlers. Requests arrive as bytes and are parsed here, so a message that
-    does not decode is answered INVALID_ARGUMENT like any other bad input (gRPC's own
-    deserializer would answer INTERNAL)."""
+    """The service's handlers. Requests reach the servicer as bytes, so a message that does not
+    decode is INVALID_ARGUMENT like any other bad input (gRPC's own deserializer would answer
+    INTERNAL); every ServingError becomes its gRPC status here."""
 
-    def handler(method: str, request_type):
-        rpc = getattr(servicer, method)
-
+    def handler(rpc):
         async def call(raw: bytes, context: grpc.aio.ServicerContext):
             try:
-                request = request_type.FromString(raw)
-            except DecodeError as exc:
-                await _abort(
-                    context,
-                    InvalidInput(f"the {request_type.__name__} message does not decode: {exc}"),
+                return await rpc(raw)
+            except ServingError as exc:
+                code = STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL)
+                if exc.status >= 500:
+                    log.error(
+                        "request failed", extra={"grpc_status": code.name, "error": exc.message}
+                    )
+                else:
+                    log.debug(
+                        "request refused", extra={"grpc_status": code.name, "error": exc.message}
+                    )
+                await context.abort(code, exc.message)
+            except Exception as exc:  # a bug, not bad input: log it, answer INTERNAL, keep serving
+                log.error("unhandled error", exc_info=exc, extra={"rpc": rpc.__name__})
+                await context.abort(
+                    grpc.StatusCode.INTERNAL,
+                    f"internal error ({type(exc).__name__}); see the server log",
                 )
-            return await rpc(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             call, response_serializer=lambda message: message.SerializeToString()
         )
 
     return grpc.method_handlers_generic_handler(
-        SERVICE, {method: handler(method, t) for method, t in REQUEST_TYPES.items()}
+        SERVICE, {name: handler(getattr(servicer, name)) for name in RPCS}
     )
 
 

@@ -328,8 +328,11 @@ def test_grpc_calls_count_in_the_same_prometheus_metrics(stub1, server1):
     stub1.ModelInfer(infer_request(np.zeros((1, 30), np.float32)))
     with pytest.raises(grpc.RpcError):
         stub1.ModelInfer(infer_request(np.zeros((1, 3), np.float32)))
+    with grpc.insecure_channel(server1.grpc_target) as channel, pytest.raises(grpc.RpcError):
+        channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(b"\xff")
     after = _metric(server1.url, ok), _metric(server1.url, failed)
-    assert after == (before[0] + 1, before[1] + 1)
+    assert after == (before[0] + 1, before[1] + 2)
+    assert _metric(server1.url, "model_infer_requests_in_flight") == 0
 
 
 def test_grpc_and_rest_requests_share_the_micro_batcher(server_factory, model1_dir):
