@@ -26,6 +26,7 @@ from starlette.routing import Route
 from serving import __version__
 from serving.backends import Backend
 from serving.batching import InlineRunner, MicroBatcher
+from serving.content_encoding import decode_body
 from serving.errors import ModelNotFound, NonFiniteOutput, PayloadTooLarge, ServingError
 from serving.manifest import ModelManifest
 from serving.metrics import ServingMetrics
@@ -251,11 +252,17 @@ class ModelServer:
 
     async def _body(self, scope: dict, receive) -> bytes:
         limit = self.max_body
+        encoding = None
         for key, value in scope["headers"]:
             if key == b"content-length":
                 if value.isdigit() and int(value) > limit:
                     raise PayloadTooLarge(int(value), limit)
-                break
+            elif key == b"content-encoding":
+                encoding = value
+        body = await self._receive_body(receive, limit)
+        return body if encoding is None else decode_body(body, encoding, limit)
+
+    async def _receive_body(self, receive, limit: int) -> bytes:
         message = await receive()
         body = message.get("body", b"")
         if not message.get("more_body", False) and message["type"] == "http.request":

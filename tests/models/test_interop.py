@@ -90,6 +90,15 @@ def test_tritonclient_http_mixed_binary_and_json(served):
     np.testing.assert_array_equal(result.as_numpy("label"), expected.argmax(axis=1))
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_http_compressed_requests(served, algorithm):
+    name, server, manifest, x, expected = served
+    tensor = httpclient.InferInput("input-0", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = _http(server).infer(name, [tensor], request_compression_algorithm=algorithm)
+    _check(manifest, expected, result.as_numpy("label"), result.as_numpy("probabilities"))
+
+
 def test_tritonclient_http_metadata(server1):
     client = _http(server1)
     assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
