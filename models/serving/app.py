@@ -185,7 +185,8 @@ class ModelServer:
         self.app = _FastPath(self.starlette, self._predict_endpoint, self._infer_endpoint)
         """The ASGI application."""
         self.listeners: list[Listener] = []
-        """Other endpoints serving this model, started and stopped with it."""
+        """Other endpoints serving this model: started by the process runner (server.py), closed
+        before the runner stops."""
 
     # ------------------------------------------------------------------------------ plumbing
 
