@@ -170,7 +170,10 @@ class GrpcListener:
 
     def __init__(self, model: ModelServer, settings: ServerSettings) -> None:
         self.model = model
-        self.address = f"{settings.host}:{settings.grpc_port}"
+        host = settings.host
+        if ":" in host and not host.startswith("["):  # an IPv6 address, e.g. "::"
+            host = f"[{host}]"
+        self.address = f"{host}:{settings.grpc_port}"
         self.grace = settings.graceful_timeout_seconds
         self.options = [
             # Same limit as an HTTP body; larger messages get RESOURCE_EXHAUSTED from gRPC itself.
