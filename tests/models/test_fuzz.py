@@ -19,7 +19,7 @@ from schemathesis.checks import positive_data_acceptance
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.tensors import DTYPES
 
-EXAMPLES = 40
+EXAMPLES = int(__import__("os").environ.get("FUZZ_EXAMPLES", "40"))
 
 
 @pytest.fixture(scope="session")

@@ -85,6 +85,21 @@ def test_predict_accepts_extreme_but_representable_values():
     assert np.isfinite(x).all()
 
 
+@pytest.mark.parametrize("value", ["3.402823466385289e+38", "-3.4028235e38"])
+def test_values_just_beyond_float32_are_refused_though_they_round_to_its_max(value):
+    """Both decimals round to +-F32_MAX in float32; the exact rules refuse them, so must the fast
+    path (schemathesis found this)."""
+    raw = b'{"instances": [[1, 2, ' + value.encode() + b"]]}"
+    with pytest.raises(InvalidInput, match="outside the range of FP32"):
+        parse_predict(raw, F)
+    doc = b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, '
+    with pytest.raises(InvalidInput, match="outside the range of FP64"):
+        parse_infer(doc + value.encode() + b"]}]}", F, "input-0")
+    half = b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP16", "data": [1, 2, '
+    with pytest.raises(InvalidInput, match="outside the range of FP16"):
+        parse_infer(half + b"65504.001]}]}", F, "input-0")
+
+
 def test_predict_response_has_labels_and_probabilities():
     probabilities = np.array([[0.1, 0.9], [0.8, 0.2]], dtype=np.float32)
     doc = orjson.loads(encode_predict(probabilities))

@@ -141,9 +141,11 @@ def _fast_float32(value: list, limit: float = F32_MAX) -> np.ndarray | None:
             arr = np.array(value, dtype=np.float32)
     except (ValueError, TypeError, OverflowError):
         return None
-    if arr.size == 0 or not np.isfinite(arr).all():
+    # Strictly below F32_MAX (which also excludes NaN and infinity): a decimal slightly above it
+    # rounds to F32_MAX in float32, so values that land there are left to the exact path.
+    if arr.size == 0 or not (np.abs(arr) < F32_MAX).all():
         return None
-    if limit < F32_MAX and np.abs(arr).max() > limit:
+    if limit < F32_MAX and np.abs(arr).max() >= limit:
         return None
     return arr
 
