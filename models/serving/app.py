@@ -27,7 +27,13 @@ from serving import __version__
 from serving.backends import Backend
 from serving.batching import InlineRunner, MicroBatcher
 from serving.content_encoding import decode_body
-from serving.errors import ModelNotFound, NonFiniteOutput, PayloadTooLarge, ServingError
+from serving.errors import (
+    InvalidInput,
+    ModelNotFound,
+    NonFiniteOutput,
+    PayloadTooLarge,
+    ServingError,
+)
 from serving.manifest import ModelManifest
 from serving.metrics import ServingMetrics
 from serving.openapi import build_openapi
@@ -315,6 +321,11 @@ class ModelServer:
                 self._check_model(scope)
                 body = await self._body(scope, receive)
                 req = parse_infer(body, self.features, self.input_name, _binary_header(scope))
+                if req.model_name is not None and req.model_name != self.name:
+                    raise InvalidInput(
+                        f"'model_name' in the body is {req.model_name!r} but the URL names "
+                        f"model '{self.name}'; drop the field or make them agree"
+                    )
                 probabilities = await self.probabilities(req.x)
                 if req.binary_outputs:
                     content, header_length = encode_infer_binary(

@@ -268,6 +268,11 @@ def build_openapi(
             "additionalProperties": False,
             "properties": {
                 "id": {"type": "string"},
+                "model_name": {
+                    "type": "string",
+                    "enum": [model_name],
+                    "description": "Optional; must name the model in the URL.",
+                },
                 "parameters": {"type": "object"},
                 "inputs": {
                     "type": "array",

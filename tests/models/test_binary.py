@@ -366,6 +366,18 @@ def test_server_refuses_malformed_binary_requests_with_4xx(server1, body_header,
     assert httpx.get(f"{server1.url}/v2/health/ready", timeout=5).status_code == 200
 
 
+def test_server_checks_the_body_model_name_against_the_url(server1):
+    req = {
+        "model_name": "ml_model_1",
+        "inputs": [{"name": "input-0", "shape": [1, 30], "datatype": "FP32", "data": [0] * 30}],
+    }
+    assert httpx.post(server1.url + INFER, json=req, timeout=30).status_code == 200
+    req["model_name"] = "ml_model_2"
+    r = httpx.post(server1.url + INFER, json=req, timeout=30)
+    assert r.status_code == 400
+    assert "'model_name' in the body is 'ml_model_2' but the URL names" in r.json()["error"]
+
+
 def test_server_metadata_lists_the_binary_extension(server1):
     doc = httpx.get(f"{server1.url}/v2", timeout=5).json()
     assert doc["extensions"] == ["binary_tensor_data"]

@@ -2,8 +2,9 @@
 extension by default, and plain JSON) and `tritonclient.grpc`. Answers must equal the samples
 the model recorded at training time (model.json).
 
-KServe's InferenceRESTClient / InferenceGRPCClient are not exercised: kserve 0.21.0 cannot be
+KServe's InferenceRESTClient / InferenceGRPCClient are not exercised here: kserve 0.21.0 cannot be
 installed next to kubernetes 37.0.2 (python-dateutil < 3 against >= 3), see requirements.txt.
+Its REST client sends a top-level "model_name", which test_protocol.py covers.
 """
 
 from __future__ import annotations

@@ -243,6 +243,14 @@ def test_infer_rejects_bad_input_with_a_message_naming_the_field(doc, fragments)
         assert fragment in err.value.message, err.value.message
 
 
+def test_infer_accepts_the_model_name_kserves_client_sends():
+    req = parse_infer(infer_body([1, 2, 3], [1, F], model_name="m"), F, "input-0")
+    assert req.model_name == "m"
+    assert parse_infer(infer_body([1, 2, 3], [1, F]), F, "input-0").model_name is None
+    with pytest.raises(InvalidInput, match="'model_name' must be a string"):
+        parse_infer(infer_body([1, 2, 3], [1, F], model_name=5), F, "input-0")
+
+
 def test_infer_accepts_integer_datatypes_and_casts():
     req = parse_infer(infer_body([1, 2, 3], [1, F], datatype="INT64"), F, "input-0")
     np.testing.assert_array_equal(req.x, [[1, 2, 3]])

@@ -50,7 +50,8 @@ DATATYPE_RANGES: dict[str, tuple[float, float, bool]] = {
     "UINT64": (0, 2**64 - 1, True),
 }
 _JSON = orjson.OPT_SERIALIZE_NUMPY
-_INFER_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
+# model_name is not in the protocol's request schema, but KServe's own client sends it.
+_INFER_KEYS = frozenset({"id", "parameters", "inputs", "outputs", "model_name"})
 _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 
 
@@ -222,11 +223,15 @@ def parse_infer(
     unknown = sorted(set(doc) - _INFER_KEYS)
     if unknown:
         raise InvalidInput(
-            f"unknown field(s) {unknown}; allowed fields: id, parameters, inputs, outputs"
+            f"unknown field(s) {unknown}; allowed fields: id, parameters, inputs, outputs "
+            "(and model_name, which must name the model in the URL)"
         )
     req_id = doc.get("id")
     if req_id is not None and type(req_id) is not str:
         raise InvalidInput(f"'id' must be a string, got {_kind(req_id)} {_show(req_id)}")
+    model_name = doc.get("model_name")
+    if model_name is not None and type(model_name) is not str:
+        raise InvalidInput(f"'model_name' must be a string, got {_kind(model_name)}")
     parameters = doc.get("parameters", {})
     if type(parameters) is not dict:
         raise InvalidInput(f"'parameters' must be an object, got {_kind(parameters)}")
@@ -249,7 +254,9 @@ def parse_infer(
     if binary is not None:
         binary.finish()
     outputs, binary_outputs = _parse_outputs(doc.get("outputs"), binary_default)
-    return InferRequest(x=x, id=req_id, outputs=outputs, binary_outputs=binary_outputs)
+    return InferRequest(
+        x=x, id=req_id, outputs=outputs, binary_outputs=binary_outputs, model_name=model_name
+    )
 
 
 def _count_strings(value: Any) -> int:

@@ -60,6 +60,8 @@ class InferRequest:
     """Requested output tensors, in order."""
     binary_outputs: frozenset[str] = frozenset()
     """REST: outputs to return as raw bytes (binary tensor extension); empty: plain JSON."""
+    model_name: str | None = None
+    """REST: the body's optional model_name (KServe's client sends one); must match the URL."""
 
 
 def element_count(shape: Sequence[int]) -> int:
