@@ -1,4 +1,9 @@
-"""The ASGI application: Open Inference Protocol v2 REST, /predict, /metrics, /openapi.json."""
+"""The ASGI application: Open Inference Protocol v2 REST, /predict, /metrics, /openapi.json.
+
+``ModelServer`` also holds the process's other listeners (the gRPC endpoint,
+``serving.grpc_server``): the process runner starts them, and the lifespan closes them before the
+runner they share stops.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from time import perf_counter
+from typing import Protocol
 
 import orjson
 from prometheus_client import generate_latest
@@ -20,11 +26,19 @@ from starlette.routing import Route
 from serving import __version__
 from serving.backends import Backend
 from serving.batching import InlineRunner, MicroBatcher
-from serving.errors import ModelNotFound, NonFiniteOutput, PayloadTooLarge, ServingError
+from serving.content_encoding import decode_body
+from serving.errors import (
+    InvalidInput,
+    ModelNotFound,
+    NonFiniteOutput,
+    PayloadTooLarge,
+    ServingError,
+)
 from serving.manifest import ModelManifest
 from serving.metrics import ServingMetrics
 from serving.openapi import build_openapi
-from serving.protocol import (
+from serving.protocol.binary import HEADER_KEY, encode_infer_binary
+from serving.protocol.rest import (
     encode_infer,
     encode_predict,
     non_finite_rows,
@@ -35,6 +49,8 @@ from serving.settings import ServerSettings
 
 log = logging.getLogger("serving")
 JSON = "application/json"
+EXTENSIONS = ["binary_tensor_data"]
+"""OIP extensions served (server metadata lists them)."""
 
 
 @dataclass
@@ -51,6 +67,19 @@ class ServingState:
 
 class ClientGone(Exception):
     """The client disconnected before sending the whole body; nobody is left to answer."""
+
+
+class Listener(Protocol):
+    """Another endpoint of the process (e.g. gRPC) serving the same model; it refuses inference
+    with 503/UNAVAILABLE until the model is loaded."""
+
+    async def start(self) -> None:
+        """Start listening; raise ConfigError when that is impossible (e.g. the port is taken)."""
+        ...
+
+    async def stop(self) -> None:
+        """Refuse new requests, let in-flight ones finish; safe to call more than once."""
+        ...
 
 
 _INFER_PATH = re.compile(
@@ -83,7 +112,8 @@ class _FastPath:
 
 
 class _AsgiEndpoint:
-    """Adapts ``handler(scope, receive, **kwargs) -> (status, json bytes)`` to a raw ASGI app."""
+    """Adapts ``handler(scope, receive, **kwargs) -> (status, body, binary header length)`` to a
+    raw ASGI app; the length is None for a JSON body, else the body is a binary-extension one."""
 
     def __init__(self, handler, **kwargs) -> None:
         self.handler = handler
@@ -91,25 +121,27 @@ class _AsgiEndpoint:
 
     async def __call__(self, scope, receive, send) -> None:
         try:
-            status, content = await self.handler(scope, receive, **self.kwargs)
+            status, content, header_length = await self.handler(scope, receive, **self.kwargs)
         except ClientGone:
             return
         except Exception as exc:  # a bug, not bad input: log it, answer 500, keep serving
             log.error("unhandled error", exc_info=exc, extra={"path": scope["path"]})
-            status = 500
+            status, header_length = 500, None
             content = orjson.dumps(
                 {"error": f"internal error ({type(exc).__name__}); see the server log"}
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(content)),
-                ],
-            }
-        )
+        if header_length is None:
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(content)),
+            ]
+        else:
+            headers = [
+                (b"content-type", b"application/octet-stream"),
+                (b"content-length", b"%d" % len(content)),
+                (HEADER_KEY, b"%d" % header_length),
+            ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
 
@@ -150,7 +182,7 @@ class ModelServer:
         self._openapi = orjson.dumps(
             build_openapi(manifest, self.name, self.version, self.max_body)
         )
-        self._metadata = orjson.dumps(self._model_metadata())
+        self._metadata = orjson.dumps(self.metadata_doc())
         self.starlette = Starlette(
             routes=self._routes(),
             exception_handlers={HTTPException: self._http_error, Exception: self._crash},
@@ -158,6 +190,9 @@ class ModelServer:
         )
         self.app = _FastPath(self.starlette, self._predict_endpoint, self._infer_endpoint)
         """The ASGI application."""
+        self.listeners: list[Listener] = []
+        """Other endpoints serving this model: started by the process runner (server.py), closed
+        before the runner stops."""
 
     # ------------------------------------------------------------------------------ plumbing
 
@@ -195,8 +230,14 @@ class ModelServer:
             yield
         finally:
             self.state.loaded = False
+            await self.close_listeners()
             await self.runner.stop()
             log.info("model server stopped", extra={"model": self.name})
+
+    async def close_listeners(self) -> None:
+        """Stop the other listeners (each waits for its in-flight requests); idempotent."""
+        for listener in self.listeners:
+            await listener.stop()
 
     async def _http_error(self, request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404:
@@ -218,11 +259,17 @@ class ModelServer:
 
     async def _body(self, scope: dict, receive) -> bytes:
         limit = self.max_body
+        encoding = None
         for key, value in scope["headers"]:
             if key == b"content-length":
                 if value.isdigit() and int(value) > limit:
                     raise PayloadTooLarge(int(value), limit)
-                break
+            elif key == b"content-encoding":
+                encoding = value
+        body = await self._receive_body(receive, limit)
+        return body if encoding is None else decode_body(body, encoding, limit)
+
+    async def _receive_body(self, receive, limit: int) -> bytes:
         message = await receive()
         body = message.get("body", b"")
         if not message.get("more_body", False) and message["type"] == "http.request":
@@ -244,12 +291,15 @@ class ModelServer:
 
     def _check_model(self, request: Request | dict) -> None:
         params = request["path_params"] if isinstance(request, dict) else request.path_params
-        name = params["model_name"]
-        version = params.get("model_version")
+        self.check_model(params["model_name"], params.get("model_version"))
+
+    def check_model(self, name: str, version: str | None) -> None:
+        """Raise ModelNotFound unless ``name`` (and ``version``, when given) are served here."""
         if name != self.name or (version is not None and version != self.version):
             raise ModelNotFound(name, version, self.name, self.version)
 
-    async def _probabilities(self, x):
+    async def probabilities(self, x):
+        """The model's float32 probabilities for ``x``; raise NonFiniteOutput on NaN/infinity."""
         runner = self.runner
         # Inline: a plain call, no coroutine (a measurable share of a ~20 us request).
         probabilities = runner.call(x) if type(runner) is InlineRunner else await runner.run(x)
@@ -260,27 +310,46 @@ class ModelServer:
 
     # ------------------------------------------------------------------------------ inference
 
-    async def _infer(self, scope: dict, receive, oip: bool) -> tuple[int, bytes]:
+    async def _infer(self, scope: dict, receive, oip: bool) -> tuple[int, bytes, int | None]:
         """POST /predict ({"instances": ...}) or /v2/models/{m}[/versions/{v}]/infer (OIP v2)."""
         metrics = self.metrics
         start = perf_counter()
         metrics.in_flight.inc()
+        header_length = None
         try:
             if oip:
                 self._check_model(scope)
-                req = parse_infer(await self._body(scope, receive), self.features, self.input_name)
-                probabilities = await self._probabilities(req.x)
-                content = encode_infer(probabilities, self.name, self.version, req.id, req.outputs)
+                body = await self._body(scope, receive)
+                req = parse_infer(body, self.features, self.input_name, _binary_header(scope))
+                if req.model_name is not None and req.model_name != self.name:
+                    raise InvalidInput(
+                        f"'model_name' in the body is {req.model_name!r} but the URL names "
+                        f"model '{self.name}'; drop the field or make them agree"
+                    )
+                probabilities = await self.probabilities(req.x)
+                if req.binary_outputs:
+                    content, header_length = encode_infer_binary(
+                        probabilities,
+                        self.name,
+                        self.version,
+                        req.id,
+                        req.outputs,
+                        req.binary_outputs,
+                    )
+                else:
+                    content = encode_infer(
+                        probabilities, self.name, self.version, req.id, req.outputs
+                    )
             else:
                 x = parse_predict(await self._body(scope, receive), self.features)
-                content = encode_predict(await self._probabilities(x))
+                content = encode_predict(await self.probabilities(x))
         except ServingError as exc:
             metrics.failure.inc()
             if exc.status >= 500:
                 log.error("inference failed", extra={"status": exc.status, "error": exc.message})
             else:
                 log.debug("request refused", extra={"status": exc.status, "error": exc.message})
-            return exc.status, orjson.dumps({"error": exc.message})
+            return exc.status, orjson.dumps({"error": exc.message}), None
         except BaseException:
             metrics.failure.inc()
             raise
@@ -288,11 +357,12 @@ class ModelServer:
             metrics.in_flight.dec()
             metrics.duration.observe(perf_counter() - start)
         metrics.success.inc()
-        return 200, content
+        return 200, content, header_length
 
     # ------------------------------------------------------------------------------ metadata
 
-    def _model_metadata(self) -> dict:
+    def metadata_doc(self) -> dict:
+        """OIP model metadata: name, versions, platform, input and output tensors."""
         m = self.manifest
         return {
             "name": self.name,
@@ -325,7 +395,9 @@ class ModelServer:
         return _json({"ready": ready}, 200 if ready else 503)
 
     async def server_metadata(self, request: Request) -> Response:
-        return _json({"name": "mlplatform-serving", "version": __version__, "extensions": []})
+        return _json(
+            {"name": "mlplatform-serving", "version": __version__, "extensions": EXTENSIONS}
+        )
 
     async def model_metadata(self, request: Request) -> Response:
         try:
@@ -347,3 +419,11 @@ class ModelServer:
 
     async def openapi(self, request: Request) -> Response:
         return Response(self._openapi, media_type=JSON)
+
+
+def _binary_header(scope: dict) -> bytes | None:
+    """The Inference-Header-Content-Length header's raw value, None when absent."""
+    for key, value in scope["headers"]:
+        if key == HEADER_KEY:
+            return value
+    return None

@@ -36,7 +36,7 @@ from serving.backends import Backend, load_backend
 from serving.errors import ConfigError, InvalidInput
 from serving.jsonlog import configure
 from serving.manifest import ModelManifest, load_manifest
-from serving.protocol import non_finite_rows, parse_predict, to_matrix
+from serving.protocol.rest import non_finite_rows, parse_predict, to_matrix
 
 log = logging.getLogger("serving.batch")
 INPUT_FORMATS = (".csv", ".jsonl", ".json", ".npy")

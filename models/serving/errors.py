@@ -36,6 +36,18 @@ class PayloadTooLarge(ServingError):
         )
 
 
+class UnsupportedEncoding(ServingError):
+    """The request body's Content-Encoding is not one the server inflates."""
+
+    status = 415
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(
+            f"Content-Encoding {encoding!r} is not supported; send the body uncompressed, or "
+            "compressed with gzip or deflate"
+        )
+
+
 class ModelNotFound(ServingError):
     """The URL names a model (or version) this server does not serve."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from serving.manifest import ModelManifest
-from serving.protocol import DATATYPE_RANGES, F32_MAX, OUTPUT_NAMES
+from serving.protocol.rest import DATATYPE_RANGES, F32_MAX, OUTPUT_NAMES
 
 _JSON = "application/json"
 
@@ -57,6 +57,15 @@ def build_openapi(
         return {
             "post": {
                 "summary": "Open Inference Protocol v2 inference",
+                "description": (
+                    "JSON as described here, or the protocol's binary tensor extension: with the "
+                    "header Inference-Header-Content-Length: N the body's first N bytes are this "
+                    "JSON and each input with parameters.binary_data_size has its raw "
+                    "little-endian bytes after it, in input order. Outputs with "
+                    "parameters.binary_data (or all, with the request's "
+                    "parameters.binary_data_output) come back raw the same way, in an "
+                    "application/octet-stream response carrying that header."
+                ),
                 "parameters": params,
                 "requestBody": {
                     "required": True,
@@ -259,6 +268,11 @@ def build_openapi(
             "additionalProperties": False,
             "properties": {
                 "id": {"type": "string"},
+                "model_name": {
+                    "type": "string",
+                    "enum": [model_name],
+                    "description": "Optional; must name the model in the URL.",
+                },
                 "parameters": {"type": "object"},
                 "inputs": {
                     "type": "array",
@@ -342,7 +356,8 @@ def build_openapi(
                 f"Serves model '{model_name}' version '{model_version}' ({features} float32 "
                 f"features, {classes} classes: {', '.join(manifest.classes)}) over the Open "
                 "Inference Protocol "
-                "v2 REST API and a plain JSON /predict."
+                "v2 REST API (with the binary tensor extension) and a plain JSON /predict; the "
+                "protocol's gRPC service listens on GRPC_PORT."
             ),
         },
         "paths": paths,

@@ -1,14 +1,16 @@
-"""Process entry point: settings -> model -> HTTP server, with a draining shutdown.
+"""Process entry point: settings -> model -> HTTP and gRPC servers, with a draining shutdown.
 
 SIGTERM (what Kubernetes sends) does not stop the listener at once: readiness turns false and
 requests are still served for DRAIN_SECONDS, so endpoints and load balancers stop sending traffic
 first; then the listener closes, in-flight requests finish (GRACEFUL_TIMEOUT_SECONDS at most) and
-the process exits 0. A second SIGTERM skips the rest of the drain wait; SIGINT (Ctrl-C) skips it
+the process exits 0. The gRPC listener follows the same phases: its readiness RPCs turn false
+with the HTTP ones, and it stops taking calls when the HTTP listener closes. A second SIGTERM skips the rest of the drain wait; SIGINT (Ctrl-C) skips it
 too, and a signal during the final phase forces exit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -19,9 +21,10 @@ from types import FrameType
 import prometheus_client
 import uvicorn
 
-from serving.app import ModelServer, ServingState
+from serving.app import ModelServer
 from serving.backends import load_backend
 from serving.errors import ConfigError
+from serving.grpc_server import GrpcListener
 from serving.jsonlog import configure, log_config
 from serving.manifest import load_manifest
 from serving.settings import ServerSettings
@@ -32,11 +35,15 @@ log = logging.getLogger("serving")
 class DrainingServer(uvicorn.Server):
     """uvicorn.Server whose first SIGTERM starts a drain period instead of closing the listener."""
 
-    def __init__(self, config: uvicorn.Config, state: ServingState, drain_seconds: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, model_server: ModelServer, drain_seconds: float
+    ) -> None:
         super().__init__(config)
-        self.state = state
+        self.model_server = model_server
+        self.state = model_server.state
         self.drain_seconds = drain_seconds
         self.drain_deadline: float | None = None
+        self.config_error = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Not calling super(): uvicorn re-raises captured signals after shutdown, which would turn
@@ -54,6 +61,29 @@ class DrainingServer(uvicorn.Server):
         self.state.draining = True
         self.should_exit = True
         log.info("stopping: listener closes, in-flight requests finish", extra={"signal": sig})
+
+    async def startup(self, sockets=None) -> None:
+        # The other listeners first: a taken gRPC port stops the start like any bad setting
+        # (exit 2), and readiness turns true only once every endpoint listens.
+        try:
+            for listener in self.model_server.listeners:
+                await listener.start()
+        except ConfigError as exc:
+            log.error(str(exc), extra={"event": "config_error"})
+            self.config_error = True
+            self.should_exit = True
+            await self.model_server.close_listeners()
+            return
+        await super().startup(sockets)
+
+    async def shutdown(self, sockets=None) -> None:
+        # The other listeners (gRPC) close with the HTTP one, and their in-flight calls finish
+        # alongside the HTTP requests; the lifespan then stops the runner after both.
+        closing = asyncio.ensure_future(self.model_server.close_listeners())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            await closing
 
     async def on_tick(self, counter: int) -> bool:
         if (
@@ -84,7 +114,10 @@ def build(settings: ServerSettings) -> ModelServer:
     backend = load_backend(
         manifest, settings.model_dir, settings.inference_backend, settings.onnx_threads
     )
-    return ModelServer(settings, manifest, backend)
+    server = ModelServer(settings, manifest, backend)
+    if settings.grpc_port:
+        server.listeners.append(GrpcListener(server, settings))
+    return server
 
 
 def main() -> int:
@@ -115,7 +148,7 @@ def main() -> int:
         server_header=False,
         timeout_graceful_shutdown=settings.graceful_timeout_seconds,
     )
-    runner = DrainingServer(config, server.state, settings.drain_seconds)
+    runner = DrainingServer(config, server, settings.drain_seconds)
     log.info(
         "starting",
         extra={
@@ -123,11 +156,14 @@ def main() -> int:
             "version": server.version,
             "backend": settings.inference_backend,
             "port": settings.port,
+            "grpc_port": settings.grpc_port or None,
             "load_seconds": round(time.monotonic() - started, 3),
             "process_age_seconds": process_age_seconds(),
         },
     )
     runner.run()
+    if runner.config_error:
+        return 2
     return 0 if runner.started else 1
 
 

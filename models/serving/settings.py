@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from serving.errors import ConfigError
 
@@ -57,6 +57,15 @@ class ServerSettings(BaseModel):
         le=65535,
         description="PORT: TCP port for HTTP and /metrics. Default 8080.",
         json_schema_extra=_env("PORT", "an integer from 1 to 65535"),
+    )
+    grpc_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="GRPC_PORT: TCP port of the Open Inference Protocol gRPC service "
+        "(inference.GRPCInferenceService), served by the same process and model as HTTP. "
+        "Default 8081; 0 disables gRPC. Must differ from PORT.",
+        json_schema_extra=_env("GRPC_PORT", "an integer from 0 (off) to 65535, other than PORT"),
     )
     max_batch_size: int = Field(
         1,
@@ -112,6 +121,13 @@ class ServerSettings(BaseModel):
         "requests per second the log costs more than inference; /metrics carries the counts.",
         json_schema_extra=_env("ACCESS_LOG", "true or false"),
     )
+
+    @field_validator("grpc_port")
+    @classmethod
+    def _own_port(cls, grpc_port: int, info: ValidationInfo) -> int:
+        if grpc_port and grpc_port == info.data.get("port"):
+            raise ValueError(f"it equals PORT ({grpc_port}); HTTP and gRPC need ports of their own")
+        return grpc_port
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:

@@ -53,6 +53,8 @@ class Server:
     url: str
     process: subprocess.Popen
     log_path: Path
+    grpc_target: str | None = None
+    """host:port of the gRPC endpoint; None when GRPC_PORT=0 disabled it."""
 
     def log_lines(self) -> list[str]:
         return [line for line in self.log_path.read_text().splitlines() if line.strip()]
@@ -69,16 +71,18 @@ class Server:
 
 
 def start_server(model_dir: Path, log_dir: Path, **env: str) -> Server:
-    """Start the server on a free loopback port and wait until it reports ready."""
+    """Start the server on free loopback ports (HTTP and gRPC) and wait until it reports ready."""
     port = free_port()
     full_env = {
         **os.environ,
         "MODEL_DIR": str(model_dir),
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "GRPC_PORT": str(free_port()),
         "PYTHONPATH": str(MODELS),
         **env,
     }
+    grpc_port = int(full_env["GRPC_PORT"])
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -88,7 +92,8 @@ def start_server(model_dir: Path, log_dir: Path, **env: str) -> Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    grpc_target = f"127.0.0.1:{grpc_port}" if grpc_port else None
+    server = Server(f"http://127.0.0.1:{port}", process, log_path, grpc_target)
 
     def ready() -> bool:
         if process.poll() is not None:

@@ -7,9 +7,12 @@ import json
 import os
 import subprocess
 
+import grpc
 import httpx
 import numpy as np
 import pytest
+from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
+from serving.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from serving_harness import ROOT, docker_cli, free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -80,7 +83,7 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
     manifest = json.loads(
         run(docker, "run", "--rm", images[model], "cat", "/model/model.json").stdout
     )
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     cid = run(
         docker,
         "run",
@@ -89,6 +92,8 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
         "host",
         "-e",
         f"PORT={port}",
+        "-e",
+        f"GRPC_PORT={grpc_port}",
         "-e",
         "HOST=127.0.0.1",
         "-e",
@@ -108,6 +113,7 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
         np.testing.assert_allclose(
             r.json()["probabilities"], manifest["sample"]["probabilities"][:1], atol=1e-5
         )
+        _check_grpc(f"127.0.0.1:{grpc_port}", manifest)
         run(docker, "stop", "-t", "30", cid)
         state = json.loads(run(docker, "inspect", cid).stdout)[0]["State"]
         assert state["ExitCode"] == 0
@@ -115,6 +121,22 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
         assert all(json.loads(line)["time"] for line in logs)
     finally:
         run(docker, "rm", "-f", cid, check=False)
+
+
+def _check_grpc(target: str, manifest: dict) -> None:
+    """The image serves the OIP gRPC endpoint too (grpcio is in the trimmed environment)."""
+    x = np.asarray(manifest["sample"]["inputs"][:1], dtype=np.float32)
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+        request = pb.ModelInferRequest(
+            model_name=manifest["name"], raw_input_contents=[x.tobytes()]
+        )
+        request.inputs.add(name="input-0", datatype="FP32", shape=list(x.shape))
+        request.outputs.add(name="probabilities")
+        response = stub.ModelInfer(request, timeout=10)
+    probabilities = np.frombuffer(response.raw_output_contents[0], "<f4")
+    np.testing.assert_allclose(probabilities, manifest["sample"]["probabilities"][0], atol=1e-5)
 
 
 def test_batch_mode_runs_in_the_same_image(docker, images, tmp_path):
@@ -165,7 +187,18 @@ def test_native_target_serves_with_scikit_learn(docker, images):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert run(docker, "run", "--rm", tag, "id", "-u").stdout.strip() == "10001"
     port = free_port()
-    cid = run(docker, "run", "-d", "--network", "host", "-e", f"PORT={port}", tag).stdout.strip()
+    cid = run(
+        docker,
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "-e",
+        f"PORT={port}",
+        "-e",
+        f"GRPC_PORT={free_port()}",
+        tag,
+    ).stdout.strip()
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for("native container ready", lambda: httpx.get(f"{url}/v2/health/ready").is_success)

@@ -1,4 +1,4 @@
-"""Request parsing and response encoding (pure functions of models/serving/protocol.py)."""
+"""Request parsing and response encoding (pure functions of models/serving/protocol/rest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serving.errors import InvalidInput
-from serving.protocol import (
+from serving.protocol.rest import (
     F32_MAX,
     encode_infer,
     encode_predict,
@@ -83,6 +83,21 @@ def test_predict_rejects_bad_input_with_a_message_naming_the_problem(raw, fragme
 def test_predict_accepts_extreme_but_representable_values():
     x = parse_predict(body({"instances": [[F32_MAX, -F32_MAX, 0]]}), F)
     assert np.isfinite(x).all()
+
+
+@pytest.mark.parametrize("value", ["3.402823466385289e+38", "-3.4028235e38"])
+def test_values_just_beyond_float32_are_refused_though_they_round_to_its_max(value):
+    """Both decimals round to +-F32_MAX in float32; the exact rules refuse them, so must the fast
+    path (schemathesis found this)."""
+    raw = b'{"instances": [[1, 2, ' + value.encode() + b"]]}"
+    with pytest.raises(InvalidInput, match="outside the range of FP32"):
+        parse_predict(raw, F)
+    doc = b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, '
+    with pytest.raises(InvalidInput, match="outside the range of FP64"):
+        parse_infer(doc + value.encode() + b"]}]}", F, "input-0")
+    half = b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP16", "data": [1, 2, '
+    with pytest.raises(InvalidInput, match="outside the range of FP16"):
+        parse_infer(half + b"65504.001]}]}", F, "input-0")
 
 
 def test_predict_response_has_labels_and_probabilities():
@@ -228,6 +243,14 @@ def test_infer_rejects_bad_input_with_a_message_naming_the_field(doc, fragments)
         assert fragment in err.value.message, err.value.message
 
 
+def test_infer_accepts_the_model_name_kserves_client_sends():
+    req = parse_infer(infer_body([1, 2, 3], [1, F], model_name="m"), F, "input-0")
+    assert req.model_name == "m"
+    assert parse_infer(infer_body([1, 2, 3], [1, F]), F, "input-0").model_name is None
+    with pytest.raises(InvalidInput, match="'model_name' must be a string"):
+        parse_infer(infer_body([1, 2, 3], [1, F], model_name=5), F, "input-0")
+
+
 def test_infer_accepts_integer_datatypes_and_casts():
     req = parse_infer(infer_body([1, 2, 3], [1, F], datatype="INT64"), F, "input-0")
     np.testing.assert_array_equal(req.x, [[1, 2, 3]])
@@ -269,7 +292,7 @@ def test_non_finite_rows_are_reported():
     extra=st.dictionaries(st.sampled_from(["id", "parameters"]), st.text(max_size=3), max_size=2),
 )
 def test_infer_fast_path_decides_exactly_like_the_exact_path(data, datatype, extra):
-    from serving.protocol import _parse_tensor
+    from serving.protocol.rest import _parse_tensor
 
     tensor = {"name": "input-0", "shape": [2, F], "datatype": datatype, "data": data}
     doc = {"inputs": [tensor], **extra}

@@ -20,6 +20,7 @@ def test_defaults_follow_the_contract():
     assert s.model_dir == Path("/model") and s.inference_backend == "onnx" and s.port == 8080
     assert s.max_batch_size == 1 and s.max_body_bytes == 4 * 1024 * 1024
     assert s.model_name is None and s.model_version is None
+    assert s.grpc_port == 8081
 
 
 def test_values_are_read_and_typed():
@@ -34,6 +35,7 @@ def test_values_are_read_and_typed():
     )
     assert (s.model_name, s.port, s.max_batch_size, s.access_log) == ("ml-model-1", 9000, 64, True)
     assert s.drain_seconds == 5.0  # empty means unset
+    assert ServerSettings.from_env({"GRPC_PORT": "0"}).grpc_port == 0  # gRPC off
 
 
 @pytest.mark.parametrize(
@@ -47,6 +49,9 @@ def test_values_are_read_and_typed():
         ({"MAX_BATCH_SIZE": "0"}, ["MAX_BATCH_SIZE='0'", "from 1 to 65536"]),
         ({"MODEL_NAME": "Bad Name"}, ["MODEL_NAME='Bad Name'", "a-z 0-9"]),
         ({"MAX_BODY_BYTES": "10"}, ["MAX_BODY_BYTES='10'", "1024"]),
+        ({"GRPC_PORT": "-1"}, ["GRPC_PORT='-1'", "0 (off) to 65535", "default (8081)"]),
+        ({"GRPC_PORT": "8080"}, ["GRPC_PORT='8080'", "equals PORT (8080)", "other than PORT"]),
+        ({"PORT": "9000", "GRPC_PORT": "9000"}, ["GRPC_PORT='9000'", "equals PORT (9000)"]),
     ],
 )
 def test_invalid_variables_name_the_variable_value_allowed_and_fix(env, fragments):

@@ -1,6 +1,8 @@
-"""Request parsing and response encoding for `/predict` and the Open Inference Protocol v2.
+"""Request parsing and response encoding for `/predict` and the Open Inference Protocol v2 JSON.
 
-Pure functions over bytes and arrays, so they are tested directly and reused by batch mode.
+Pure functions over bytes and arrays, so they are tested directly and reused by batch mode. OIP
+requests using the binary tensor extension (``serving.protocol.binary``) are parsed here too:
+their JSON header is validated by the same rules.
 
 Parsing has a fast path and an exact path. The fast path lets numpy convert the data straight to
 float32, which is lenient: it takes `true` as 1, the string "1.5" as 1.5 and null as NaN. So it
@@ -14,15 +16,22 @@ the fast path only ever accepts what the exact path would accept, with the same 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
 from serving.errors import InvalidInput
-
-F32_MAX = float(np.finfo(np.float32).max)
+from serving.protocol.binary import BinaryReader, split_body
+from serving.protocol.tensors import (
+    F32_MAX,
+    OUTPUT_NAMES,
+    InferRequest,
+    check_datatype,
+    check_shape,
+    decode_raw,
+    to_features,
+)
 
 # Accepted OIP datatypes and the value range each one can hold. Every input is cast to float32 for
 # the model, so float64 values must also fit float32.
@@ -40,10 +49,9 @@ DATATYPE_RANGES: dict[str, tuple[float, float, bool]] = {
     "UINT32": (0, 2**32 - 1, True),
     "UINT64": (0, 2**64 - 1, True),
 }
-OUTPUT_NAMES = ("label", "probabilities")
-
 _JSON = orjson.OPT_SERIALIZE_NUMPY
-_INFER_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
+# model_name is not in the protocol's request schema, but KServe's own client sends it.
+_INFER_KEYS = frozenset({"id", "parameters", "inputs", "outputs", "model_name"})
 _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 
 
@@ -134,9 +142,11 @@ def _fast_float32(value: list, limit: float = F32_MAX) -> np.ndarray | None:
             arr = np.array(value, dtype=np.float32)
     except (ValueError, TypeError, OverflowError):
         return None
-    if arr.size == 0 or not np.isfinite(arr).all():
+    # Strictly below F32_MAX (which also excludes NaN and infinity): a decimal slightly above it
+    # rounds to F32_MAX in float32, so values that land there are left to the exact path.
+    if arr.size == 0 or not (np.abs(arr) < F32_MAX).all():
         return None
-    if limit < F32_MAX and np.abs(arr).max() > limit:
+    if limit < F32_MAX and np.abs(arr).max() >= limit:
         return None
     return arr
 
@@ -186,18 +196,6 @@ def encode_predict(probabilities: np.ndarray) -> bytes:
 # ------------------------------------------------------------------------------- OIP v2 /infer
 
 
-@dataclass(frozen=True)
-class InferRequest:
-    """A validated OIP v2 inference request."""
-
-    x: np.ndarray
-    """float32 [rows, features]."""
-    id: str | None
-    """The client's request id, echoed in the response."""
-    outputs: tuple[str, ...]
-    """Requested output tensors, in order."""
-
-
 def infer_example(features: int, input_name: str) -> str:
     return (
         f'{{"inputs": [{{"name": "{input_name}", "shape": [<rows>, {features}], '
@@ -205,8 +203,17 @@ def infer_example(features: int, input_name: str) -> str:
     )
 
 
-def parse_infer(body: bytes, features: int, input_name: str) -> InferRequest:
-    """Validate an OIP v2 inference request body; raise InvalidInput naming the bad field."""
+def parse_infer(
+    body: bytes, features: int, input_name: str, header_length: bytes | None = None
+) -> InferRequest:
+    """Validate an OIP v2 inference request body; raise InvalidInput naming the bad field.
+
+    ``header_length`` is the raw value of the request's Inference-Header-Content-Length header
+    (binary tensor extension), None when the request has none.
+    """
+    binary = None
+    if header_length is not None:
+        body, binary = split_body(body, header_length)
     expected = infer_example(features, input_name)
     doc = _loads(body, expected)
     if type(doc) is not dict:
@@ -216,13 +223,23 @@ def parse_infer(body: bytes, features: int, input_name: str) -> InferRequest:
     unknown = sorted(set(doc) - _INFER_KEYS)
     if unknown:
         raise InvalidInput(
-            f"unknown field(s) {unknown}; allowed fields: id, parameters, inputs, outputs"
+            f"unknown field(s) {unknown}; allowed fields: id, parameters, inputs, outputs "
+            "(and model_name, which must name the model in the URL)"
         )
     req_id = doc.get("id")
     if req_id is not None and type(req_id) is not str:
         raise InvalidInput(f"'id' must be a string, got {_kind(req_id)} {_show(req_id)}")
-    if type(doc.get("parameters", {})) is not dict:
-        raise InvalidInput(f"'parameters' must be an object, got {_kind(doc['parameters'])}")
+    model_name = doc.get("model_name")
+    if model_name is not None and type(model_name) is not str:
+        raise InvalidInput(f"'model_name' must be a string, got {_kind(model_name)}")
+    parameters = doc.get("parameters", {})
+    if type(parameters) is not dict:
+        raise InvalidInput(f"'parameters' must be an object, got {_kind(parameters)}")
+    binary_default = parameters.get("binary_data_output", False)
+    if type(binary_default) is not bool:
+        raise InvalidInput(
+            f"'parameters.binary_data_output' is {_show(binary_default)}; expected true or false"
+        )
     if "inputs" not in doc:
         raise InvalidInput(f"missing field 'inputs'; expected {expected}")
     inputs = doc["inputs"]
@@ -233,9 +250,13 @@ def parse_infer(body: bytes, features: int, input_name: str) -> InferRequest:
         )
     # Quotes beyond those of the strings outside the data mean strings inside it.
     fast = not _has_bool(body) and body.count(b'"') == 2 * _strings_outside_data(doc)
-    x = _parse_tensor(inputs[0], features, input_name, fast=fast)
-    outputs = _parse_outputs(doc.get("outputs"))
-    return InferRequest(x=x, id=req_id, outputs=outputs)
+    x = _parse_tensor(inputs[0], features, input_name, fast=fast, binary=binary)
+    if binary is not None:
+        binary.finish()
+    outputs, binary_outputs = _parse_outputs(doc.get("outputs"), binary_default)
+    return InferRequest(
+        x=x, id=req_id, outputs=outputs, binary_outputs=binary_outputs, model_name=model_name
+    )
 
 
 def _count_strings(value: Any) -> int:
@@ -272,7 +293,9 @@ def _strings_outside_data(doc: dict) -> int:
     return total
 
 
-def _parse_tensor(tensor: Any, features: int, input_name: str, fast: bool) -> np.ndarray:
+def _parse_tensor(
+    tensor: Any, features: int, input_name: str, fast: bool, binary: BinaryReader | None = None
+) -> np.ndarray:
     where = "inputs[0]"
     if type(tensor) is not dict:
         raise InvalidInput(
@@ -284,7 +307,14 @@ def _parse_tensor(tensor: Any, features: int, input_name: str, fast: bool) -> np
             f"unknown field(s) {unknown} in '{where}'; "
             "allowed: name, shape, datatype, parameters, data"
         )
-    for key in ("name", "shape", "datatype", "data"):
+    parameters = tensor.get("parameters", {})
+    if type(parameters) is not dict:
+        raise InvalidInput(f"'{where}.parameters' must be an object, got {_kind(parameters)}")
+    if "binary_data_size" in parameters:
+        return _binary_tensor(tensor, features, input_name, binary)
+    if "data" not in tensor:
+        _explain_missing_data(parameters, features, input_name)
+    for key in ("name", "shape", "datatype"):
         if key not in tensor:
             raise InvalidInput(
                 f"missing field '{where}.{key}'; expected a tensor like "
@@ -293,10 +323,6 @@ def _parse_tensor(tensor: Any, features: int, input_name: str, fast: bool) -> np
             )
     if type(tensor["name"]) is not str:
         raise InvalidInput(f"'{where}.name' must be a string, got {_kind(tensor['name'])}")
-    if type(tensor.get("parameters", {})) is not dict:
-        raise InvalidInput(
-            f"'{where}.parameters' must be an object, got {_kind(tensor['parameters'])}"
-        )
     datatype = tensor["datatype"]
     if datatype not in DATATYPE_RANGES:
         raise InvalidInput(
@@ -335,6 +361,59 @@ def _parse_tensor(tensor: Any, features: int, input_name: str, fast: bool) -> np
     return arr.reshape(rows, features)
 
 
+def _binary_tensor(
+    tensor: dict, features: int, input_name: str, binary: BinaryReader | None
+) -> np.ndarray:
+    """An input sent as raw bytes after the JSON header (binary tensor extension)."""
+    where = "inputs[0]"
+    size = tensor["parameters"]["binary_data_size"]
+    if binary is None:
+        raise InvalidInput(
+            f"'{where}.parameters.binary_data_size' is set but the request has no "
+            "Inference-Header-Content-Length header; binary tensor data needs that header (the "
+            "length of the JSON that starts the body), or send the values in 'data'"
+        )
+    if type(size) is not int or size < 0:
+        raise InvalidInput(
+            f"'{where}.parameters.binary_data_size' is {_show(size)}; expected the input's "
+            "length in bytes, a whole number >= 0"
+        )
+    if "data" in tensor:
+        raise InvalidInput(
+            f"'{where}' has both 'data' and parameters.binary_data_size; send its values one "
+            "way only"
+        )
+    for key in ("name", "shape", "datatype"):
+        if key not in tensor:
+            raise InvalidInput(
+                f"missing field '{where}.{key}'; a binary input looks like "
+                f'{{"name": "{input_name}", "shape": [<rows>, {features}], "datatype": "FP32", '
+                '"parameters": {"binary_data_size": <rows x ' + str(features) + " x 4>}}"
+            )
+    if type(tensor["name"]) is not str:
+        raise InvalidInput(f"'{where}.name' must be a string, got {_kind(tensor['name'])}")
+    datatype = check_datatype(tensor["datatype"], where)
+    shape = check_shape(tensor["shape"], where)
+    label = f"'{where}' ('{tensor['name']}')"
+    raw = binary.take(size, label)
+    array = decode_raw(raw, datatype, shape, label)
+    return to_features(array, datatype, features, input_name, label)
+
+
+def _explain_missing_data(parameters: dict, features: int, input_name: str) -> None:
+    if any(key.startswith("shared_memory") for key in parameters):
+        raise InvalidInput(
+            "'inputs[0].parameters' refers to shared memory; the shared-memory extension is not "
+            "served here: send the values in 'data' or as binary data (binary_data_size)"
+        )
+    raise InvalidInput(
+        "missing field 'inputs[0].data'; expected a tensor like "
+        f'{{"name": "{input_name}", "shape": [<rows>, {features}], '
+        '"datatype": "FP32", "data": [...]}, or parameters.binary_data_size with the '
+        "Inference-Header-Content-Length header (binary tensor extension)"
+    )
+
+
 def _exact_data(
     data: list, shape: list[int], where: str, lo: float, hi: float, integral: bool, dtype: str
 ) -> np.ndarray:
@@ -364,14 +443,16 @@ def _exact_data(
     return np.array(data, dtype=np.float32)
 
 
-def _parse_outputs(outputs: Any) -> tuple[str, ...]:
+def _parse_outputs(outputs: Any, binary_default: bool) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Requested output names in order, and those to return as raw bytes."""
     if outputs is None:
-        return OUTPUT_NAMES
+        return OUTPUT_NAMES, frozenset(OUTPUT_NAMES) if binary_default else frozenset()
     if type(outputs) is not list:
         raise InvalidInput(
             f"'outputs' must be a list of {{\"name\": ...}} objects, got {_kind(outputs)}"
         )
     names: list[str] = []
+    binary: set[str] = set()
     for i, out in enumerate(outputs):
         if type(out) is not dict or type(out.get("name")) is not str:
             raise InvalidInput(
@@ -382,16 +463,33 @@ def _parse_outputs(outputs: Any) -> tuple[str, ...]:
             raise InvalidInput(
                 f"unknown field(s) {unknown} in 'outputs[{i}]'; allowed: name, parameters"
             )
-        if type(out.get("parameters", {})) is not dict:
+        parameters = out.get("parameters", {})
+        if type(parameters) is not dict:
             raise InvalidInput(f"'outputs[{i}].parameters' must be an object")
         if out["name"] not in OUTPUT_NAMES:
             raise InvalidInput(
                 f"'outputs[{i}].name' is {_show(out['name'])}; this model's outputs are "
                 f"{', '.join(OUTPUT_NAMES)}"
             )
+        if "classification" in parameters:
+            raise InvalidInput(
+                f"'outputs[{i}].parameters.classification' asks for the classification "
+                "extension, which is not served; request 'label' (the top class index) and "
+                "'probabilities' instead"
+            )
+        as_binary = parameters.get("binary_data", binary_default)
+        if type(as_binary) is not bool:
+            raise InvalidInput(
+                f"'outputs[{i}].parameters.binary_data' is {_show(as_binary)}; "
+                "expected true or false"
+            )
         if out["name"] not in names:
             names.append(out["name"])
-    return tuple(names) if names else OUTPUT_NAMES
+            if as_binary:
+                binary.add(out["name"])
+    if not names:
+        return OUTPUT_NAMES, frozenset(OUTPUT_NAMES) if binary_default else frozenset()
+    return tuple(names), frozenset(binary)
 
 
 def encode_infer(
