@@ -11,7 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.config import AutoscalingConfig, ModelConfig
 from components.plan.autoscaling import pdb_min_available, plan_hpa, plan_pdb, plan_vpa
 from components.plan.gpu import GpuPlacement
-from components.plan.names import PORT, PORT_NAME, Track, instance_name, object_labels, selector_labels
+from components.plan.names import (
+    GRPC_APP_PROTOCOL,
+    GRPC_PORT,
+    GRPC_PORT_NAME,
+    PORT,
+    PORT_NAME,
+    Track,
+    instance_name,
+    object_labels,
+    selector_labels,
+)
 from components.plan.network import plan_model_allow
 from components.plan.pod import plan_deployment
 
@@ -147,7 +157,11 @@ class MLModelService(pulumi.ComponentResource):
             spec={
                 "type": model.service_type,
                 "selector": selector_labels(model.name, track),
-                "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+                "ports": [
+                    {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"},
+                    {"name": GRPC_PORT_NAME, "port": GRPC_PORT, "targetPort": GRPC_PORT_NAME,
+                     "protocol": "TCP", "appProtocol": GRPC_APP_PROTOCOL},
+                ],
             },
             opts=pulumi.ResourceOptions(parent=self),
         )

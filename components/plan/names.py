@@ -9,6 +9,11 @@ Track = Literal["stable", "canary"]
 CONTAINER_NAME = "model-server"
 PORT = 8080
 PORT_NAME = "http"
+# The Open Inference Protocol's gRPC service, in the same server process (models/serving).
+GRPC_PORT = 8081
+GRPC_PORT_NAME = "grpc"
+# Service appProtocol for cleartext HTTP/2 (gRPC without TLS): gateways then speak h2c to pods.
+GRPC_APP_PROTOCOL = "kubernetes.io/h2c"
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
 METRICS_PATH = "/metrics"

@@ -8,6 +8,8 @@ from components.config import ModelConfig, ResourcesConfig
 from components.plan.gpu import GpuPlacement
 from components.plan.names import (
     CONTAINER_NAME,
+    GRPC_PORT,
+    GRPC_PORT_NAME,
     GPU_RESOURCE,
     LIVE_PATH,
     MODEL_DIR,
@@ -44,6 +46,7 @@ def server_env(model: ModelConfig, version: str) -> list[dict[str, str]]:
         "MODEL_DIR": MODEL_DIR,
         "INFERENCE_BACKEND": model.inference_backend,
         "PORT": str(PORT),
+        "GRPC_PORT": str(GRPC_PORT),
     }
     if model.max_batch_size is not None:
         env["MAX_BATCH_SIZE"] = str(model.max_batch_size)
@@ -113,7 +116,8 @@ def plan_pod_template(
         # Tags are content hashes (immutable), so a present image is always the right one; local
         # images that exist only in the node's runtime would fail with Always.
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
+                  {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"}],
         "env": server_env(model, version),
         "resources": container_resources(model.resources),
         **probes(model.framework),

@@ -78,7 +78,11 @@ def test_model_service_children_and_wiring_for_ha_and_canary():
 
     service = graph.named("iris-service").inputs["spec"]
     assert service["selector"] == {"app.kubernetes.io/name": "iris", "app.kubernetes.io/instance": "iris"}
-    assert service["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+    assert service["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
+        # The server's Open Inference Protocol gRPC port; gateways speak cleartext HTTP/2 to it.
+        {"name": "grpc", "port": 8081, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"},
+    ]
     assert graph.named("iris-canary-service").inputs["spec"]["selector"]["app.kubernetes.io/instance"] == "iris-canary"
 
     hpa = graph.named("iris-hpa").inputs["spec"]

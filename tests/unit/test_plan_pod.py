@@ -95,7 +95,8 @@ def test_container_port_probes_and_name_follow_the_contract():
     container = plan_pod_template(model(framework="tensorflow"), track="stable", version="v1", image="i",
                                   service_account="s", placement=None)["spec"]["containers"][0]
     assert container["name"] == "model-server"
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                                  {"name": "grpc", "containerPort": 8081, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     startup = container["startupProbe"]
@@ -107,7 +108,7 @@ def test_container_port_probes_and_name_follow_the_contract():
 def test_server_env_sets_only_what_is_configured():
     env = {e["name"]: e["value"] for e in server_env(model(), "v3")}
     assert env == {"MODEL_NAME": "iris", "MODEL_VERSION": "v3", "MODEL_DIR": "/model",
-                   "INFERENCE_BACKEND": "onnx", "PORT": "8080"}
+                   "INFERENCE_BACKEND": "onnx", "PORT": "8080", "GRPC_PORT": "8081"}
     env = {e["name"]: e["value"] for e in server_env(model(maxBatchSize=64, maxBodyBytes=4096), "v3")}
     assert env["MAX_BATCH_SIZE"] == "64" and env["MAX_BODY_BYTES"] == "4096"
 

@@ -136,7 +136,10 @@ def test_model_policy_admits_only_ingress_and_monitoring_namespaces():
                                                    "app.kubernetes.io/component": "model-server"}
     sources = [rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in spec["ingress"]]
     assert sources == [{"mlplatform.io/role": "ingress"}, {"mlplatform.io/role": "monitoring"}]
-    assert all(rule["ports"] == [{"protocol": "TCP", "port": 8080}] for rule in spec["ingress"])
+    ingress, monitoring = (rule["ports"] for rule in spec["ingress"])
+    # The gateway reaches REST and gRPC; monitoring only the REST port, where /metrics is.
+    assert ingress == [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8081}]
+    assert monitoring == [{"protocol": "TCP", "port": 8080}]
 
 
 def test_ingress_skips_the_address_wait_only_when_asked():
