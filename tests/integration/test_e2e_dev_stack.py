@@ -224,6 +224,13 @@ def _prometheus_query(base: str, promql: str) -> list[dict]:
     return resp.json()["data"]["result"]
 
 
+def _own_count(base: str) -> float:
+    """model_infer_request_success_total as the pod's own /metrics reports it."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("model_infer_request_success_total{"))
+
+
 def test_in_cluster_prometheus_scrapes_each_model_pod_and_counts_its_requests(model_deployments, k8s, outputs, tool_env):
     core = k8s.CoreV1Api()
     service, namespace, port = _service_of(outputs["prometheusUrl"])
@@ -245,13 +252,17 @@ def test_in_cluster_prometheus_scrapes_each_model_pod_and_counts_its_requests(mo
             result = _prometheus_query(prom, series)
             return float(result[0]["value"][1]) if result else None
 
-        before = wait_for(f"{series} scraped", lambda: value() is not None and (value(),), timeout=60)[0]
         manifest = _model_manifest(tool_env, pod.metadata.namespace, pod.metadata.name)
         requests_sent = 25
         with port_forward(tool_env, pod.metadata.namespace, f"pod/{pod.metadata.name}", 8080) as base:
+            # Earlier tests' requests may not be scraped yet: start from the pod's own count, once
+            # Prometheus has caught up with it.
+            before = _own_count(base)
+            wait_for(f"{series} == {before} (the pod's own count)", lambda: value() == before, timeout=90)
             for _ in range(requests_sent):
                 resp = httpx.post(f"{base}/predict", json={"instances": manifest["sample"]["inputs"][:1]}, timeout=10)
                 assert resp.status_code == 200, resp.text[:300]
+            assert _own_count(base) == before + requests_sent
         after = wait_for(f"{series} to rise by {requests_sent}",
                          lambda: (v := value()) is not None and v >= before + requests_sent and (v,), timeout=90)[0]
         assert after == before + requests_sent, (before, after)
