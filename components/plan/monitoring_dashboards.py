@@ -1,7 +1,9 @@
 """Grafana dashboards built with grafana-foundation-sdk: one per model and one overview.
 
 Thresholds drawn on panels come from the model's SLO and HPA bounds, so a dashboard always shows
-the targets the alerts use. Output is the dashboard JSON model as a plain dict.
+the targets the alerts use. Output is the dashboard JSON model as a plain dict, in Grafana 12's
+schema: the SDK release pinned in requirements.txt is the one whose types match the Go SDK that
+tests/integration/test_grafana_dashboards.py decodes every dashboard with, strictly.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from components.plan.quantity import cpu_cores, memory_bytes
 
 OVERVIEW_UID = "mlp-overview"
 MODEL_TAG = "mlplatform-model"
-_DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+_DS = cm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 _RATE = "$__rate_interval"
 
 
@@ -72,7 +74,7 @@ def _timeseries(
         panel = panel.with_target(_query(expr, legend, chr(ord("A") + index)))
     if limit is not None:
         panel = panel.thresholds(_thresholds((None, "green"), (limit, "red"))).thresholds_style(
-            gcommon.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.DASHED)
+            gcommon.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
         )
     return panel
 

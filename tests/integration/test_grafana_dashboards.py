@@ -48,3 +48,15 @@ def test_the_decoder_rejects_an_unknown_panel_field(tmp_path):
     path.write_text(json.dumps(board))
     proc = _check(path)
     assert proc.returncode == 1 and "fieldConfigg" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_validator_checks_every_panel(tmp_path):
+    """A panel wider than Grafana's 24-column grid decodes fine; only validation catches it, and
+    only if the validated dashboard still holds its panels (the SDK's strict decoder drops them)."""
+    config = load_stack_file(REPO / "Pulumi.dev.yaml")
+    board = next(iter(dash.dashboards([MonitoredModel(**m) for m in monitored_models(config)]).values()))
+    board["panels"][-1]["gridPos"]["w"] = 25
+    path = tmp_path / "too-wide.json"
+    path.write_text(json.dumps(board))
+    proc = _check(path)
+    assert proc.returncode == 1 and "gridPos.w: must be <= 24" in proc.stdout, proc.stdout + proc.stderr
