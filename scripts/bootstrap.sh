@@ -54,12 +54,14 @@ link_venv() {
 step_venv() {
   local key; key=$(hash_files "$REPO_ROOT/requirements.txt")
   local dir="$MLP_CACHE/venv-$key"
-  run_step venv "$key" venv_build "$dir" "$REPO_ROOT/requirements.txt"
+  # One step (and marker) per requirements hash: checkouts with different requirements (branches,
+  # worktrees) share the cache without rebuilding each other's environments.
+  run_step "venv-$key" "$key" venv_build "$dir" "$REPO_ROOT/requirements.txt"
   link_venv "$dir" "$REPO_ROOT/.venv"
 
   key=$(hash_files "$REPO_ROOT/policy/requirements.txt")
   dir="$MLP_CACHE/venv-policy-$key"
-  run_step venv-policy "$key" venv_build "$dir" "$REPO_ROOT/policy/requirements.txt"
+  run_step "venv-policy-$key" "$key" venv_build "$dir" "$REPO_ROOT/policy/requirements.txt"
   link_venv "$dir" "$REPO_ROOT/policy/.venv"
 }
 
