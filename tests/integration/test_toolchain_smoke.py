@@ -1,6 +1,7 @@
 """Proof that the bootstrapped toolchain works end to end: the real Pulumi engine, our Python
 language host, the Kubernetes provider plugin built from its Go module, and the local cluster
-(real etcd + kube-apiserver + controller-manager + scheduler, KWOK nodes)."""
+(real etcd + kube-apiserver + controller-manager + scheduler, real nodes pulling from the
+cluster's registry)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import textwrap
 
 import pytest
+from harness import cluster_layout
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +29,7 @@ PROGRAM = textwrap.dedent(
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "mlplatform/smoke:1",
+                "spec": {"containers": [{"name": "app", "image": pulumi.Config().require("image"),
                                          "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
             },
         },
@@ -52,9 +54,11 @@ def test_server_reports_pinned_kubernetes_version(kubectl):
     assert re.fullmatch(r"v1\.33\.\d+", version["gitVersion"]), version
 
 
-def test_pulumi_up_creates_available_deployment_and_destroy_removes_it(pulumi_project, kubectl):
+def test_pulumi_up_creates_available_deployment_and_destroy_removes_it(pulumi_project, kubectl, tool_env):
     pulumi = pulumi_project(files={"Pulumi.yaml": PROJECT, "__main__.py": PROGRAM})
     pulumi("stack", "init", "smoke")
+    # A container that really runs on the nodes: the pod sandbox image cluster-up pushed.
+    pulumi("config", "set", "image", f"{cluster_layout(tool_env)['REGISTRY']}/pause:3.10.1")
 
     up = pulumi("up", "--yes", "--skip-preview")
     assert "error" not in up.stderr.lower(), up.stderr
