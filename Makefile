@@ -69,7 +69,7 @@ destroy: stack   ## pulumi destroy STACK=dev|prod
 demo:            ## bootstrap, cluster up, deploy the dev stack, show endpoints and one prediction
 	scripts/demo.sh
 
-bench:           ## benchmarks: serving vs peers, IaC scaling (results in benchmarks/results/)
+bench:           ## benchmarks: serving vs peers, up → first prediction, IaC scaling (benchmarks/results/)
 	$(ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 # The model server's gRPC stubs are generated from its .proto and committed (the images install

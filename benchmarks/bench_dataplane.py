@@ -97,7 +97,12 @@ def main() -> None:
     cluster = ["bash", str(REPO / "scripts" / "cluster.sh")]
     subprocess.run(cluster + ["recreate"], env=env, check=True)
     registry = layout(env)["REGISTRY"]
-    # Cold: no model image in the Docker build cache either.
+    # Cold: no model image in Docker either — neither the images (their layers would serve as
+    # cache) nor the build cache — so both models are trained and converted again.
+    images = subprocess.run(["docker", "image", "ls", "-q", "--filter", "label=mlplatform.io/model"],
+                            check=True, capture_output=True, text=True).stdout.split()
+    if images:
+        subprocess.run(["docker", "image", "rm", "--force", *sorted(set(images))], check=True, capture_output=True)
     subprocess.run(["docker", "builder", "prune", "--all", "--force"], check=True, capture_output=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as tmp:
