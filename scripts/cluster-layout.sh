@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the scripts that source it
 # Names, addresses, ports and folders of one local cluster ($MLP_CLUSTER), so that two clusters
 # (`make cluster-up`'s dev cluster and `make test`'s) can be up at once. Sourced, not executed;
 # `scripts/cluster.sh env` prints the values.

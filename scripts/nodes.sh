@@ -275,8 +275,8 @@ conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 YAML
 
   start "containerd-$i" "$ns" containerd --config "$dir/containerd.toml"
-  local t
-  for t in $(seq 100); do [[ -S $run/containerd.sock ]] && break; sleep 0.1; done
+  local _
+  for _ in $(seq 100); do [[ -S $run/containerd.sock ]] && break; sleep 0.1; done
   start "kubelet-$i" "$ns" "$MLP_BIN/kubelet" --config "$dir/kubelet.yaml" \
     --kubeconfig "$dir/kubelet.kubeconfig" --hostname-override "$name" --node-ip "$ip" \
     --root-dir "$dir/kubelet" --cert-dir "$dir/pki" --v=1 \
@@ -299,8 +299,8 @@ http:
   addr: 0.0.0.0:$REGISTRY_PORT
 YAML
   start_host registry docker-registry serve "$CLUSTER_STATE/registry.yaml"
-  local t
-  for t in $(seq 50); do curl -fs "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null && return 0; sleep 0.2; done
+  local _
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null && return 0; sleep 0.2; done
   echo "registry did not answer on 127.0.0.1:$REGISTRY_PORT; see $CLUSTER_LOGS/registry.log" >&2; return 1
 }
 
@@ -327,7 +327,7 @@ binary_image() {
 # and pod names from the API server (read with its own read-only identity), the rest forwarded
 # to the host's resolver.
 dns_up() {
-  local dir="$CLUSTER_STATE/dns" t
+  local dir="$CLUSTER_STATE/dns" _
   mkdir -p "$dir"
   sign "$dir" coredns mlplatform:coredns "" "" clientAuth
   kubeconfig "$dir/kubeconfig" mlplatform:coredns "$dir/coredns.crt" "$dir/coredns.key"
@@ -365,7 +365,7 @@ YAML
 }
 COREFILE
   start_host coredns "$MLP_BIN/coredns" -conf "$dir/Corefile"
-  for t in $(seq 50); do curl -fs "http://$BRIDGE_IP:8181/ready" >/dev/null && return 0; sleep 0.2; done
+  for _ in $(seq 50); do curl -fs "http://$BRIDGE_IP:8181/ready" >/dev/null && return 0; sleep 0.2; done
   echo "cluster DNS not ready on $BRIDGE_IP:53; see $CLUSTER_LOGS/coredns.log" >&2
   tail -n 20 "$CLUSTER_LOGS/coredns.log" >&2
   return 1
@@ -396,8 +396,8 @@ up() {
 }
 
 wait_for_node() {
-  local t
-  for t in $(seq 120); do
+  local _
+  for _ in $(seq 120); do
     kubectl get node "$1" >/dev/null 2>&1 && break
     sleep 1
   done
@@ -423,7 +423,8 @@ down() {
 # remove_pods I: stop and remove every pod sandbox of node I (their CNI DEL releases the pod
 # addresses and network namespaces), then any container shim still attached to its containerd.
 remove_pods() {
-  local sock="$CLUSTER_RUN/nodes/$(node_name "$1")/containerd.sock" pid
+  local sock pid
+  sock="$CLUSTER_RUN/nodes/$(node_name "$1")/containerd.sock"
   if alive "containerd-$1" && [[ -S $sock ]]; then
     "$MLP_BIN/crictl" --runtime-endpoint "unix://$sock" rmp --force --all >/dev/null 2>&1 || true
   fi
