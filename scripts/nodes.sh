@@ -418,6 +418,8 @@ down() {
   # into this cluster's pod-logs folders.
   find /var/log/containers -maxdepth 1 -lname "$CLUSTER_STATE/*" -delete 2>/dev/null || true
   rm -rf "$CLUSTER_STATE" "$CLUSTER_RUN"
+  # The shared parents go with the last cluster.
+  rmdir "$(dirname "$CLUSTER_STATE")" "$(dirname "$CLUSTER_RUN")" 2>/dev/null || true
 }
 
 # remove_pods I: stop and remove every pod sandbox of node I (their CNI DEL releases the pod
