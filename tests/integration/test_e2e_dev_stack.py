@@ -1,5 +1,7 @@
-"""End to end: the real `pulumi up --stack dev` (images built for real, the policy pack enforced)
-against the local cluster, then the result read back with the Kubernetes Python client.
+"""End to end: the real `pulumi up --stack dev` (images built and pushed to the cluster's registry,
+the policy pack enforced) against the local cluster, whose real nodes pull and run the model
+servers, Prometheus and the batch Job; the result read back with the Kubernetes Python client,
+real requests through port-forwards on 127.0.0.1 or from inside a node's network namespace.
 
 The tests in this module run in order against one deployed stack; the last ones change and then
 destroy it. Timings worth reporting (scale-out, rollout) are printed, never asserted.
