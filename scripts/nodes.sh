@@ -18,22 +18,29 @@ need() { [[ -x "$MLP_BIN/$1" ]] || { echo "$1 missing in $MLP_BIN: run 'make boo
 
 # ---------------------------------------------------------------- processes, by pid only
 
-# start NAME NETNS CMD...: run CMD in the node's network namespace, detached, logging to
-# $CLUSTER_LOGS/NAME.log. nsenter (not `ip netns exec`, which remounts /sys and hides the
-# cgroup v1 hierarchies) and setsid both exec, so the pid recorded is the program's own.
-start() {
-  local name=$1 ns=$2; shift 2
-  if alive "$name"; then return 0; fi
-  setsid nohup nsenter --net="/run/netns/$ns" -- "$@" >>"$CLUSTER_LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$PIDS/$name.pid"
-}
-
-# start_host NAME CMD...: the same for a process on the host (the registry, cluster DNS).
+# start_host NAME CMD...: run CMD detached unless NAME is running, logging to
+# $CLUSTER_LOGS/NAME.log; setsid execs, so the pid recorded is the program's own.
 start_host() {
   local name=$1; shift
   if alive "$name"; then return 0; fi
   setsid nohup "$@" >>"$CLUSTER_LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$PIDS/$name.pid"
+}
+
+# start NAME NETNS CMD...: the same in a node's network namespace. nsenter (not `ip netns exec`,
+# which remounts /sys and hides the cgroup v1 hierarchies) execs too.
+start() {
+  local name=$1 ns=$2; shift 2
+  start_host "$name" nsenter --net="/run/netns/$ns" -- "$@"
+}
+
+# wait_http URL NAME: wait up to 10 s for URL to answer; else name the process and its log.
+wait_http() {
+  local _
+  for _ in $(seq 50); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done
+  echo "$2 did not answer on $1; see $CLUSTER_LOGS/$2.log" >&2
+  tail -n 20 "$CLUSTER_LOGS/$2.log" >&2
+  return 1
 }
 
 # put FILE < CONTENT: write FILE only when its content changes (kube-proxy exits when its config
@@ -137,11 +144,12 @@ sign() {
 }
 
 kubeconfig() { # FILE USER CERT KEY
-  local server; server="https://$BRIDGE_IP:$(apiserver_port)"
+  # The apiserver's port is read from the admin kubeconfig once, not per file.
+  : "${apiserver_url:=https://$BRIDGE_IP:$(apiserver_port)}"
   put "$1" <<YAML
 apiVersion: v1
 kind: Config
-clusters: [{name: $MLP_CLUSTER, cluster: {server: "$server", certificate-authority: "$CLUSTER_PKI/ca.crt"}}]
+clusters: [{name: $MLP_CLUSTER, cluster: {server: "$apiserver_url", certificate-authority: "$CLUSTER_PKI/ca.crt"}}]
 users: [{name: $2, user: {client-certificate: "$3", client-key: "$4"}}]
 contexts: [{name: default, context: {cluster: $MLP_CLUSTER, user: $2}}]
 current-context: default
@@ -299,9 +307,7 @@ http:
   addr: 0.0.0.0:$REGISTRY_PORT
 YAML
   start_host registry docker-registry serve "$CLUSTER_STATE/registry.yaml"
-  local _
-  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null && return 0; sleep 0.2; done
-  echo "registry did not answer on 127.0.0.1:$REGISTRY_PORT; see $CLUSTER_LOGS/registry.log" >&2; return 1
+  wait_http "http://127.0.0.1:$REGISTRY_PORT/v2/" registry
 }
 
 # binary_image REPO TAG BINARY UID: a one-binary image (FROM scratch) of a static binary that
@@ -327,7 +333,7 @@ binary_image() {
 # and pod names from the API server (read with its own read-only identity), the rest forwarded
 # to the host's resolver.
 dns_up() {
-  local dir="$CLUSTER_STATE/dns" _
+  local dir="$CLUSTER_STATE/dns"
   mkdir -p "$dir"
   sign "$dir" coredns mlplatform:coredns "" "" clientAuth
   kubeconfig "$dir/kubeconfig" mlplatform:coredns "$dir/coredns.crt" "$dir/coredns.key"
@@ -365,10 +371,7 @@ YAML
 }
 COREFILE
   start_host coredns "$MLP_BIN/coredns" -conf "$dir/Corefile"
-  for _ in $(seq 50); do curl -fs "http://$BRIDGE_IP:8181/ready" >/dev/null && return 0; sleep 0.2; done
-  echo "cluster DNS not ready on $BRIDGE_IP:53; see $CLUSTER_LOGS/coredns.log" >&2
-  tail -n 20 "$CLUSTER_LOGS/coredns.log" >&2
-  return 1
+  wait_http "http://$BRIDGE_IP:8181/ready" coredns
 }
 
 # ---------------------------------------------------------------- up / down / status
