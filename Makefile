@@ -66,7 +66,7 @@ up: stack        ## pulumi up STACK=dev|prod with the policy pack
 destroy: stack   ## pulumi destroy STACK=dev|prod
 	$(ENV) pulumi destroy --stack $(STACK) --parallel $(PARALLEL) --yes --non-interactive
 
-demo:            ## bootstrap, cluster up, deploy the dev stack, show endpoints and one prediction
+demo:            ## bootstrap, cluster up, deploy the dev stack, show endpoints and a prediction per model
 	scripts/demo.sh
 
 bench:           ## benchmarks: serving vs peers, up → first prediction, IaC scaling (benchmarks/results/)
