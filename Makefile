@@ -10,7 +10,7 @@ STACK ?= dev
 PARALLEL ?= 64
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap venv cluster-up cluster-down cluster-status test test-unit test-models \
+.PHONY: help bootstrap venv lint fmt cluster-up cluster-down cluster-status test test-unit test-models \
         test-integration stack preview up destroy demo bench grpc-stubs
 
 help:            ## list targets
@@ -31,7 +31,15 @@ cluster-down:    ## delete the local cluster
 cluster-status:  ## show the local cluster
 	scripts/cluster.sh status
 
-test-unit: venv  ## unit tier: no cluster, no Docker, no Go builds (about a minute)
+lint: venv       ## ruff format --check, ruff check, shellcheck on scripts/ (part of test-unit)
+	$(PY) -m ruff format --check --quiet .
+	$(PY) -m ruff check --quiet .
+	shellcheck -x --source-path=SCRIPTDIR scripts/*.sh .ci/run
+
+fmt: venv        ## apply ruff's formatting and safe fixes
+	$(PY) -m ruff format --quiet . && $(PY) -m ruff check --fix --quiet .
+
+test-unit: venv lint ## lint, then the unit tier: no cluster, no Docker, no Go builds (about a minute)
 	$(ENV) $(PY) -m pytest tests/unit --ignore-glob='tests/unit/test_policy*' -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(ENV) policy/.venv/bin/python -m pytest tests/unit/test_policy*.py -q -p no:cacheprovider $(PYTEST_ARGS)
 

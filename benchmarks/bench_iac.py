@@ -36,8 +36,12 @@ CLUSTER = {"MLP_CLUSTER": "mlplatform-bench", "MLP_REAL_NODES": "0", "KUBECONFIG
 
 
 def tool_env() -> dict[str, str]:
-    out = subprocess.run(["bash", "-c", f"source {REPO}/scripts/env.sh && env -0"],
-                         check=True, capture_output=True, env={**os.environ, **CLUSTER}).stdout
+    out = subprocess.run(
+        ["bash", "-c", f"source {REPO}/scripts/env.sh && env -0"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **CLUSTER},
+    ).stdout
     return dict(i.split("=", 1) for i in out.decode().split("\0") if "=" in i)
 
 
@@ -46,17 +50,28 @@ def cluster(action: str, env: dict[str, str]) -> None:
 
 
 def stack_config(n: int, namespace: str) -> dict:
-    models = [{
-        "name": f"bench-{i:03d}", "framework": "sklearn", "version": "v1", "image": IMAGE,
-        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
-    } for i in range(n)]
-    return {"config": {
-        "mlplatform:namespaces": {"models": namespace},
-        "mlplatform:autoscaling": {"minReplicas": 1, "maxReplicas": 2},
-        "mlplatform:models": models,
-        "mlplatform:ingress": {"enabled": False},
-        "mlplatform:monitoring": {"enabled": False},
-    }}
+    models = [
+        {
+            "name": f"bench-{i:03d}",
+            "framework": "sklearn",
+            "version": "v1",
+            "image": IMAGE,
+            "resources": {
+                "requests": {"cpu": "10m", "memory": "32Mi"},
+                "limits": {"cpu": "100m", "memory": "64Mi"},
+            },
+        }
+        for i in range(n)
+    ]
+    return {
+        "config": {
+            "mlplatform:namespaces": {"models": namespace},
+            "mlplatform:autoscaling": {"minReplicas": 1, "maxReplicas": 2},
+            "mlplatform:models": models,
+            "mlplatform:ingress": {"enabled": False},
+            "mlplatform:monitoring": {"enabled": False},
+        }
+    }
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -69,8 +84,20 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 def measure(n: int, env: dict[str, str], work: Path, parallel: int | None = None) -> dict:
     proj = work / f"n{n}"
-    shutil.copytree(REPO, proj, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".pulumi-state", "__pycache__", "results", "models", "tests", "benchmarks"))
+    shutil.copytree(
+        REPO,
+        proj,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            ".pulumi-state",
+            "__pycache__",
+            "results",
+            "models",
+            "tests",
+            "benchmarks",
+        ),
+    )
     (proj / ".venv").symlink_to((REPO / ".venv").resolve())
     stack = f"bench{n}"
     namespace = f"bench-iac-{n}"
@@ -80,10 +107,21 @@ def measure(n: int, env: dict[str, str], work: Path, parallel: int | None = None
     par = ["--parallel", str(parallel)] if parallel else []
     preview = run(pulumi + ["preview", *par], proj, env)
     up = run(pulumi + ["up", "--yes", "--skip-preview", *par], proj, env)
-    state = json.loads(subprocess.run(pulumi + ["stack", "export"], cwd=proj, env=env,
-                                      capture_output=True, text=True, check=True).stdout)
-    k8s_objects = [r for r in state["deployment"]["resources"]
-                   if r["type"].startswith("kubernetes:") and not r["type"].startswith("pulumi:providers")]
+    state = json.loads(
+        subprocess.run(
+            pulumi + ["stack", "export"],
+            cwd=proj,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    k8s_objects = [
+        r
+        for r in state["deployment"]["resources"]
+        if r["type"].startswith("kubernetes:") and not r["type"].startswith("pulumi:providers")
+    ]
     destroy = run(pulumi + ["destroy", "--yes", *par], proj, env)
 
     # Peer: the same objects applied by kubectl, server-side, in one call.
@@ -92,7 +130,9 @@ def measure(n: int, env: dict[str, str], work: Path, parallel: int | None = None
         # What Pulumi sent (its inputs), without the provider's bookkeeping keys.
         obj = {k: v for k, v in r["inputs"].items() if not k.startswith("__")}
         meta = obj.get("metadata", {})
-        obj["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+        obj["metadata"] = {
+            k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta
+        }
         obj["metadata"].get("annotations", {}).pop("pulumi.com/patchForce", None)
         manifests.append(obj)
     manifest_file = proj / "peer.yaml"
@@ -100,19 +140,37 @@ def measure(n: int, env: dict[str, str], work: Path, parallel: int | None = None
     manifests.sort(key=lambda o: o.get("kind") != "Namespace")
     manifest_file.write_text(yaml.safe_dump_all(manifests))
     kubectl = [env["MLP_CACHE"] + "/bin/kubectl"]
-    peer = run(kubectl + ["apply", "--server-side", "--force-conflicts", "-f", str(manifest_file)], proj, env)
-    run(kubectl + ["delete", "--wait=false", "--ignore-not-found", "-f", str(manifest_file)], proj, env)
-    return {"models": n, "resources": len(k8s_objects), "preview_s": round(preview, 2), "up_s": round(up, 2),
-            "destroy_s": round(destroy, 2), "kubectl_apply_s": round(peer, 2),
-            "up_resources_per_s": round(len(k8s_objects) / up, 1),
-            "up_vs_kubectl_apply": round(up / peer, 1)}
+    peer = run(
+        kubectl + ["apply", "--server-side", "--force-conflicts", "-f", str(manifest_file)],
+        proj,
+        env,
+    )
+    run(
+        kubectl + ["delete", "--wait=false", "--ignore-not-found", "-f", str(manifest_file)],
+        proj,
+        env,
+    )
+    return {
+        "models": n,
+        "resources": len(k8s_objects),
+        "preview_s": round(preview, 2),
+        "up_s": round(up, 2),
+        "destroy_s": round(destroy, 2),
+        "kubectl_apply_s": round(peer, 2),
+        "up_resources_per_s": round(len(k8s_objects) / up, 1),
+        "up_vs_kubectl_apply": round(up / peer, 1),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,50,100")
-    ap.add_argument("--parallel", type=int, default=None,
-                    help="pulumi --parallel (default: Pulumi's own); results go to iac-parallel-N.*")
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        help="pulumi --parallel (default: Pulumi's own); results go to iac-parallel-N.*",
+    )
     args = ap.parse_args()
     env = tool_env()
     env.update(PULUMI_CONFIG_PASSPHRASE="bench")
@@ -131,17 +189,29 @@ def main() -> None:
     base = rows[0]
     for r in rows:
         # Growth relative to the smallest size, per model: 1.0 means linear.
-        r["up_growth_per_model_vs_smallest"] = round((r["up_s"] / r["models"]) / (base["up_s"] / base["models"]), 2)
+        r["up_growth_per_model_vs_smallest"] = round(
+            (r["up_s"] / r["models"]) / (base["up_s"] / base["models"]), 2
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = f"iac-parallel-{args.parallel}" if args.parallel else "iac"
-    meta = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
-            "parallel": args.parallel, "rows": rows}
+    meta = {
+        "machine": f"{os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+        "parallel": args.parallel,
+        "rows": rows,
+    }
     (RESULTS / f"{stem}.json").write_text(json.dumps(meta, indent=2))
-    lines = ["| models | k8s objects | preview s | up s | destroy s | kubectl apply s (peer) | up / peer | objects/s (up) | up per model vs smallest |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['models']} | {r['resources']} | {r['preview_s']} | {r['up_s']} | {r['destroy_s']} | "
-              f"{r['kubectl_apply_s']} | {r['up_vs_kubectl_apply']}× | {r['up_resources_per_s']} | "
-              f"{r['up_growth_per_model_vs_smallest']} |" for r in rows]
+    lines = [
+        "| models | k8s objects | preview s | up s | destroy s | kubectl apply s (peer) "
+        "| up / peer | objects/s (up) | up per model vs smallest |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['models']} | {r['resources']} | {r['preview_s']} | {r['up_s']} | {r['destroy_s']} | "
+        f"{r['kubectl_apply_s']} | {r['up_vs_kubectl_apply']}× | {r['up_resources_per_s']} | "
+        f"{r['up_growth_per_model_vs_smallest']} |"
+        for r in rows
+    ]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -27,7 +27,8 @@ class BatchInferenceArgs(BaseModel):
     namespace: Any = Field(description="pulumi.Input[str] namespace. Required.")
     image: Any = Field(description="pulumi.Input[str] model image (ModelImage.ref). Required.")
     placement: GpuPlacement | None = Field(
-        default=None, description="GPU placement when the job's resources request GPUs. Default none."
+        default=None,
+        description="GPU placement when the job's resources request GPUs. Default none.",
     )
 
 
@@ -38,7 +39,9 @@ class BatchInference(pulumi.ComponentResource):
     """'Job' or 'CronJob'."""
     job_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: BatchInferenceArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: BatchInferenceArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("mlplatform:k8s:BatchInference", name, None, opts)
         job, model = args.job, args.model
         if job.model != model.name:
@@ -59,15 +62,26 @@ class BatchInference(pulumi.ComponentResource):
             }
             if job.data.storage_class_name:
                 claim_spec["storageClassName"] = job.data.storage_class_name
-            depends.append(k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-data",
-                metadata={"name": job.data.claim_name, "namespace": args.namespace,
-                          "labels": labels, "annotations": SKIP_AWAIT},
-                spec=claim_spec,
-                opts=child,
-            ))
-        spec = plan_batch_job(job, model, image=args.image, service_account=account.metadata.name,
-                              placement=args.placement)
+            depends.append(
+                k8s.core.v1.PersistentVolumeClaim(
+                    f"{name}-data",
+                    metadata={
+                        "name": job.data.claim_name,
+                        "namespace": args.namespace,
+                        "labels": labels,
+                        "annotations": SKIP_AWAIT,
+                    },
+                    spec=claim_spec,
+                    opts=child,
+                )
+            )
+        spec = plan_batch_job(
+            job,
+            model,
+            image=args.image,
+            service_account=account.metadata.name,
+            placement=args.placement,
+        )
         metadata = {"name": job.name, "namespace": args.namespace, "labels": labels}
         if job.schedule is None:
             # Jobs are immutable: a new image or dataset means a new run. The run gets a fresh
@@ -76,8 +90,7 @@ class BatchInference(pulumi.ComponentResource):
             # runs, so not their deletion either) makes the create collide with it.
             created: Any = k8s.batch.v1.Job(
                 f"{name}-job",
-                metadata={"namespace": args.namespace, "labels": labels,
-                          "annotations": SKIP_AWAIT},
+                metadata={"namespace": args.namespace, "labels": labels, "annotations": SKIP_AWAIT},
                 spec=spec,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )

@@ -14,9 +14,10 @@ are the only ones. `Pulumi.yaml` declares the keys with empty defaults so that
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import ValidationError, field_validator
 
@@ -50,12 +51,35 @@ from components.config_model import (
 from components.errors import CONFIG_NAMESPACE, ConfigError, ConfigIssue, not_set
 
 __all__ = [
-    "AutoscalingConfig", "AutoscalingOverrides", "BatchDataConfig", "BatchJobConfig", "CanaryConfig",
-    "DevicePluginConfig", "ExistingPoolBackend", "GpuPoolConfig", "ImagesConfig", "IngressConfig",
-    "LocalPoolBackend", "ModelConfig", "ModelRouteConfig", "MonitoringConfig", "NamespacesConfig",
-    "PdbConfig", "RegistryConfig", "ResourceAmounts", "ResourcesConfig", "SECRET_KEYS", "SloConfig",
-    "StackConfig", "StackSecrets", "TlsConfig", "VpaConfig", "load_stack_config", "load_stack_file",
-    "parse_stack_config", "read_secrets",
+    "AutoscalingConfig",
+    "AutoscalingOverrides",
+    "BatchDataConfig",
+    "BatchJobConfig",
+    "CanaryConfig",
+    "DevicePluginConfig",
+    "ExistingPoolBackend",
+    "GpuPoolConfig",
+    "ImagesConfig",
+    "IngressConfig",
+    "LocalPoolBackend",
+    "ModelConfig",
+    "ModelRouteConfig",
+    "MonitoringConfig",
+    "NamespacesConfig",
+    "PdbConfig",
+    "RegistryConfig",
+    "ResourceAmounts",
+    "ResourcesConfig",
+    "SECRET_KEYS",
+    "SloConfig",
+    "StackConfig",
+    "StackSecrets",
+    "TlsConfig",
+    "VpaConfig",
+    "load_stack_config",
+    "load_stack_file",
+    "parse_stack_config",
+    "read_secrets",
 ]
 
 SECRET_KEYS = {
@@ -68,34 +92,56 @@ class StackConfig(ConfigModel):
     """All `mlplatform:*` keys of one stack."""
 
     kubeconfig: str | None = setting(
-        None, doc="Kubeconfig path or content for the Kubernetes provider; null (or '') uses "
-        "$KUBECONFIG, then ~/.kube/config.", allowed="a file path or kubeconfig YAML",
+        None,
+        doc="Kubeconfig path or content for the Kubernetes provider; null (or '') uses "
+        "$KUBECONFIG, then ~/.kube/config.",
+        allowed="a file path or kubeconfig YAML",
         example="~/.kwok/clusters/mlplatform/kubeconfig.yaml",
     )
-    kube_context: str | None = setting(None, doc="Kubeconfig context; null uses the current one.",
-                                       allowed="a context name", example="kwok-mlplatform")
-    namespaces: NamespacesConfig = setting(default_factory=NamespacesConfig, doc="Namespaces.",
-                                           allowed="{models, batch, podSecurity}")
+    kube_context: str | None = setting(
+        None,
+        doc="Kubeconfig context; null uses the current one.",
+        allowed="a context name",
+        example="kwok-mlplatform",
+    )
+    namespaces: NamespacesConfig = setting(
+        default_factory=NamespacesConfig, doc="Namespaces.", allowed="{models, batch, podSecurity}"
+    )
     models: list[ModelConfig] = setting(
-        doc="The models to serve.", allowed="a list of model objects with unique names",
+        doc="The models to serve.",
+        allowed="a list of model objects with unique names",
     )
     gpu_pools: list[GpuPoolConfig] = setting(
-        default_factory=list, doc="GPU node pools.", allowed="a list of pool objects with unique "
-        "names",
+        default_factory=list,
+        doc="GPU node pools.",
+        allowed="a list of pool objects with unique names",
     )
-    ingress: IngressConfig = setting(default_factory=IngressConfig, doc="Ingress routing.",
-                                     allowed="see ingress.* keys")
-    monitoring: MonitoringConfig = setting(default_factory=MonitoringConfig, doc="Monitoring.",
-                                           allowed="see monitoring.* keys")
-    autoscaling: AutoscalingConfig = setting(default_factory=AutoscalingConfig,
-                                             doc="HPA defaults for every model.",
-                                             allowed="see autoscaling.* keys")
-    registry: RegistryConfig = setting(default_factory=RegistryConfig, doc="Image registry.",
-                                       allowed="{server, repository, username}")
-    images: ImagesConfig = setting(default_factory=ImagesConfig, doc="Image build settings.",
-                                   allowed="{buildOnPreview, network, platform}")
-    batch_jobs: list[BatchJobConfig] = setting(default_factory=list, doc="Batch inference jobs.",
-                                               allowed="a list of job objects with unique names")
+    ingress: IngressConfig = setting(
+        default_factory=IngressConfig, doc="Ingress routing.", allowed="see ingress.* keys"
+    )
+    monitoring: MonitoringConfig = setting(
+        default_factory=MonitoringConfig, doc="Monitoring.", allowed="see monitoring.* keys"
+    )
+    autoscaling: AutoscalingConfig = setting(
+        default_factory=AutoscalingConfig,
+        doc="HPA defaults for every model.",
+        allowed="see autoscaling.* keys",
+    )
+    registry: RegistryConfig = setting(
+        default_factory=RegistryConfig,
+        doc="Image registry.",
+        allowed="{server, repository, username}",
+    )
+    images: ImagesConfig = setting(
+        default_factory=ImagesConfig,
+        doc="Image build settings.",
+        allowed="{buildOnPreview, network, platform}",
+    )
+    batch_jobs: list[BatchJobConfig] = setting(
+        default_factory=list,
+        doc="Batch inference jobs.",
+        allowed="a list of job objects with unique names",
+    )
 
     @field_validator("kubeconfig", "kube_context")
     @classmethod
@@ -113,8 +159,6 @@ class StackConfig(ConfigModel):
     def effective_autoscaling(self, model: ModelConfig) -> AutoscalingConfig:
         """The HPA settings one model runs with (stack defaults + the model's overrides)."""
         return self.autoscaling.merged(model.autoscaling)
-
-
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -200,7 +244,7 @@ class StackSecrets:
 
 
 def read_secrets(config: StackConfig) -> StackSecrets:
-    """Read the secret keys this config needs (registryPassword is required with registry.username)."""
+    """Read the secret keys this config needs (registryPassword if registry.username)."""
     import pulumi
 
     bag = pulumi.Config(CONFIG_NAMESPACE)
@@ -210,19 +254,29 @@ def read_secrets(config: StackConfig) -> StackSecrets:
             registry_password = bag.require_secret("registryPassword")
         except pulumi.ConfigMissingError:
             stack = pulumi.get_stack()
-            raise ConfigError(stack, [ConfigIssue(
-                path="mlplatform:registryPassword", value=not_set(),
-                problem=f"registry.username is {config.registry.username!r} but no password is set",
-                allowed="a secret string",
-                fix=f"pulumi config set --stack {stack} --secret mlplatform:registryPassword",
-            )]) from None
+            raise ConfigError(
+                stack,
+                [
+                    ConfigIssue(
+                        path="mlplatform:registryPassword",
+                        value=not_set(),
+                        problem=f"registry.username is {config.registry.username!r} "
+                        "but no password is set",
+                        allowed="a secret string",
+                        fix=f"pulumi config set --stack {stack} --secret "
+                        "mlplatform:registryPassword",
+                    )
+                ],
+            ) from None
     return StackSecrets(
         registry_password=registry_password,
         grafana_admin_password=bag.get_secret("grafanaAdminPassword"),
     )
 
 
-def load_stack_file(path: Path, stack: str | None = None, project_root: Path | None = None) -> StackConfig:
+def load_stack_file(
+    path: Path, stack: str | None = None, project_root: Path | None = None
+) -> StackConfig:
     """Validate a `Pulumi.<stack>.yaml` file directly (tests, CI lint, other tools)."""
     import yaml
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -91,26 +92,54 @@ def _quantity(parse: Callable[[str], Any]) -> AfterValidator:
 
 # Kubernetes Service names must be RFC 1035 labels; 40 characters leave room for the
 # "-canary", "-hpa", "-pdb" suffixes of derived objects within the 63-character limit.
-ModelName = Annotated[str, _pattern(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$",
-                                    "an RFC 1035 label of at most 40 characters")]
-DnsLabel = Annotated[str, _pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-                                   "an RFC 1123 label (lowercase letters, digits, '-')")]
-DnsName = Annotated[str, _pattern(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-                                  "a lowercase DNS name")]
-LabelValue = Annotated[str, _pattern(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
-                                     "a Kubernetes label value")]
-LabelKey = Annotated[str, _pattern(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
-    "a Kubernetes label key")]
+ModelName = Annotated[
+    str,
+    _pattern(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", "an RFC 1035 label of at most 40 characters"),
+]
+DnsLabel = Annotated[
+    str,
+    _pattern(
+        r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        "an RFC 1123 label (lowercase letters, digits, '-')",
+    ),
+]
+DnsName = Annotated[
+    str,
+    _pattern(
+        r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        "a lowercase DNS name",
+    ),
+]
+LabelValue = Annotated[
+    str, _pattern(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "a Kubernetes label value")
+]
+LabelKey = Annotated[
+    str,
+    _pattern(
+        r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+        "a Kubernetes label key",
+    ),
+]
 SourceDir = Annotated[str, _pattern(r"^[a-z0-9][a-z0-9_-]*$", "a folder name under models/")]
-ImageRef = Annotated[str, _pattern(
-    r"^[a-z0-9][a-z0-9._\-/:]*(:[\w][\w.\-]{0,127})?(@sha256:[0-9a-f]{64})?$", "an image reference")]
+ImageRef = Annotated[
+    str,
+    _pattern(
+        r"^[a-z0-9][a-z0-9._\-/:]*(:[\w][\w.\-]{0,127})?(@sha256:[0-9a-f]{64})?$",
+        "an image reference",
+    ),
+]
 UrlPath = Annotated[str, _pattern(r"^/[A-Za-z0-9._~\-/]*$", "an absolute path")]
-PromDuration = Annotated[str, _pattern(r"^(?=.)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$",
-                                       "a Prometheus duration")]
+PromDuration = Annotated[
+    str, _pattern(r"^(?=.)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", "a Prometheus duration")
+]
 _CRON_FIELD = r"(\*|\d+|\d+-\d+)(/\d+)?(,(\*|\d+|\d+-\d+)(/\d+)?)*"
-CronSchedule = Annotated[str, _pattern(
-    rf"^(@(hourly|daily|weekly|monthly|yearly)|{_CRON_FIELD}( {_CRON_FIELD}){{4}})$", "a cron schedule")]
+CronSchedule = Annotated[
+    str,
+    _pattern(
+        rf"^(@(hourly|daily|weekly|monthly|yearly)|{_CRON_FIELD}( {_CRON_FIELD}){{4}})$",
+        "a cron schedule",
+    ),
+]
 RegistryHost = Annotated[str, _pattern(r"^[a-z0-9.\-]+(:\d+)?$", "a registry host[:port]")]
 RepositoryPath = Annotated[str, _pattern(r"^[a-z0-9]+([._\-/][a-z0-9]+)*$", "a repository path")]
 Platform = Annotated[str, _pattern(r"^linux/(amd64|arm64)$", "'linux/amd64' or 'linux/arm64'")]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
@@ -36,7 +37,9 @@ def _field_by_key(model: type[BaseModel], key: str) -> FieldInfo | None:
     return None
 
 
-def _resolve(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[FieldInfo | None, type[BaseModel] | None]:
+def _resolve(
+    root: type[BaseModel], loc: tuple[str | int, ...]
+) -> tuple[FieldInfo | None, type[BaseModel] | None]:
     """The field a location ends at, and the model that owns the last key."""
     current: Any = root
     field: FieldInfo | None = None
@@ -165,8 +168,10 @@ def issues_from_validation_error(
             if "example" in extra or field is None or _is_scalar(field.annotation):
                 fix = set_command(stack, path, extra.get("example", "<value>"))
             else:
-                fix = (f"edit {path} in Pulumi.{stack}.yaml, or set its keys one by one with "
-                       f"pulumi config set --stack {stack} --path '{path}.<key>' <value>")
+                fix = (
+                    f"edit {path} in Pulumi.{stack}.yaml, or set its keys one by one with "
+                    f"pulumi config set --stack {stack} --path '{path}.<key>' <value>"
+                )
             issue = ConfigIssue(path=path, value=value, problem=problem, allowed=allowed, fix=fix)
         if (issue.path, issue.problem) not in seen:
             seen.add((issue.path, issue.problem))
@@ -175,7 +180,7 @@ def issues_from_validation_error(
 
 
 def unknown_key_issues(stack: str, unknown: list[str], raw: Mapping[str, Any]) -> list[ConfigIssue]:
-    """Top-level `mlplatform:*` keys no code reads: almost always typos, so say which key was meant."""
+    """Top-level `mlplatform:*` keys no code reads: almost always typos, so name the key meant."""
     from components.config import SECRET_KEYS, top_level_keys
 
     known = sorted([*top_level_keys(), *SECRET_KEYS])

@@ -28,11 +28,12 @@ _MAX_BUDGET_PERCENT = round(100 / 14.4, 2)
 class ResourceAmounts(ConfigModel):
     """CPU and memory of one container (requests or limits)."""
 
-    cpu: CpuQuantity = setting(doc="CPU.", allowed="a CPU quantity such as '250m' or '2'", example="500m")
+    cpu: CpuQuantity = setting(
+        doc="CPU.", allowed="a CPU quantity such as '250m' or '2'", example="500m"
+    )
     memory: MemoryQuantity = setting(
         doc="Memory.", allowed="a memory quantity such as '512Mi' or '2Gi'", example="1Gi"
     )
-
 
 
 class ResourcesConfig(ConfigModel):
@@ -40,8 +41,7 @@ class ResourcesConfig(ConfigModel):
 
     requests: ResourceAmounts = setting(
         default_factory=lambda: ResourceAmounts(cpu="250m", memory="256Mi"),
-        doc="What the scheduler reserves per pod; HPA utilization "
-        "targets are relative to these.",
+        doc="What the scheduler reserves per pod; HPA utilization targets are relative to these.",
         allowed="{cpu, memory}, each <= the matching limit",
     )
     limits: ResourceAmounts = setting(
@@ -63,33 +63,61 @@ class AutoscalingConfig(ConfigModel):
     """HPA settings. As `mlplatform:autoscaling` these are the defaults for every model."""
 
     min_replicas: int = setting(
-        1, doc="HPA minReplicas (also the initial Deployment size).", allowed="integer 1..1000",
-        example=2, ge=1, le=1000,
+        1,
+        doc="HPA minReplicas (also the initial Deployment size).",
+        allowed="integer 1..1000",
+        example=2,
+        ge=1,
+        le=1000,
     )
     max_replicas: int = setting(
-        3, doc="HPA maxReplicas.", allowed="integer 1..1000, >= minReplicas", example=5,
-        ge=1, le=1000,
+        3,
+        doc="HPA maxReplicas.",
+        allowed="integer 1..1000, >= minReplicas",
+        example=5,
+        ge=1,
+        le=1000,
     )
     target_cpu_utilization: int | None = setting(
-        70, doc="Average CPU utilization target in percent of the request; null disables it.",
-        allowed="integer 1..100 or null", example=70, ge=1, le=100,
+        70,
+        doc="Average CPU utilization target in percent of the request; null disables it.",
+        allowed="integer 1..100 or null",
+        example=70,
+        ge=1,
+        le=100,
     )
     target_memory_utilization: int | None = setting(
-        80, doc="Average memory utilization target in percent of the request; null disables it.",
-        allowed="integer 1..100 or null", example=80, ge=1, le=100,
+        80,
+        doc="Average memory utilization target in percent of the request; null disables it.",
+        allowed="integer 1..100 or null",
+        example=80,
+        ge=1,
+        le=100,
     )
     in_flight_target: float | None = setting(
-        4.0, doc="Average `model_infer_requests_in_flight` per pod (a Pods metric served by a "
-        "custom-metrics adapter); null disables it.", allowed="number > 0 and <= 10000, or null",
-        example=4, gt=0, le=10000,
+        4.0,
+        doc="Average `model_infer_requests_in_flight` per pod (a Pods metric served by a "
+        "custom-metrics adapter); null disables it.",
+        allowed="number > 0 and <= 10000, or null",
+        example=4,
+        gt=0,
+        le=10000,
     )
     scale_up_stabilization_seconds: int = setting(
-        0, doc="HPA scale-up stabilization window.", allowed="integer 0..3600", example=0,
-        ge=0, le=3600,
+        0,
+        doc="HPA scale-up stabilization window.",
+        allowed="integer 0..3600",
+        example=0,
+        ge=0,
+        le=3600,
     )
     scale_down_stabilization_seconds: int = setting(
-        300, doc="HPA scale-down stabilization window; long enough to ride out request bursts.",
-        allowed="integer 0..3600", example=300, ge=0, le=3600,
+        300,
+        doc="HPA scale-down stabilization window; long enough to ride out request bursts.",
+        allowed="integer 0..3600",
+        example=300,
+        ge=0,
+        le=3600,
     )
 
     def merged(self, overrides: AutoscalingOverrides) -> AutoscalingConfig:
@@ -114,32 +142,60 @@ class AutoscalingOverrides(ConfigModel):
     """Per-model HPA overrides; each key omitted here inherits `mlplatform:autoscaling`."""
 
     min_replicas: int | None = setting(
-        None, doc="Overrides autoscaling.minReplicas.", allowed="integer 1..1000", example=2,
-        ge=1, le=1000,
+        None,
+        doc="Overrides autoscaling.minReplicas.",
+        allowed="integer 1..1000",
+        example=2,
+        ge=1,
+        le=1000,
     )
     max_replicas: int | None = setting(
-        None, doc="Overrides autoscaling.maxReplicas.", allowed="integer 1..1000, >= minReplicas",
-        example=5, ge=1, le=1000,
+        None,
+        doc="Overrides autoscaling.maxReplicas.",
+        allowed="integer 1..1000, >= minReplicas",
+        example=5,
+        ge=1,
+        le=1000,
     )
     target_cpu_utilization: int | None = setting(
-        None, doc="Overrides the CPU target; explicit null disables the CPU metric.",
-        allowed="integer 1..100 or null", example=70, ge=1, le=100,
+        None,
+        doc="Overrides the CPU target; explicit null disables the CPU metric.",
+        allowed="integer 1..100 or null",
+        example=70,
+        ge=1,
+        le=100,
     )
     target_memory_utilization: int | None = setting(
-        None, doc="Overrides the memory target; explicit null disables the memory metric.",
-        allowed="integer 1..100 or null", example=80, ge=1, le=100,
+        None,
+        doc="Overrides the memory target; explicit null disables the memory metric.",
+        allowed="integer 1..100 or null",
+        example=80,
+        ge=1,
+        le=100,
     )
     in_flight_target: float | None = setting(
-        None, doc="Overrides the in-flight target; explicit null disables the custom metric.",
-        allowed="number > 0 and <= 10000, or null", example=4, gt=0, le=10000,
+        None,
+        doc="Overrides the in-flight target; explicit null disables the custom metric.",
+        allowed="number > 0 and <= 10000, or null",
+        example=4,
+        gt=0,
+        le=10000,
     )
     scale_up_stabilization_seconds: int | None = setting(
-        None, doc="Overrides the scale-up window.", allowed="integer 0..3600", example=0,
-        ge=0, le=3600,
+        None,
+        doc="Overrides the scale-up window.",
+        allowed="integer 0..3600",
+        example=0,
+        ge=0,
+        le=3600,
     )
     scale_down_stabilization_seconds: int | None = setting(
-        None, doc="Overrides the scale-down window.", allowed="integer 0..3600", example=300,
-        ge=0, le=3600,
+        None,
+        doc="Overrides the scale-down window.",
+        allowed="integer 0..3600",
+        example=300,
+        ge=0,
+        le=3600,
     )
 
 
@@ -147,8 +203,11 @@ class VpaConfig(ConfigModel):
     """A VerticalPodAutoscaler (autoscaling.k8s.io/v1) for the model; needs the VPA CRDs."""
 
     mode: Literal["off", "initial", "auto"] = setting(
-        "off", doc="'off' only recommends; 'initial' sets resources at pod creation; 'auto' also "
-        "evicts pods to resize them.", allowed="'off', 'initial' or 'auto'", example="off",
+        "off",
+        doc="'off' only recommends; 'initial' sets resources at pod creation; 'auto' also "
+        "evicts pods to resize them.",
+        allowed="'off', 'initial' or 'auto'",
+        example="off",
     )
     controlled_resources: list[Literal["cpu", "memory"]] = setting(
         default_factory=lambda: ["cpu", "memory"],
@@ -159,10 +218,14 @@ class VpaConfig(ConfigModel):
         min_length=1,
     )
     min_allowed: ResourceAmounts | None = setting(
-        None, doc="Lower bound of VPA recommendations.", allowed="{cpu, memory} or null",
+        None,
+        doc="Lower bound of VPA recommendations.",
+        allowed="{cpu, memory} or null",
     )
     max_allowed: ResourceAmounts | None = setting(
-        None, doc="Upper bound of VPA recommendations.", allowed="{cpu, memory} or null",
+        None,
+        doc="Upper bound of VPA recommendations.",
+        allowed="{cpu, memory} or null",
     )
 
 
@@ -170,8 +233,11 @@ class PdbConfig(ConfigModel):
     """PodDisruptionBudget; created whenever the effective minReplicas is 2 or more."""
 
     min_available: int | None = setting(
-        None, doc="Pods that must stay up during voluntary disruptions; null means minReplicas-1.",
-        allowed="integer >= 1 and < minReplicas, or null", example=1, ge=1,
+        None,
+        doc="Pods that must stay up during voluntary disruptions; null means minReplicas-1.",
+        allowed="integer >= 1 and < minReplicas, or null",
+        example=1,
+        ge=1,
     )
 
 
@@ -181,60 +247,83 @@ class CanaryConfig(ConfigModel):
     version: LabelValue = setting(
         doc="Version label and MODEL_VERSION of the candidate.",
         allowed="a label value (letters, digits, '-', '_', '.'; <= 63) different from the stable "
-        "version", example="v2",
+        "version",
+        example="v2",
     )
     weight: int = setting(
-        10, doc="Percent of ingress traffic sent to the candidate.", allowed="integer 0..100",
-        example=10, ge=0, le=100,
+        10,
+        doc="Percent of ingress traffic sent to the candidate.",
+        allowed="integer 0..100",
+        example=10,
+        ge=0,
+        le=100,
     )
     replicas: int = setting(
-        1, doc="Fixed replica count of the candidate (not autoscaled).", allowed="integer 1..20",
-        example=1, ge=1, le=20,
+        1,
+        doc="Fixed replica count of the candidate (not autoscaled).",
+        allowed="integer 1..20",
+        example=1,
+        ge=1,
+        le=20,
     )
     source: SourceDir | None = setting(
-        None, doc="Folder under models/ holding the candidate; null means the stable source.",
-        allowed="a folder name under models/ with a Dockerfile", example="ml_model_1",
+        None,
+        doc="Folder under models/ holding the candidate; null means the stable source.",
+        allowed="a folder name under models/ with a Dockerfile",
+        example="ml_model_1",
     )
     image: ImageRef | None = setting(
-        None, doc="Prebuilt candidate image; set it to skip the build.",
+        None,
+        doc="Prebuilt candidate image; set it to skip the build.",
         allowed="an image reference such as 'registry.example.com/iris:2.0'",
     )
-
 
 
 class ModelRouteConfig(ConfigModel):
     """How the ingress reaches one model."""
 
-    enabled: bool = setting(True, doc="Expose the model through the ingress.", allowed="true or false")
+    enabled: bool = setting(
+        True, doc="Expose the model through the ingress.", allowed="true or false"
+    )
     path: UrlPath | None = setting(
-        None, doc="Path routing prefix; null means `<ingress.pathPrefix>/<model name>`.",
-        allowed="an absolute URL path such as '/models/iris'", example="/models/iris",
+        None,
+        doc="Path routing prefix; null means `<ingress.pathPrefix>/<model name>`.",
+        allowed="an absolute URL path such as '/models/iris'",
+        example="/models/iris",
     )
     host: DnsName | None = setting(
-        None, doc="Host routing name; null means `<model name>.<ingress.domain>`.",
-        allowed="a DNS name such as 'iris.ml.example.com'", example="iris.ml.example.com",
+        None,
+        doc="Host routing name; null means `<model name>.<ingress.domain>`.",
+        allowed="a DNS name such as 'iris.ml.example.com'",
+        example="iris.ml.example.com",
     )
-
 
 
 class SloConfig(ConfigModel):
     """Service level objective; MonitoringStack turns it into alerts and dashboard thresholds."""
 
     latency_p99_ms: float = setting(
-        250.0, doc="99th-percentile latency target in milliseconds.",
+        250.0,
+        doc="99th-percentile latency target in milliseconds.",
         allowed="one of the server's histogram bounds: "
         + ", ".join(f"{b * 1000:g}" for b in LATENCY_BUCKETS_SECONDS),
         example=250,
     )
     error_rate_percent: float = setting(
-        1.0, doc="Share of requests allowed to fail.",
-        allowed=f"number > 0 and <= {_MAX_BUDGET_PERCENT}", example=1.0,
-        gt=0, le=_MAX_BUDGET_PERCENT,
+        1.0,
+        doc="Share of requests allowed to fail.",
+        allowed=f"number > 0 and <= {_MAX_BUDGET_PERCENT}",
+        example=1.0,
+        gt=0,
+        le=_MAX_BUDGET_PERCENT,
     )
     availability_percent: float = setting(
-        99.5, doc="Share of time the model must be up.",
-        allowed=f"number >= {round(100 - _MAX_BUDGET_PERCENT, 2)} and < 100", example=99.5,
-        ge=round(100 - _MAX_BUDGET_PERCENT, 2), lt=100,
+        99.5,
+        doc="Share of time the model must be up.",
+        allowed=f"number >= {round(100 - _MAX_BUDGET_PERCENT, 2)} and < 100",
+        example=99.5,
+        ge=round(100 - _MAX_BUDGET_PERCENT, 2),
+        lt=100,
     )
 
     @field_validator("latency_p99_ms")
@@ -251,77 +340,107 @@ class ModelConfig(ConfigModel):
     name: ModelName = setting(
         doc="Model name: Kubernetes object names, labels, MODEL_NAME and URL path.",
         allowed="lowercase RFC 1035 label of 1..40 characters (letters, digits, '-'; starts with "
-        "a letter)", example="iris",
+        "a letter)",
+        example="iris",
     )
     framework: Literal["sklearn", "tensorflow"] = setting(
-        doc="Training framework of the model.", allowed="'sklearn' or 'tensorflow'",
+        doc="Training framework of the model.",
+        allowed="'sklearn' or 'tensorflow'",
         example="sklearn",
     )
     version: LabelValue = setting(
-        "v1", doc="Version label and MODEL_VERSION.",
-        allowed="a label value (letters, digits, '-', '_', '.'; <= 63)", example="v1",
+        "v1",
+        doc="Version label and MODEL_VERSION.",
+        allowed="a label value (letters, digits, '-', '_', '.'; <= 63)",
+        example="v1",
     )
     source: SourceDir | None = setting(
-        None, doc="Folder under models/ with the Dockerfile; null means the model name with "
-        "'-' replaced by '_'.", allowed="a folder name under models/ with a Dockerfile",
+        None,
+        doc="Folder under models/ with the Dockerfile; null means the model name with "
+        "'-' replaced by '_'.",
+        allowed="a folder name under models/ with a Dockerfile",
         example="ml_model_1",
     )
     image: ImageRef | None = setting(
-        None, doc="Prebuilt image; set it to skip building models/<source>.",
+        None,
+        doc="Prebuilt image; set it to skip building models/<source>.",
         allowed="an image reference such as 'registry.example.com/iris:1.0'",
     )
     inference_backend: Literal["onnx", "native"] = setting(
-        "onnx", doc="INFERENCE_BACKEND of the model server.", allowed="'onnx' or 'native'",
+        "onnx",
+        doc="INFERENCE_BACKEND of the model server.",
+        allowed="'onnx' or 'native'",
         example="onnx",
     )
     max_batch_size: int | None = setting(
-        None, doc="MAX_BATCH_SIZE of the server; null keeps the server's default.",
-        allowed="integer 1..100000 or null", example=256, ge=1, le=100000,
+        None,
+        doc="MAX_BATCH_SIZE of the server; null keeps the server's default.",
+        allowed="integer 1..100000 or null",
+        example=256,
+        ge=1,
+        le=100000,
     )
     max_body_bytes: int | None = setting(
-        None, doc="MAX_BODY_BYTES of the server; null keeps the server's default.",
-        allowed="integer 1024..1073741824 or null", example=1048576, ge=1024, le=2**30,
+        None,
+        doc="MAX_BODY_BYTES of the server; null keeps the server's default.",
+        allowed="integer 1024..1073741824 or null",
+        example=1048576,
+        ge=1024,
+        le=2**30,
     )
     resources: ResourcesConfig = setting(
-        default_factory=ResourcesConfig, doc="Container resources.",
+        default_factory=ResourcesConfig,
+        doc="Container resources.",
         allowed="{requests, limits, gpus}",
     )
     gpu_pool: DnsLabel | None = setting(
-        None, doc="GPU pool the pods run on; required when resources.gpus > 0.",
-        allowed="the name of an entry in mlplatform:gpuPools", example="a100",
+        None,
+        doc="GPU pool the pods run on; required when resources.gpus > 0.",
+        allowed="the name of an entry in mlplatform:gpuPools",
+        example="a100",
     )
     autoscaling: AutoscalingOverrides = setting(
-        default_factory=AutoscalingOverrides, doc="Per-model HPA overrides.",
+        default_factory=AutoscalingOverrides,
+        doc="Per-model HPA overrides.",
         allowed="keys of mlplatform:autoscaling",
     )
     vpa: VpaConfig | None = setting(
-        None, doc="VerticalPodAutoscaler; null creates none.", allowed="{mode, controlledResources, "
-        "minAllowed, maxAllowed} or null",
+        None,
+        doc="VerticalPodAutoscaler; null creates none.",
+        allowed="{mode, controlledResources, minAllowed, maxAllowed} or null",
     )
     pdb: PdbConfig = setting(
-        default_factory=PdbConfig, doc="PodDisruptionBudget sizing.", allowed="{minAvailable}",
+        default_factory=PdbConfig,
+        doc="PodDisruptionBudget sizing.",
+        allowed="{minAvailable}",
     )
     canary: CanaryConfig | None = setting(
-        None, doc="Candidate version beside the stable one; null runs stable only.",
+        None,
+        doc="Candidate version beside the stable one; null runs stable only.",
         allowed="{version, weight, replicas, source, image} or null",
     )
     ingress: ModelRouteConfig = setting(
-        default_factory=ModelRouteConfig, doc="Route of this model.",
+        default_factory=ModelRouteConfig,
+        doc="Route of this model.",
         allowed="{enabled, path, host}",
     )
     slo: SloConfig = setting(
-        default_factory=SloConfig, doc="Service level objective.",
+        default_factory=SloConfig,
+        doc="Service level objective.",
         allowed="{latencyP99Ms, errorRatePercent, availabilityPercent}",
     )
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = setting(
-        "ClusterIP", doc="Type of the model's Service.",
-        allowed="'ClusterIP', 'NodePort' or 'LoadBalancer'", example="ClusterIP",
+        "ClusterIP",
+        doc="Type of the model's Service.",
+        allowed="'ClusterIP', 'NodePort' or 'LoadBalancer'",
+        example="ClusterIP",
     )
     topology_spread: Literal["ScheduleAnyway", "DoNotSchedule"] = setting(
-        "ScheduleAnyway", doc="What the scheduler does when pods cannot spread evenly over nodes.",
-        allowed="'ScheduleAnyway' or 'DoNotSchedule'", example="DoNotSchedule",
+        "ScheduleAnyway",
+        doc="What the scheduler does when pods cannot spread evenly over nodes.",
+        allowed="'ScheduleAnyway' or 'DoNotSchedule'",
+        example="DoNotSchedule",
     )
-
 
     @property
     def source_dir(self) -> str:

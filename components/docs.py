@@ -37,7 +37,11 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         description = field.description or ""
         doc = description.split(" Default: ")[0]
-        default = description.split(" Default: ")[1].split(". Allowed: ")[0] if " Default: " in description else ""
+        default = (
+            description.split(" Default: ")[1].split(". Allowed: ")[0]
+            if " Default: " in description
+            else ""
+        )
         rows.append((key, default, str(extra.get("allowed", "")), doc))
         nested, suffix = _nested_model(field.annotation)
         if nested is not None:
@@ -62,7 +66,12 @@ def render() -> str:
         for key, default, allowed, doc in _rows(nested, f"{top}{suffix}."):
             lines.append(f"| `{key}` | {_cell(default)} | {_cell(allowed)} | {_cell(doc)} |")
         lines.append("")
-    lines += ["### Secrets", "", "Set with `pulumi config set --secret <key> <value>`; never in plain config.", ""]
+    lines += [
+        "### Secrets",
+        "",
+        "Set with `pulumi config set --secret <key> <value>`; never in plain config.",
+        "",
+    ]
     lines += [f"- `mlplatform:{key}`: {text}" for key, text in SECRET_KEYS.items()]
     lines += ["", END]
     return "\n".join(lines)

@@ -57,10 +57,13 @@ class KubernetesNodeReader:
 
         source = self._kubeconfig
         if source and not os.path.exists(os.path.expanduser(source)):
-            api_client = config.new_client_from_config_dict(yaml.safe_load(source), context=self._context)
+            api_client = config.new_client_from_config_dict(
+                yaml.safe_load(source), context=self._context
+            )
         else:
             api_client = config.new_client_from_config(
-                config_file=os.path.expanduser(source) if source else None, context=self._context)
+                config_file=os.path.expanduser(source) if source else None, context=self._context
+            )
         return client.CoreV1Api(api_client)
 
     @staticmethod
@@ -72,8 +75,10 @@ class KubernetesNodeReader:
 
     def list_nodes(self, selector: dict[str, str]) -> list[NodeInfo]:
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-        return sorted((self._info(n) for n in self._api().list_node(label_selector=label_selector).items),
-                      key=lambda n: n.name)
+        return sorted(
+            (self._info(n) for n in self._api().list_node(label_selector=label_selector).items),
+            key=lambda n: n.name,
+        )
 
     def get_node(self, name: str) -> NodeInfo | None:
         from kubernetes.client.exceptions import ApiException
@@ -103,11 +108,17 @@ class SimulatedNode(pulumi.CustomResource):
     Node is created with, and that status is what makes the node offer nvidia.com/gpu.
     """
 
-    def __init__(self, resource_name: str, node: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, resource_name: str, node: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+    ):
         props = {"apiVersion": "v1", "kind": "Node", **node}
         version = pulumi.ResourceOptions(version=k8s_utilities.get_version())
-        super().__init__("kubernetes:core/v1:Node", resource_name, props,
-                         pulumi.ResourceOptions.merge(version, opts))
+        super().__init__(
+            "kubernetes:core/v1:Node",
+            resource_name,
+            props,
+            pulumi.ResourceOptions.merge(version, opts),
+        )
 
 
 class LocalBackend:
@@ -116,8 +127,11 @@ class LocalBackend:
     def create(self, owner: pulumi.Resource, name: str, pool: GpuPoolConfig) -> list[str]:
         names = local_node_names(pool)
         for index, node_name in enumerate(names):
-            SimulatedNode(f"{name}-node-{index}", plan_local_node(pool, node_name),
-                          opts=pulumi.ResourceOptions(parent=owner))
+            SimulatedNode(
+                f"{name}-node-{index}",
+                plan_local_node(pool, node_name),
+                opts=pulumi.ResourceOptions(parent=owner),
+            )
         return names
 
 
@@ -134,9 +148,10 @@ class ExistingBackend:
             raise
         except Exception as error:  # the client's errors vary: config, connection, HTTP
             raise GpuPoolError(
-                f"GPU pool {pool.name!r} (backend 'existing'): cannot read its nodes from the cluster "
-                f"({type(error).__name__}: {error}); check mlplatform:kubeconfig / $KUBECONFIG and "
-                "that the cluster is reachable, or use backend 'local' for a simulated pool"
+                f"GPU pool {pool.name!r} (backend 'existing'): cannot read its nodes from the "
+                f"cluster ({type(error).__name__}: {error}); check mlplatform:kubeconfig / "
+                "$KUBECONFIG and that the cluster is reachable, or use backend 'local' for a "
+                "simulated pool"
             ) from error
 
     def _read(self, pool: GpuPoolConfig) -> list[NodeInfo]:
@@ -156,8 +171,10 @@ class ExistingBackend:
         for node_name in settings.node_names:
             info = self._reader.get_node(node_name)
             if info is None:
-                raise GpuPoolError(f"GPU pool {pool.name!r}: node {node_name!r} from nodeNames does "
-                                 "not exist in the cluster; fix mlplatform:gpuPools[].existing.nodeNames")
+                raise GpuPoolError(
+                    f"GPU pool {pool.name!r}: node {node_name!r} from nodeNames does "
+                    "not exist in the cluster; fix mlplatform:gpuPools[].existing.nodeNames"
+                )
             found.append(info)
         return found
 
@@ -180,8 +197,11 @@ class ExistingBackend:
         if plugin is not None and plugin.enabled:
             k8s.apps.v1.DaemonSet(
                 f"{name}-device-plugin",
-                metadata={"name": f"nvidia-device-plugin-{pool.name}", "namespace": plugin.namespace,
-                          "labels": platform_labels("device-plugin")},
+                metadata={
+                    "name": f"nvidia-device-plugin-{pool.name}",
+                    "namespace": plugin.namespace,
+                    "labels": platform_labels("device-plugin"),
+                },
                 spec=plan_device_plugin(pool, plugin.image),
                 opts=child,
             )

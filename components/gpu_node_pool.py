@@ -8,7 +8,12 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.config import GpuPoolConfig
-from components.gpu_backends import ExistingBackend, GpuPoolBackend, KubernetesNodeReader, LocalBackend
+from components.gpu_backends import (
+    ExistingBackend,
+    GpuPoolBackend,
+    KubernetesNodeReader,
+    LocalBackend,
+)
 from components.plan.gpu import GpuPlacement, plan_placement
 
 
@@ -23,17 +28,25 @@ class GpuNodePoolArgs(BaseModel):
         description="NodeReader for backend 'existing' (resolves nodeSelector/nodeNames). Default "
         "none: a KubernetesNodeReader on `kubeconfig`/`kube_context`.",
     )
-    kubeconfig: str | None = Field(default=None, description="Kubeconfig path or content for the "
-                                   "default NodeReader. Default none ($KUBECONFIG).")
-    kube_context: str | None = Field(default=None, description="Kubeconfig context for the default "
-                                     "NodeReader. Default none (current context).")
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Kubeconfig path or content for the "
+        "default NodeReader. Default none ($KUBECONFIG).",
+    )
+    kube_context: str | None = Field(
+        default=None,
+        description="Kubeconfig context for the default "
+        "NodeReader. Default none (current context).",
+    )
 
 
 def backend_for(args: GpuNodePoolArgs) -> GpuPoolBackend:
     if args.pool.backend == "local":
         return LocalBackend()
     if args.pool.backend == "existing":
-        return ExistingBackend(args.node_reader or KubernetesNodeReader(args.kubeconfig, args.kube_context))
+        return ExistingBackend(
+            args.node_reader or KubernetesNodeReader(args.kubeconfig, args.kube_context)
+        )
     raise ValueError(f"GPU pool {args.pool.name!r}: no backend {args.pool.backend!r}")
 
 
@@ -52,7 +65,9 @@ class GpuNodePool(pulumi.ComponentResource):
     node_selector: pulumi.Output[dict[str, str]]
     gpu_capacity: pulumi.Output[int]
 
-    def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("mlplatform:k8s:GpuNodePool", name, None, opts)
         self.placement = plan_placement(args.pool)
         names = backend_for(args).create(self, name, args.pool)
@@ -62,8 +77,13 @@ class GpuNodePool(pulumi.ComponentResource):
         self.node_affinity = pulumi.Output.from_input(self.placement.node_affinity)
         self.node_selector = pulumi.Output.from_input(self.placement.node_selector)
         self.gpu_capacity = pulumi.Output.from_input(len(names) * args.pool.gpus_per_node)
-        self.register_outputs({
-            "poolName": self.pool_name, "nodeNames": self.node_names,
-            "tolerations": self.tolerations, "nodeAffinity": self.node_affinity,
-            "nodeSelector": self.node_selector, "gpuCapacity": self.gpu_capacity,
-        })
+        self.register_outputs(
+            {
+                "poolName": self.pool_name,
+                "nodeNames": self.node_names,
+                "tolerations": self.tolerations,
+                "nodeAffinity": self.node_affinity,
+                "nodeSelector": self.node_selector,
+                "gpuCapacity": self.gpu_capacity,
+            }
+        )

@@ -23,20 +23,24 @@ class ModelImageArgs(BaseModel):
         "Required."
     )
     source: str = Field(description="Folder under models_root with the Dockerfile. Required.")
-    image_name: str = Field(description="Last path element of the image name, usually the model "
-                            "name. Required.")
+    image_name: str = Field(
+        description="Last path element of the image name, usually the model name. Required."
+    )
     registry: RegistryConfig = Field(
         default_factory=RegistryConfig,
         description="Registry to push to; default none (server unset): the image is loaded into "
         "the local Docker daemon instead.",
     )
     registry_password: Any = Field(
-        default=None, repr=False,
+        default=None,
+        repr=False,
         description="pulumi.Input[str] password for registry.username, from config.require_secret. "
         "Default none (anonymous push).",
     )
-    build: ImagesConfig = Field(default_factory=ImagesConfig,
-                                description="Build settings. Default: ImagesConfig() defaults.")
+    build: ImagesConfig = Field(
+        default_factory=ImagesConfig,
+        description="Build settings. Default: ImagesConfig() defaults.",
+    )
 
 
 class ModelImage(pulumi.ComponentResource):
@@ -55,10 +59,13 @@ class ModelImage(pulumi.ComponentResource):
         plan = plan_image(args.models_root, args.source, args.image_name, args.registry)
         registries = None
         if plan.push and args.registry.username:
-            registries = [docker_build.RegistryArgs(
-                address=args.registry.server, username=args.registry.username,
-                password=args.registry_password,
-            )]
+            registries = [
+                docker_build.RegistryArgs(
+                    address=args.registry.server,
+                    username=args.registry.username,
+                    password=args.registry_password,
+                )
+            ]
         image = docker_build.Image(
             f"{name}-image",
             push=plan.push,
@@ -66,7 +73,9 @@ class ModelImage(pulumi.ComponentResource):
             context=docker_build.BuildContextArgs(location=plan.context),
             dockerfile=docker_build.DockerfileArgs(location=plan.dockerfile),
             # Without a registry the image must land in the daemon the local cluster reads from.
-            exports=None if plan.push else [docker_build.ExportArgs(docker=docker_build.ExportDockerArgs())],
+            exports=None
+            if plan.push
+            else [docker_build.ExportArgs(docker=docker_build.ExportDockerArgs())],
             network=docker_build.NetworkMode(args.build.network),
             platforms=[docker_build.Platform(args.build.platform)] if args.build.platform else None,
             build_on_preview=args.build.build_on_preview,

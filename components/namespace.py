@@ -1,4 +1,4 @@
-"""ModelNamespace: a namespace for model workloads with Pod Security "restricted" and default-deny."""
+"""ModelNamespace: a namespace for model workloads, Pod Security "restricted", default-deny."""
 
 from __future__ import annotations
 
@@ -35,12 +35,17 @@ class ModelNamespace(pulumi.ComponentResource):
     name: pulumi.Output[str]
     """The namespace name, resolved once the Namespace exists (use it to order dependents)."""
 
-    def __init__(self, name: str, args: ModelNamespaceArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: ModelNamespaceArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("mlplatform:k8s:ModelNamespace", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": args.name, "labels": model_namespace_labels(args.pod_security, args.role)},
+            metadata={
+                "name": args.name,
+                "labels": model_namespace_labels(args.pod_security, args.role),
+            },
             opts=child,
         )
         self.name = namespace.metadata.name

@@ -26,12 +26,19 @@ class MLPlatformArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     config: StackConfig = Field(description="Validated stack config (load_stack_config). Required.")
-    project_root: Path = Field(description="Folder holding models/ (the image build context). Required.")
-    registry_password: Any = Field(default=None, repr=False,
-                                   description="pulumi.Input[str] secret for registry.username. "
-                                   "Default none.")
-    node_reader: Any = Field(default=None, description="NodeReader for 'existing' GPU pools. "
-                             "Default none: read the cluster through the kubeconfig.")
+    project_root: Path = Field(
+        description="Folder holding models/ (the image build context). Required."
+    )
+    registry_password: Any = Field(
+        default=None,
+        repr=False,
+        description="pulumi.Input[str] secret for registry.username. Default none.",
+    )
+    node_reader: Any = Field(
+        default=None,
+        description="NodeReader for 'existing' GPU pools. "
+        "Default none: read the cluster through the kubeconfig.",
+    )
 
 
 class MLPlatform(pulumi.ComponentResource):
@@ -55,24 +62,36 @@ class MLPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         models_ns = ModelNamespace(
-            f"{name}-models", ModelNamespaceArgs(name=config.namespaces.models,
-                                                 pod_security=config.namespaces.pod_security),
-            opts=child)
+            f"{name}-models",
+            ModelNamespaceArgs(
+                name=config.namespaces.models, pod_security=config.namespaces.pod_security
+            ),
+            opts=child,
+        )
         batch_ns = models_ns
         if config.batch_jobs and config.namespaces.batch_namespace != config.namespaces.models:
             batch_ns = ModelNamespace(
-                f"{name}-batch", ModelNamespaceArgs(name=config.namespaces.batch_namespace,
-                                                    pod_security=config.namespaces.pod_security,
-                                                    role="batch"),
-                opts=child)
+                f"{name}-batch",
+                ModelNamespaceArgs(
+                    name=config.namespaces.batch_namespace,
+                    pod_security=config.namespaces.pod_security,
+                    role="batch",
+                ),
+                opts=child,
+            )
         self._ingress_namespace(name, config)
 
         pools = {
             pool.name: GpuNodePool(
                 f"{name}-pool-{pool.name}",
-                GpuNodePoolArgs(pool=pool, node_reader=args.node_reader,
-                                kubeconfig=config.kubeconfig, kube_context=config.kube_context),
-                opts=child)
+                GpuNodePoolArgs(
+                    pool=pool,
+                    node_reader=args.node_reader,
+                    kubeconfig=config.kubeconfig,
+                    kube_context=config.kube_context,
+                ),
+                opts=child,
+            )
             for pool in config.gpu_pools
         }
 
@@ -86,26 +105,35 @@ class MLPlatform(pulumi.ComponentResource):
             if model.canary is not None:
                 canary_source = model.canary.source or model.source_dir
                 if model.canary.image or canary_source != model.source_dir:
-                    canary_image = self._image(name, model, model.canary.image, canary_source,
-                                               f"{model.name}-canary", args)
+                    canary_image = self._image(
+                        name, model, model.canary.image, canary_source, f"{model.name}-canary", args
+                    )
             pool = pools.get(model.gpu_pool) if model.gpu_pool else None
             service = MLModelService(
                 f"{name}-model-{model.name}",
                 MLModelServiceArgs(
-                    model=model, namespace=models_ns.name, image=image, canary_image=canary_image,
+                    model=model,
+                    namespace=models_ns.name,
+                    image=image,
+                    canary_image=canary_image,
                     autoscaling=config.effective_autoscaling(model),
                     placement=pool.placement if pool else None,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool] if pool else []))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool] if pool else []),
+            )
             self.services[model.name] = service
             if config.ingress.enabled and model.ingress.enabled:
                 route = ModelIngress(
                     f"{name}-route-{model.name}",
-                    ModelIngressArgs(model=model, ingress=config.ingress, namespace=models_ns.name,
-                                     service_name=service.service_name,
-                                     canary_service_name=service.canary_service_name
-                                     if model.canary else None),
-                    opts=child)
+                    ModelIngressArgs(
+                        model=model,
+                        ingress=config.ingress,
+                        namespace=models_ns.name,
+                        service_name=service.service_name,
+                        canary_service_name=service.canary_service_name if model.canary else None,
+                    ),
+                    opts=child,
+                )
                 endpoints[model.name] = route.url
 
         for job in config.batch_jobs:
@@ -113,34 +141,65 @@ class MLPlatform(pulumi.ComponentResource):
             pool = pools.get(model.gpu_pool) if model.gpu_pool else None
             BatchInference(
                 f"{name}-batch-{job.name}",
-                BatchInferenceArgs(job=job, model=model, namespace=batch_ns.name,
-                                   image=images[model.name],
-                                   placement=pool.placement if pool else None),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool] if pool else []))
+                BatchInferenceArgs(
+                    job=job,
+                    model=model,
+                    namespace=batch_ns.name,
+                    image=images[model.name],
+                    placement=pool.placement if pool else None,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool] if pool else []),
+            )
 
-        self.endpoints = pulumi.Output.all(**endpoints) if endpoints else pulumi.Output.from_input({})
-        self.cluster_urls = (pulumi.Output.all(**{k: s.cluster_url for k, s in self.services.items()})
-                             if self.services else pulumi.Output.from_input({}))
+        self.endpoints = (
+            pulumi.Output.all(**endpoints) if endpoints else pulumi.Output.from_input({})
+        )
+        self.cluster_urls = (
+            pulumi.Output.all(**{k: s.cluster_url for k, s in self.services.items()})
+            if self.services
+            else pulumi.Output.from_input({})
+        )
         self.images = pulumi.Output.all(**images) if images else pulumi.Output.from_input({})
         self.namespace = models_ns.name
-        self.gpu_nodes = (pulumi.Output.all(**{k: p.node_names for k, p in pools.items()})
-                          if pools else pulumi.Output.from_input({}))
-        self.register_outputs({
-            "endpoints": self.endpoints, "clusterUrls": self.cluster_urls, "images": self.images,
-            "namespace": self.namespace, "gpuNodes": self.gpu_nodes,
-        })
+        self.gpu_nodes = (
+            pulumi.Output.all(**{k: p.node_names for k, p in pools.items()})
+            if pools
+            else pulumi.Output.from_input({})
+        )
+        self.register_outputs(
+            {
+                "endpoints": self.endpoints,
+                "clusterUrls": self.cluster_urls,
+                "images": self.images,
+                "namespace": self.namespace,
+                "gpuNodes": self.gpu_nodes,
+            }
+        )
 
-    def _image(self, name: str, model: ModelConfig, prebuilt: str | None, source: str,
-               image_name: str, args: MLPlatformArgs) -> pulumi.Output[str]:
+    def _image(
+        self,
+        name: str,
+        model: ModelConfig,
+        prebuilt: str | None,
+        source: str,
+        image_name: str,
+        args: MLPlatformArgs,
+    ) -> pulumi.Output[str]:
         if prebuilt:
             return pulumi.Output.from_input(prebuilt)
         config = args.config
         image = ModelImage(
             f"{name}-image-{image_name}",
-            ModelImageArgs(models_root=args.project_root / "models", source=source,
-                           image_name=image_name, registry=config.registry,
-                           registry_password=args.registry_password, build=config.images),
-            opts=pulumi.ResourceOptions(parent=self))
+            ModelImageArgs(
+                models_root=args.project_root / "models",
+                source=source,
+                image_name=image_name,
+                registry=config.registry,
+                registry_password=args.registry_password,
+                build=config.images,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         return image.ref
 
     def _ingress_namespace(self, name: str, config: StackConfig) -> None:
@@ -149,12 +208,18 @@ class MLPlatform(pulumi.ComponentResource):
             return
         metadata = {"name": ingress.controller_namespace, "labels": ingress_namespace_labels()}
         if ingress.controller_namespace_mode == "create":
-            k8s.core.v1.Namespace(f"{name}-ingress-namespace", metadata=metadata,
-                                  opts=pulumi.ResourceOptions(parent=self))
+            k8s.core.v1.Namespace(
+                f"{name}-ingress-namespace",
+                metadata=metadata,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         else:
             # Adopt the controller's namespace: add our label, leave everything else alone.
-            k8s.core.v1.NamespacePatch(f"{name}-ingress-namespace", metadata=metadata,
-                                       opts=pulumi.ResourceOptions(parent=self))
+            k8s.core.v1.NamespacePatch(
+                f"{name}-ingress-namespace",
+                metadata=metadata,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
 
 def monitored_models(config: StackConfig) -> list[dict[str, Any]]:
@@ -162,19 +227,21 @@ def monitored_models(config: StackConfig) -> list[dict[str, Any]]:
     models = []
     for model in config.models:
         scaling = config.effective_autoscaling(model)
-        models.append({
-            "name": model.name,
-            "namespace": config.namespaces.models,
-            "version": model.version,
-            "gpu": model.resources.gpus > 0,
-            "hpa_min_replicas": scaling.min_replicas,
-            "hpa_max_replicas": scaling.max_replicas,
-            "cpu_request": model.resources.requests.cpu,
-            "memory_request": model.resources.requests.memory,
-            "slo": {
-                "latency_p99_ms": model.slo.latency_p99_ms,
-                "error_rate_percent": model.slo.error_rate_percent,
-                "availability_percent": model.slo.availability_percent,
-            },
-        })
+        models.append(
+            {
+                "name": model.name,
+                "namespace": config.namespaces.models,
+                "version": model.version,
+                "gpu": model.resources.gpus > 0,
+                "hpa_min_replicas": scaling.min_replicas,
+                "hpa_max_replicas": scaling.max_replicas,
+                "cpu_request": model.resources.requests.cpu,
+                "memory_request": model.resources.requests.memory,
+                "slo": {
+                    "latency_p99_ms": model.slo.latency_p99_ms,
+                    "error_rate_percent": model.slo.error_rate_percent,
+                    "availability_percent": model.slo.availability_percent,
+                },
+            }
+        )
     return models

@@ -13,13 +13,19 @@ from components.config import StackConfig
 def kubeconfig_source(config: StackConfig, environ: dict[str, str] | None = None) -> str | None:
     """`mlplatform:kubeconfig`, else a single-file $KUBECONFIG, else None (provider defaults)."""
     if config.kubeconfig:
-        return os.path.expanduser(config.kubeconfig) if "\n" not in config.kubeconfig else config.kubeconfig
+        return (
+            os.path.expanduser(config.kubeconfig)
+            if "\n" not in config.kubeconfig
+            else config.kubeconfig
+        )
     value = (os.environ if environ is None else environ).get("KUBECONFIG", "")
     # A colon-separated list is merged by the provider itself; pass only a single path.
     return value if value and os.pathsep not in value else None
 
 
-def kubernetes_provider(name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> k8s.Provider:
+def kubernetes_provider(
+    name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
+) -> k8s.Provider:
     return k8s.Provider(
         name,
         kubeconfig=kubeconfig_source(config),

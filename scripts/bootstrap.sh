@@ -21,6 +21,7 @@ GO_TOOLS="$REPO_ROOT/tools/go"
 found_on_path() {
   local name=$1 expected=$3 p
   p=$(PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$MLP_BIN" | paste -sd:) command -v "$name" 2>/dev/null) || return 1
+  # shellcheck disable=SC2086  # VERSION_CMD is a command line: split on purpose
   [[ $("$p" $2 2>/dev/null | head -n1) == *"$expected"* ]] || return 1
   echo "$p"
 }
@@ -282,5 +283,6 @@ summary() {
 }
 
 ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus operator_crds grafana_check images"
-for s in ${*:-$ALL_STEPS}; do "step_${s//-/_}"; done
+read -ra steps <<<"${*:-$ALL_STEPS}"
+for s in "${steps[@]}"; do "step_${s//-/_}"; done
 [[ $# -gt 0 ]] || summary

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Source this file (`source scripts/env.sh`) to use the project's tools by hand: it puts the
 # bootstrapped binaries on PATH and sets Pulumi's offline, file-backend settings. The Makefile
 # sources it for every target, so `make ...` needs nothing else.
@@ -12,7 +13,8 @@ export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
 # State: a local file backend in the checkout (.pulumi-state/, git-ignored) unless you point it
 # elsewhere (e.g. a bucket in hosted CI).
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$_here/.pulumi-state}"
-mkdir -p "${PULUMI_BACKEND_URL#file://}" 2>/dev/null || true
+# Only a file backend is a folder to make; s3://, https:// and the like are left alone.
+if [[ $PULUMI_BACKEND_URL == file://* ]]; then mkdir -p "${PULUMI_BACKEND_URL#file://}"; fi
 # Secrets in config and state are encrypted with a passphrase. Unless you set one, a random one is
 # made once per machine (0600) — it never enters the repo.
 if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: REPO_ROOT is for the scripts that source it
 # Shared helpers for the repo's scripts: progress lines with elapsed time, per-step logs, and
 # version-keyed caching. Sourced, not executed.
 

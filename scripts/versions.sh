@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the scripts that source it read the versions
 # One place for every pinned tool version. The Python SDK pins in requirements.txt must match
 # (tests/unit/test_versions.py checks it).
 PULUMI_VERSION=3.259.0
@@ -25,4 +26,4 @@ PROMETHEUS_OPERATOR_VERSION=0.85.0
 GRAFANA_SDK_GO_VERSION=0.0.22
 # Real nodes: Debian's containerd (comes with docker.io), runc, CNI plugins; conntrack and ipset
 # for kube-proxy; docker-registry for the local OCI registry; openssl for the node certificates.
-APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps containerd runc containernetworking-plugins conntrack ipset iptables docker-registry openssl util-linux"
+APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps containerd runc containernetworking-plugins conntrack ipset iptables docker-registry openssl util-linux shellcheck"

@@ -1,1 +1,1 @@
-"""Pure planning functions: config in, plain Kubernetes-shaped data out. No Pulumi resources here."""
+"""Pure planning functions: config in, plain Kubernetes-shaped data out. No Pulumi resources."""

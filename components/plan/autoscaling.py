@@ -30,21 +30,33 @@ def hpa_resource_metrics(scaling: AutoscalingConfig) -> list[str]:
 def plan_hpa(deployment: str, scaling: AutoscalingConfig) -> dict[str, Any]:
     """autoscaling/v2 HorizontalPodAutoscaler spec for the stable Deployment."""
     metrics: list[dict[str, Any]] = []
-    for name, target in (("cpu", scaling.target_cpu_utilization),
-                         ("memory", scaling.target_memory_utilization)):
+    for name, target in (
+        ("cpu", scaling.target_cpu_utilization),
+        ("memory", scaling.target_memory_utilization),
+    ):
         if target is not None:
-            metrics.append({
-                "type": "Resource",
-                "resource": {"name": name, "target": {"type": "Utilization", "averageUtilization": target}},
-            })
+            metrics.append(
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": name,
+                        "target": {"type": "Utilization", "averageUtilization": target},
+                    },
+                }
+            )
     if scaling.in_flight_target is not None:
-        metrics.append({
-            "type": "Pods",
-            "pods": {
-                "metric": {"name": IN_FLIGHT_METRIC},
-                "target": {"type": "AverageValue", "averageValue": quantity(scaling.in_flight_target)},
-            },
-        })
+        metrics.append(
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": IN_FLIGHT_METRIC},
+                    "target": {
+                        "type": "AverageValue",
+                        "averageValue": quantity(scaling.in_flight_target),
+                    },
+                },
+            }
+        )
     return {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
         "minReplicas": scaling.min_replicas,

@@ -80,7 +80,9 @@ def plan_batch_job(
     }
 
 
-def plan_cron_job(job: BatchJobConfig, job_spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+def plan_cron_job(
+    job: BatchJobConfig, job_spec: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
     """batch/v1 CronJob spec; runs never overlap, so a slow night cannot pile up jobs."""
     return {
         "schedule": job.schedule,

@@ -24,9 +24,12 @@ class GpuPlacement(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pool: str = Field(description="Pool name (value of the mlplatform.io/gpu-pool label). Required.")
+    pool: str = Field(
+        description="Pool name (value of the mlplatform.io/gpu-pool label). Required."
+    )
     tolerations: list[dict[str, Any]] = Field(
-        description="Pod tolerations for the pool's taint nvidia.com/gpu=<pool>:NoSchedule. Required."
+        description="Pod tolerations for the pool's taint nvidia.com/gpu=<pool>:NoSchedule. "
+        "Required."
     )
     node_affinity: dict[str, Any] = Field(
         description="Pod nodeAffinity requiring mlplatform.io/gpu-pool=<pool>. Required."
@@ -132,19 +135,31 @@ def plan_device_plugin(pool: GpuPoolConfig, image: str) -> dict[str, Any]:
                 "priorityClassName": "system-node-critical",
                 "nodeSelector": {LABEL_GPU_POOL: pool.name},
                 "tolerations": gpu_tolerations(pool.name),
-                "containers": [{
-                    "name": "nvidia-device-plugin",
-                    "image": image,
-                    "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
-                    # The plugin registers with the kubelet through a host socket; that needs
-                    # privileges, which is why it runs in kube-system and not beside the models.
-                    "securityContext": {"allowPrivilegeEscalation": False,
-                                        "capabilities": {"drop": ["ALL"]}},
-                    "volumeMounts": [{"name": "device-plugin",
-                                      "mountPath": "/var/lib/kubelet/device-plugins"}],
-                }],
-                "volumes": [{"name": "device-plugin",
-                             "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}],
+                "containers": [
+                    {
+                        "name": "nvidia-device-plugin",
+                        "image": image,
+                        "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
+                        # The plugin registers with the kubelet through a host socket; that needs
+                        # privileges, which is why it runs in kube-system and not beside the models.
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volumeMounts": [
+                            {
+                                "name": "device-plugin",
+                                "mountPath": "/var/lib/kubelet/device-plugins",
+                            }
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {
+                        "name": "device-plugin",
+                        "hostPath": {"path": "/var/lib/kubelet/device-plugins"},
+                    }
+                ],
             },
         },
     }

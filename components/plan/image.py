@@ -18,7 +18,8 @@ def _files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(
-        path for path in folder.rglob("*")
+        path
+        for path in folder.rglob("*")
         if path.is_file()
         and not _IGNORED_DIRS.intersection(path.relative_to(folder).parts)
         and path.suffix not in _IGNORED_SUFFIXES
@@ -31,7 +32,9 @@ def content_hash(models_root: Path, source: str, length: int = 16) -> str:
     Paths are hashed relative to `models_root`, so the tag is the same on every checkout.
     """
     digest = hashlib.sha256()
-    top_level = sorted(p for p in models_root.iterdir() if p.is_file()) if models_root.is_dir() else []
+    top_level = (
+        sorted(p for p in models_root.iterdir() if p.is_file()) if models_root.is_dir() else []
+    )
     for path in [*top_level, *_files(models_root / SHARED_RUNTIME), *_files(models_root / source)]:
         digest.update(path.relative_to(models_root).as_posix().encode())
         digest.update(b"\0")
@@ -55,7 +58,9 @@ class ImagePlan:
         return f"{self.repository}:{self.tag}"
 
 
-def plan_image(models_root: Path, source: str, image_name: str, registry: RegistryConfig) -> ImagePlan:
+def plan_image(
+    models_root: Path, source: str, image_name: str, registry: RegistryConfig
+) -> ImagePlan:
     """Build `models/<source>/Dockerfile` with `models/` as context (contracts.md, "Images")."""
     prefix = f"{registry.server}/{registry.repository}" if registry.server else registry.repository
     return ImagePlan(

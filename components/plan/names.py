@@ -1,4 +1,4 @@
-"""Names, labels and ports shared with the model server, monitoring and policies (docs/contracts.md)."""
+"""Names, labels and ports shared by model server, monitoring and policies (docs/contracts.md)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.plan.names import COMPONENT, GRPC_PORT, LABEL_ROLE, PORT, ROLE_INGRESS, ROLE_MONITORING
+from components.plan.names import (
+    COMPONENT,
+    GRPC_PORT,
+    LABEL_ROLE,
+    PORT,
+    ROLE_INGRESS,
+    ROLE_MONITORING,
+)
 
 
 def plan_default_deny() -> dict[str, Any]:
@@ -18,12 +25,18 @@ def plan_model_allow(model: str) -> dict[str, Any]:
     REST (where /metrics is) from monitoring."""
     ports = {ROLE_INGRESS: [PORT, GRPC_PORT], ROLE_MONITORING: [PORT]}
     return {
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": model,
-                                        "app.kubernetes.io/component": COMPONENT}},
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": model,
+                "app.kubernetes.io/component": COMPONENT,
+            }
+        },
         "policyTypes": ["Ingress"],
         "ingress": [
-            {"from": [{"namespaceSelector": {"matchLabels": {LABEL_ROLE: role}}}],
-             "ports": [{"protocol": "TCP", "port": port} for port in ports[role]]}
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {LABEL_ROLE: role}}}],
+                "ports": [{"protocol": "TCP", "port": port} for port in ports[role]],
+            }
             for role in (ROLE_INGRESS, ROLE_MONITORING)
         ],
     }

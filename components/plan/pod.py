@@ -8,9 +8,9 @@ from components.config import ModelConfig, ResourcesConfig
 from components.plan.gpu import GpuPlacement
 from components.plan.names import (
     CONTAINER_NAME,
+    GPU_RESOURCE,
     GRPC_PORT,
     GRPC_PORT_NAME,
-    GPU_RESOURCE,
     LIVE_PATH,
     MODEL_DIR,
     PORT,
@@ -60,12 +60,24 @@ def probes(framework: str) -> dict[str, dict[str, Any]]:
         return {"httpGet": {"path": path, "port": PORT_NAME}}
 
     return {
-        "startupProbe": {**http(LIVE_PATH), "periodSeconds": 2, "timeoutSeconds": 2,
-                         "failureThreshold": STARTUP_FAILURE_THRESHOLD[framework]},
-        "readinessProbe": {**http(READY_PATH), "periodSeconds": 5, "timeoutSeconds": 2,
-                           "failureThreshold": 3},
-        "livenessProbe": {**http(LIVE_PATH), "periodSeconds": 10, "timeoutSeconds": 2,
-                          "failureThreshold": 3},
+        "startupProbe": {
+            **http(LIVE_PATH),
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": STARTUP_FAILURE_THRESHOLD[framework],
+        },
+        "readinessProbe": {
+            **http(READY_PATH),
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            **http(LIVE_PATH),
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
     }
 
 
@@ -116,8 +128,10 @@ def plan_pod_template(
         # Tags are content hashes (immutable), so a present image is always the right one; local
         # images that exist only in the node's runtime would fail with Always.
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
-                  {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
+            {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
         "env": server_env(model, version),
         "resources": container_resources(model.resources),
         **probes(model.framework),
@@ -130,11 +144,18 @@ def plan_pod_template(
     # (GPU nodes, for a CPU model) as empty domains, and DoNotSchedule then blocks the third replica
     # on a cluster with two CPU nodes. Seen on the local cluster; Honor counts only usable nodes.
     spread = [
-        {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when,
-         "labelSelector": {"matchLabels": dict(selector)}, "matchLabelKeys": ["pod-template-hash"],
-         "nodeTaintsPolicy": "Honor"}
-        for key, when in (("kubernetes.io/hostname", model.topology_spread),
-                          ("topology.kubernetes.io/zone", "ScheduleAnyway"))
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": when,
+            "labelSelector": {"matchLabels": dict(selector)},
+            "matchLabelKeys": ["pod-template-hash"],
+            "nodeTaintsPolicy": "Honor",
+        }
+        for key, when in (
+            ("kubernetes.io/hostname", model.topology_spread),
+            ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+        )
     ]
     return {
         "metadata": {
@@ -171,9 +192,18 @@ def plan_deployment(
         "replicas": replicas,
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": selector_labels(model.name, track)},
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
         "minReadySeconds": 5,
         "progressDeadlineSeconds": 600,
-        "template": plan_pod_template(model, track=track, version=version, image=image,
-                                      service_account=service_account, placement=placement),
+        "template": plan_pod_template(
+            model,
+            track=track,
+            version=version,
+            image=image,
+            service_account=service_account,
+            placement=placement,
+        ),
     }

@@ -55,7 +55,10 @@ def plan_ingress(
         # The model server serves /v2/... at its root, so strip the model's prefix.
         annotations[f"{NGINX}/use-regex"] = "true"
         annotations[f"{NGINX}/rewrite-target"] = "/$2"
-        http_path = {"path": f"{route.path.rstrip('/')}(/|$)(.*)", "pathType": "ImplementationSpecific"}
+        http_path = {
+            "path": f"{route.path.rstrip('/')}(/|$)(.*)",
+            "pathType": "ImplementationSpecific",
+        }
     else:
         http_path = {"path": route.path, "pathType": "Prefix"}
     if canary_weight is not None:
@@ -65,10 +68,12 @@ def plan_ingress(
         annotations["cert-manager.io/cluster-issuer"] = ingress.tls.cluster_issuer
     rule: dict[str, Any] = {
         "http": {
-            "paths": [{
-                **http_path,
-                "backend": {"service": {"name": service, "port": {"name": PORT_NAME}}},
-            }]
+            "paths": [
+                {
+                    **http_path,
+                    "backend": {"service": {"name": service, "port": {"name": PORT_NAME}}},
+                }
+            ]
         }
     }
     if route.host:

@@ -29,7 +29,10 @@ scorer = ModelConfig(
     framework="sklearn",
     version="1.4.2",
     image=image,
-    resources={"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    resources={
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    },
     canary={"version": "1.5.0-rc1", "weight": 5},
 )
 

@@ -4,8 +4,9 @@ SIGTERM (what Kubernetes sends) does not stop the listener at once: readiness tu
 requests are still served for DRAIN_SECONDS, so endpoints and load balancers stop sending traffic
 first; then the listener closes, in-flight requests finish (GRACEFUL_TIMEOUT_SECONDS at most) and
 the process exits 0. The gRPC listener follows the same phases: its readiness RPCs turn false
-with the HTTP ones, and it stops taking calls when the HTTP listener closes. A second SIGTERM skips the rest of the drain wait; SIGINT (Ctrl-C) skips it
-too, and a signal during the final phase forces exit.
+with the HTTP ones, and it stops taking calls when the HTTP listener closes. A second SIGTERM
+skips the rest of the drain wait; SIGINT (Ctrl-C) skips it too, and a signal during the final
+phase forces exit.
 """
 
 from __future__ import annotations

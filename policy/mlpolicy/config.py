@@ -8,7 +8,8 @@ engine its JSON schema, so one definition sets defaults, documents them and vali
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 from pydantic.alias_generators import to_camel

@@ -6,8 +6,9 @@ Levels here are the defaults; a `--policy-pack-config` file overrides them per r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 from . import rules_availability as avail
 from . import rules_gpu as gpu

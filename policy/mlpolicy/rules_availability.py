@@ -4,7 +4,8 @@ HPAs that point at real workloads, and a NetworkPolicy for every model namespace
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .config import NoConfig, PdbConfig
 from .k8s import (

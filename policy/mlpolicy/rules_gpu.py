@@ -11,9 +11,10 @@ registered `gpuCapacity` output, else the `externalPools` count.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .config import GpuPoolsConfig
 from .k8s import (

@@ -7,7 +7,8 @@ Kubernetes object; non-workload types yield no messages.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .config import (
     ImageTagConfig,

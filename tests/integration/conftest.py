@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from harness import REPO, Pulumi, tool
 
 
@@ -21,7 +20,8 @@ def tool_env() -> dict[str, str]:
     """Environment with the bootstrapped tools and offline Pulumi settings (as scripts/env.sh)."""
     out = subprocess.run(
         ["bash", "-c", f"source {REPO}/scripts/env.sh && env -0"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     env = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
     return env
@@ -32,7 +32,10 @@ def kubectl(tool_env):
     """Run kubectl against the local cluster; returns stdout (JSON parsed with as_json=True)."""
     exe = tool("kubectl")
     if not Path(tool_env["KUBECONFIG"]).exists():
-        pytest.fail(f"no cluster kubeconfig at {tool_env['KUBECONFIG']}: run `make cluster-up`", pytrace=False)
+        pytest.fail(
+            f"no cluster kubeconfig at {tool_env['KUBECONFIG']}: run `make cluster-up`",
+            pytrace=False,
+        )
 
     def run(*args: str, as_json: bool = False, check: bool = True, input: str | None = None):
         cmd = [exe, *args] + (["-o", "json"] if as_json else [])
@@ -51,7 +54,9 @@ def pulumi_project(tmp_path, tool_env):
     def make(src: Path | None = None, files: dict[str, str] | None = None) -> Pulumi:
         proj = tmp_path / "project"
         if src is not None:
-            shutil.copytree(src, proj, ignore=shutil.ignore_patterns(".venv", ".pulumi-state", "__pycache__"))
+            shutil.copytree(
+                src, proj, ignore=shutil.ignore_patterns(".venv", ".pulumi-state", "__pycache__")
+            )
         proj.mkdir(exist_ok=True)
         for name, text in (files or {}).items():
             (proj / name).write_text(text)
@@ -60,7 +65,11 @@ def pulumi_project(tmp_path, tool_env):
             (proj / ".venv").symlink_to((REPO / ".venv").resolve())
         state = tmp_path / "state"
         state.mkdir(exist_ok=True)
-        env = dict(tool_env, PULUMI_BACKEND_URL=f"file://{state}", PULUMI_CONFIG_PASSPHRASE="integration-test")
+        env = dict(
+            tool_env,
+            PULUMI_BACKEND_URL=f"file://{state}",
+            PULUMI_CONFIG_PASSPHRASE="integration-test",
+        )
         env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
         return Pulumi(proj, env)
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the integration tier: bootstrapped tool paths, the Pulumi CLI runner, polling."""
+"""Shared helpers of the integration tier: bootstrapped tools, the Pulumi CLI runner, polling."""
 
 from __future__ import annotations
 
@@ -18,8 +18,16 @@ CACHE = Path(os.environ.get("MLP_CACHE", Path.home() / ".cache" / "mlplatform"))
 BIN = CACHE / "bin"
 # What a throwaway copy of the project leaves out: VCS data, state, caches, environments (linked).
 SKIP_COPY = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".pulumi-state",
-    "build", "*.egg-info", "results",
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    ".ruff_cache",
+    ".pulumi-state",
+    "build",
+    "*.egg-info",
+    "results",
 )
 
 
@@ -34,7 +42,10 @@ def copy_project(dest: Path) -> Path:
     shutil.copytree(REPO, dest, ignore=SKIP_COPY, symlinks=True)
     for venv in (".venv", "policy/.venv"):
         if not (REPO / venv / "bin" / "python").exists():
-            pytest.fail(f"{REPO / venv} is missing: run `make bootstrap` (step venv builds it)", pytrace=False)
+            pytest.fail(
+                f"{REPO / venv} is missing: run `make bootstrap` (step venv builds it)",
+                pytrace=False,
+            )
         (dest / venv).symlink_to((REPO / venv).resolve())
     for stack_file in dest.glob("Pulumi.*.yaml"):
         drop_encryption_salt(stack_file)
@@ -46,8 +57,13 @@ def drop_encryption_salt(path: Path) -> bool:
     text = path.read_text()
     if "secure:" in text:
         return True
-    path.write_text("".join(line for line in text.splitlines(keepends=True)
-                            if not line.startswith("encryptionsalt:")))
+    path.write_text(
+        "".join(
+            line
+            for line in text.splitlines(keepends=True)
+            if not line.startswith("encryptionsalt:")
+        )
+    )
     return False
 
 
@@ -65,14 +81,21 @@ class Pulumi:
     def __init__(self, cwd: Path, env: dict[str, str]):
         self.cwd, self.env, self.exe = cwd, env, tool("pulumi")
 
-    def __call__(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, check: bool = True, timeout: int = 900
+    ) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            [self.exe, *args, "--non-interactive"], cwd=self.cwd, env=self.env,
-            capture_output=True, text=True, timeout=timeout,
+            [self.exe, *args, "--non-interactive"],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"pulumi {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+                f"pulumi {' '.join(args)} failed ({proc.returncode}):\n"
+                f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
             )
         return proc
 
@@ -90,8 +113,13 @@ def wait_for(what: str, check, timeout: float = 120, interval: float = 1.0):
 
 def cluster_layout(env: dict[str, str]) -> dict[str, str]:
     """The local cluster's names, addresses and ports (`scripts/cluster.sh env`)."""
-    out = subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), "env"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "cluster.sh"), "env"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
@@ -102,7 +130,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def port_forward(env: dict[str, str], namespace: str, target: str, remote_port: int) -> Iterator[str]:
+def port_forward(
+    env: dict[str, str], namespace: str, target: str, remote_port: int
+) -> Iterator[str]:
     """`kubectl port-forward` of TARGET (svc/NAME or pod/NAME) to 127.0.0.1; yields the base URL.
 
     The forward runs through the API server and the node's kubelet, as on any cluster; traffic
@@ -110,16 +140,32 @@ def port_forward(env: dict[str, str], namespace: str, target: str, remote_port: 
     """
     port = free_port()
     proc = subprocess.Popen(
-        [tool("kubectl"), "port-forward", "-n", namespace, "--address", "127.0.0.1", target,
-         f"{port}:{remote_port}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            tool("kubectl"),
+            "port-forward",
+            "-n",
+            namespace,
+            "--address",
+            "127.0.0.1",
+            target,
+            f"{port}:{remote_port}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
+
         def listening():
             if proc.poll() is not None:
-                pytest.fail(f"port-forward to {namespace}/{target} exited: {proc.stdout.read()}", pytrace=False)
+                pytest.fail(
+                    f"port-forward to {namespace}/{target} exited: {proc.stdout.read()}",
+                    pytrace=False,
+                )
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", port)) == 0
+
         wait_for(f"port-forward to {namespace}/{target}", listening, timeout=30, interval=0.2)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from harness import REPO, cluster_layout, tool, wait_for
 
 pytestmark = pytest.mark.integration
@@ -25,26 +24,42 @@ CLUSTER_SH = str(REPO / "scripts" / "cluster.sh")
 
 @pytest.fixture(scope="module")
 def lifecycle_env(tool_env):
-    env = dict(tool_env, MLP_CLUSTER=CLUSTER, MLP_REAL_NODES="1", MLP_SIM_CPU_NODES="0",
-               KUBECONFIG=str(Path.home() / ".kwok" / "clusters" / CLUSTER / "kubeconfig.yaml"))
+    env = dict(
+        tool_env,
+        MLP_CLUSTER=CLUSTER,
+        MLP_REAL_NODES="1",
+        MLP_SIM_CPU_NODES="0",
+        KUBECONFIG=str(Path.home() / ".kwok" / "clusters" / CLUSTER / "kubeconfig.yaml"),
+    )
     yield env
     subprocess.run(["bash", CLUSTER_SH, "down"], env=env, capture_output=True, timeout=300)
 
 
 def _cluster(env, *args: str) -> str:
-    proc = subprocess.run(["bash", CLUSTER_SH, *args], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"cluster.sh {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        ["bash", CLUSTER_SH, *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, (
+        f"cluster.sh {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc.stdout
 
 
 def _nodes(env) -> list[dict]:
-    out = subprocess.run([tool("kubectl"), "get", "nodes", "-o", "json"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [tool("kubectl"), "get", "nodes", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out)["items"]
 
 
 def _ready(node: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", [])
+    )
 
 
 def _pids(layout) -> dict[str, int]:
@@ -63,12 +78,21 @@ def _alive(pid: int) -> bool:
 def _leftovers(layout) -> dict[str, list[str]]:
     """Everything of this cluster still on the host, by kind."""
     ip = lambda *a: subprocess.run(["ip", *a], capture_output=True, text=True).stdout  # noqa: E731
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-              if line.split()[1].startswith((layout["CLUSTER_STATE"], layout["CLUSTER_RUN"],
-                                             f"/run/netns/{CLUSTER}-"))]
-    rules = [r for table in ("filter", "nat")
-             for r in subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout.splitlines()
-             if f"mlplatform:{CLUSTER}" in r]
+    mounts = [
+        line.split()[1]
+        for line in Path("/proc/mounts").read_text().splitlines()
+        if line.split()[1].startswith(
+            (layout["CLUSTER_STATE"], layout["CLUSTER_RUN"], f"/run/netns/{CLUSTER}-")
+        )
+    ]
+    rules = [
+        r
+        for table in ("filter", "nat")
+        for r in subprocess.run(
+            ["iptables", "-t", table, "-S"], capture_output=True, text=True
+        ).stdout.splitlines()
+        if f"mlplatform:{CLUSTER}" in r
+    ]
     cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/mlplatform/{CLUSTER}")]
     procs = []
     for proc in Path("/proc").iterdir():
@@ -83,18 +107,29 @@ def _leftovers(layout) -> dict[str, list[str]]:
         "processes": procs,
         "mounts": mounts,
         "iptables rules": rules,
-        "interfaces": [line for line in ip("-o", "link").splitlines()
-                       if f" {layout['BRIDGE']}" in line or f"mlp{layout['MLP_SLOT']}n" in line],
-        "network namespaces": [n for n in ip("netns", "list").split() if n.startswith(f"{CLUSTER}-")],
+        "interfaces": [
+            line
+            for line in ip("-o", "link").splitlines()
+            if f" {layout['BRIDGE']}" in line or f"mlp{layout['MLP_SLOT']}n" in line
+        ],
+        "network namespaces": [
+            n for n in ip("netns", "list").split() if n.startswith(f"{CLUSTER}-")
+        ],
         "cgroups": cgroups,
-        "folders": [d for d in (layout["CLUSTER_STATE"], layout["CLUSTER_RUN"]) if Path(d).exists()],
+        "folders": [
+            d for d in (layout["CLUSTER_STATE"], layout["CLUSTER_RUN"]) if Path(d).exists()
+        ],
     }
 
 
 def test_up_makes_real_nodes_that_repair_and_down_leaves_nothing(lifecycle_env):
     layout = cluster_layout(lifecycle_env)
     _cluster(lifecycle_env, "up")
-    real = [n for n in _nodes(lifecycle_env) if n["metadata"]["labels"].get("node.mlplatform.io/kind") == "real"]
+    real = [
+        n
+        for n in _nodes(lifecycle_env)
+        if n["metadata"]["labels"].get("node.mlplatform.io/kind") == "real"
+    ]
     assert len(real) == 1 and _ready(real[0]), real
     info = real[0]["status"]["nodeInfo"]
     assert info["kubeletVersion"] == "v1.33.4", info
@@ -112,11 +147,18 @@ def test_up_makes_real_nodes_that_repair_and_down_leaves_nothing(lifecycle_env):
     after = _pids(layout)
     assert after["kubelet-1"] != pids["kubelet-1"] and _alive(after["kubelet-1"])
     assert after["containerd-1"] == pids["containerd-1"], "a healthy containerd was restarted"
-    wait_for("the node Ready again", lambda: all(_ready(n) for n in _nodes(lifecycle_env)
-                                                if n["metadata"]["name"] == f"{CLUSTER}-node-1"), timeout=120)
+    wait_for(
+        "the node Ready again",
+        lambda: all(
+            _ready(n) for n in _nodes(lifecycle_env) if n["metadata"]["name"] == f"{CLUSTER}-node-1"
+        ),
+        timeout=120,
+    )
 
     started = _pids(layout)
     _cluster(lifecycle_env, "down")
-    assert not [name for name, pid in started.items() if _alive(pid)], "processes outlived cluster-down"
+    assert not [name for name, pid in started.items() if _alive(pid)], (
+        "processes outlived cluster-down"
+    )
     left = {kind: items for kind, items in _leftovers(layout).items() if items}
     assert not left, f"cluster-down left behind: {left}"

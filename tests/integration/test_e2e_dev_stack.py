@@ -18,15 +18,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from kubernetes import client, config as kconfig
-from kubernetes.client.rest import ApiException
-
 from harness import REPO, Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
+from kubernetes import client
+from kubernetes import config as kconfig
+from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +37,34 @@ def wait_no_terminating_namespaces(tool_env) -> None:
     """A previous run's namespaces may still be draining; creating into them is refused."""
     kconfig.load_kube_config(config_file=tool_env["KUBECONFIG"])
     core = client.CoreV1Api()
-    wait_for("earlier namespaces to finish terminating", lambda: not [
-        n.metadata.name for n in core.list_namespace().items if n.status.phase == "Terminating"],
-        timeout=240, interval=2)
+    wait_for(
+        "earlier namespaces to finish terminating",
+        lambda: (
+            not [
+                n.metadata.name
+                for n in core.list_namespace().items
+                if n.status.phase == "Terminating"
+            ]
+        ),
+        timeout=240,
+        interval=2,
+    )
 
 
 # GPU scheduling stays proven on the simulated pool (its pods never run): a GPU variant of the
 # TensorFlow model, built from the same folder, added to the test's copy of the dev stack.
 GPU_VARIANT = {
-    "name": "ml-model-2-gpu", "framework": "tensorflow", "version": "v1", "source": "ml_model_2",
-    "gpuPool": "sim-gpu", "ingress": {"enabled": False},
-    "resources": {"gpus": 1, "requests": {"cpu": "250m", "memory": "512Mi"},
-                  "limits": {"cpu": "1", "memory": "1536Mi"}},
+    "name": "ml-model-2-gpu",
+    "framework": "tensorflow",
+    "version": "v1",
+    "source": "ml_model_2",
+    "gpuPool": "sim-gpu",
+    "ingress": {"enabled": False},
+    "resources": {
+        "gpus": 1,
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1536Mi"},
+    },
 }
 
 
@@ -70,11 +85,13 @@ def stack(tmp_path_factory, tool_env, layout):
     doc["config"]["mlplatform:registry"] = {"server": layout["REGISTRY"]}
     doc["config"]["mlplatform:models"].append(GPU_VARIANT)
     monitoring = doc["config"]["mlplatform:monitoring"]
-    monitoring["prometheusImage"] = monitoring["prometheusImage"].replace("localhost:5001", layout["REGISTRY"])
+    monitoring["prometheusImage"] = monitoring["prometheusImage"].replace(
+        "localhost:5001", layout["REGISTRY"]
+    )
     stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     state = work / "state"
     state.mkdir()
-    # The machine's passphrase (env.sh), as for the checkout: secrets a stack file holds stay readable.
+    # The machine's passphrase (env.sh), as for the checkout: a stack file's secrets stay readable.
     env = dict(tool_env, PULUMI_BACKEND_URL=f"file://{state}")
     pulumi = Pulumi(proj, env)
     pulumi("stack", "init", "dev")
@@ -112,7 +129,7 @@ def test_every_model_deployment_is_available(model_deployments, k8s):
     for dep in model_deployments:
         name, ns = dep.metadata.name, dep.metadata.namespace
 
-        def available():
+        def available(name=name, ns=ns):
             d = apps.read_namespaced_deployment(name, ns)
             conds = {c.type: c.status for c in d.status.conditions or []}
             return conds.get("Available") == "True" and (d.status.ready_replicas or 0) >= 1 and d
@@ -130,14 +147,23 @@ def test_services_have_an_endpoint_for_every_ready_pod(model_deployments, k8s):
         selector = ",".join(f"{k}={v}" for k, v in (svc.spec.selector or {}).items())
         assert selector, f"Service {svc.metadata.name} has no selector"
 
-        def match():
+        def match(selector=selector, svc=svc):
             pods = core.list_namespaced_pod(ns, label_selector=selector).items
-            ready = {p.status.pod_ip for p in pods if any(
-                c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])}
+            ready = {
+                p.status.pod_ip
+                for p in pods
+                if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            }
             slices = disc.list_namespaced_endpoint_slice(
-                ns, label_selector=f"kubernetes.io/service-name={svc.metadata.name}").items
-            addrs = {a for s in slices for e in s.endpoints or []
-                     if (e.conditions is None or e.conditions.ready) for a in e.addresses}
+                ns, label_selector=f"kubernetes.io/service-name={svc.metadata.name}"
+            ).items
+            addrs = {
+                a
+                for s in slices
+                for e in s.endpoints or []
+                if (e.conditions is None or e.conditions.ready)
+                for a in e.addresses
+            }
             return ready and ready == addrs and (ready, addrs)
 
         wait_for(f"endpoints of Service {svc.metadata.name} == its ready pods", match, timeout=60)
@@ -160,11 +186,15 @@ def _pods(core, dep) -> list:
 
 def _runs_for_real(dep) -> bool:
     """Pods of a Deployment run containers unless they target the simulated GPU pool."""
-    return not any("nvidia.com/gpu" in ((c.resources.limits or {}) if c.resources else {})
-                   for c in dep.spec.template.spec.containers)
+    return not any(
+        "nvidia.com/gpu" in ((c.resources.limits or {}) if c.resources else {})
+        for c in dep.spec.template.spec.containers
+    )
 
 
-def test_model_pods_run_on_real_nodes_from_digests_in_the_local_registry(model_deployments, k8s, layout):
+def test_model_pods_run_on_real_nodes_from_digests_in_the_local_registry(
+    model_deployments, k8s, layout
+):
     core = k8s.CoreV1Api()
     real = {n.metadata.name for n in core.list_node(label_selector=REAL_NODE).items}
     assert len(real) >= 2, f"expected at least two real nodes, found {sorted(real)}"
@@ -175,16 +205,26 @@ def test_model_pods_run_on_real_nodes_from_digests_in_the_local_registry(model_d
             assert pod.spec.node_name in real, (pod.metadata.name, pod.spec.node_name)
             image = pod.spec.containers[0].image
             repository, _, digest = image.partition("@")
-            assert repository.startswith(layout["REGISTRY"] + "/") and digest.startswith("sha256:"), image
+            assert repository.startswith(layout["REGISTRY"] + "/") and digest.startswith(
+                "sha256:"
+            ), image
             status = pod.status.container_statuses[0]
             # What the runtime pulled is exactly the digest `pulumi up` pushed.
-            assert status.image_id.endswith("@" + digest), (pod.metadata.name, status.image_id, digest)
+            assert status.image_id.endswith("@" + digest), (
+                pod.metadata.name,
+                status.image_id,
+                digest,
+            )
             path = repository.removeprefix(layout["REGISTRY"] + "/")
             req = urllib.request.Request(
-                f"http://127.0.0.1:{layout['REGISTRY_PORT']}/v2/{path}/manifests/{digest}", method="HEAD",
-                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-                                   "application/vnd.oci.image.manifest.v1+json, "
-                                   "application/vnd.oci.image.index.v1+json"})
+                f"http://127.0.0.1:{layout['REGISTRY_PORT']}/v2/{path}/manifests/{digest}",
+                method="HEAD",
+                headers={
+                    "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                    "application/vnd.oci.image.manifest.v1+json, "
+                    "application/vnd.oci.image.index.v1+json"
+                },
+            )
             with urllib.request.urlopen(req, timeout=10) as resp:
                 assert resp.status == 200
             checked += 1
@@ -192,17 +232,26 @@ def test_model_pods_run_on_real_nodes_from_digests_in_the_local_registry(model_d
 
 
 def _model_manifest(tool_env, namespace: str, pod: str) -> dict:
-    out = subprocess.run([tool("kubectl"), "exec", "-n", namespace, pod, "--", "cat", "/model/model.json"],
-                         env=tool_env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [tool("kubectl"), "exec", "-n", namespace, pod, "--", "cat", "/model/model.json"],
+        env=tool_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, f"kubectl exec {pod}: {out.stderr}"
     return json.loads(out.stdout)
 
 
-def test_each_model_answers_its_recorded_samples_through_its_service(model_deployments, k8s, outputs, tool_env):
+def test_each_model_answers_its_recorded_samples_through_its_service(
+    model_deployments, k8s, outputs, tool_env
+):
     core = k8s.CoreV1Api()
     answered = []
     for name, url in outputs["clusterUrls"].items():
-        dep = next(d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == name)
+        dep = next(
+            d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == name
+        )
         if not _runs_for_real(dep):
             continue
         service, namespace, port = _service_of(url)
@@ -215,7 +264,12 @@ def test_each_model_answers_its_recorded_samples_through_its_service(model_deplo
         got = resp.json()["probabilities"]
         assert len(got) == len(sample["probabilities"]), name
         for row, (want, have) in enumerate(zip(sample["probabilities"], got, strict=True)):
-            assert max(abs(a - b) for a, b in zip(want, have, strict=True)) <= 1e-5, (name, row, want, have)
+            assert max(abs(a - b) for a, b in zip(want, have, strict=True)) <= 1e-5, (
+                name,
+                row,
+                want,
+                have,
+            )
         answered.append(name)
     assert {"ml-model-1", "ml-model-2"} <= set(answered), answered
 
@@ -229,25 +283,46 @@ def _prometheus_query(base: str, promql: str) -> list[dict]:
 def _own_count(base: str) -> float:
     """model_infer_request_success_total as the pod's own /metrics reports it."""
     text = httpx.get(f"{base}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("model_infer_request_success_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("model_infer_request_success_total{")
+    )
 
 
-def test_in_cluster_prometheus_scrapes_each_model_pod_and_counts_its_requests(model_deployments, k8s, outputs, tool_env):
+def test_in_cluster_prometheus_scrapes_each_model_pod_and_counts_its_requests(
+    model_deployments, k8s, outputs, tool_env
+):
     core = k8s.CoreV1Api()
     service, namespace, port = _service_of(outputs["prometheusUrl"])
-    model_pods = {p.metadata.name: p for d in filter(_runs_for_real, model_deployments)
-                  for p in _pods(core, d) if p.status.phase == "Running"}
+    model_pods = {
+        p.metadata.name: p
+        for d in filter(_runs_for_real, model_deployments)
+        for p in _pods(core, d)
+        if p.status.phase == "Running"
+    }
     with port_forward(tool_env, namespace, f"svc/{service}", port) as prom:
+
         def all_up():
-            targets = httpx.get(f"{prom}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+            targets = httpx.get(f"{prom}/api/v1/targets", timeout=10).json()["data"][
+                "activeTargets"
+            ]
             up = {t["labels"].get("pod") for t in targets if t["health"] == "up"}
             missing = sorted(set(model_pods) - up)
             return not missing or (False, missing)
-        wait_for("every model pod as an `up` target of the in-cluster Prometheus",
-                 lambda: all_up() is True, timeout=120, interval=3)
 
-        pod = next(p for p in model_pods.values() if p.metadata.labels["app.kubernetes.io/name"] == "ml-model-1")
+        wait_for(
+            "every model pod as an `up` target of the in-cluster Prometheus",
+            lambda: all_up() is True,
+            timeout=120,
+            interval=3,
+        )
+
+        pod = next(
+            p
+            for p in model_pods.values()
+            if p.metadata.labels["app.kubernetes.io/name"] == "ml-model-1"
+        )
         series = f'model_infer_request_success_total{{pod="{pod.metadata.name}"}}'
 
         def value():
@@ -256,30 +331,51 @@ def test_in_cluster_prometheus_scrapes_each_model_pod_and_counts_its_requests(mo
 
         manifest = _model_manifest(tool_env, pod.metadata.namespace, pod.metadata.name)
         requests_sent = 25
-        with port_forward(tool_env, pod.metadata.namespace, f"pod/{pod.metadata.name}", 8080) as base:
+        with port_forward(
+            tool_env, pod.metadata.namespace, f"pod/{pod.metadata.name}", 8080
+        ) as base:
             # Earlier tests' requests may not be scraped yet: start from the pod's own count, once
             # Prometheus has caught up with it.
             before = _own_count(base)
-            wait_for(f"{series} == {before} (the pod's own count)", lambda: value() == before, timeout=90)
+            wait_for(
+                f"{series} == {before} (the pod's own count)", lambda: value() == before, timeout=90
+            )
             for _ in range(requests_sent):
-                resp = httpx.post(f"{base}/predict", json={"instances": manifest["sample"]["inputs"][:1]}, timeout=10)
+                resp = httpx.post(
+                    f"{base}/predict",
+                    json={"instances": manifest["sample"]["inputs"][:1]},
+                    timeout=10,
+                )
                 assert resp.status_code == 200, resp.text[:300]
             assert _own_count(base) == before + requests_sent
-        after = wait_for(f"{series} to rise by {requests_sent}",
-                         lambda: (v := value()) is not None and v >= before + requests_sent and (v,), timeout=90)[0]
+        after = wait_for(
+            f"{series} to rise by {requests_sent}",
+            lambda: (v := value()) is not None and v >= before + requests_sent and (v,),
+            timeout=90,
+        )[0]
         assert after == before + requests_sent, (before, after)
 
 
-def test_a_killed_model_container_is_restarted_and_the_deployment_recovers(model_deployments, k8s, layout):
+def test_a_killed_model_container_is_restarted_and_the_deployment_recovers(
+    model_deployments, k8s, layout
+):
     core, apps = k8s.CoreV1Api(), k8s.AppsV1Api()
-    dep = next(d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == "ml-model-1"
-               and d.metadata.labels.get("mlplatform.io/track", "stable") == "stable")
+    dep = next(
+        d
+        for d in model_deployments
+        if d.metadata.labels.get("app.kubernetes.io/name") == "ml-model-1"
+        and d.metadata.labels.get("mlplatform.io/track", "stable") == "stable"
+    )
     pod = next(p for p in _pods(core, dep) if p.status.phase == "Running")
     status = pod.status.container_statuses[0]
     restarts, container_id = status.restart_count, status.container_id.removeprefix("containerd://")
     socket_path = f"{layout['CLUSTER_RUN']}/nodes/{pod.spec.node_name}/containerd.sock"
-    inspect = subprocess.run([tool("crictl"), "--runtime-endpoint", f"unix://{socket_path}", "inspect", container_id],
-                             capture_output=True, text=True, check=True)
+    inspect = subprocess.run(
+        [tool("crictl"), "--runtime-endpoint", f"unix://{socket_path}", "inspect", container_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = json.loads(inspect.stdout)["info"]["pid"]
     os.kill(pid, signal.SIGKILL)
 
@@ -287,11 +383,13 @@ def test_a_killed_model_container_is_restarted_and_the_deployment_recovers(model
         p = core.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
         s = p.status.container_statuses[0]
         return s.restart_count > restarts and s.ready and s
+
     wait_for(f"{pod.metadata.name} restarted by its kubelet and Ready", restarted, timeout=120)
 
     def available():
         d = apps.read_namespaced_deployment(dep.metadata.name, dep.metadata.namespace)
         return (d.status.available_replicas or 0) == d.spec.replicas
+
     wait_for(f"{dep.metadata.name} back to all replicas available", available, timeout=120)
 
 
@@ -306,30 +404,45 @@ def test_batch_job_scores_a_real_csv_on_a_real_volume(stack, k8s, tmp_path):
     # The data lands on the volume as a data pipeline would put it there: real rows of the data
     # the model was trained on (scikit-learn's bundled breast-cancer set), with its header.
     from sklearn.datasets import load_breast_cancer
+
     data = load_breast_cancer()
     rows = 40
     mount = job["data"].get("mountPath", "/data")
     source = volume / Path(job["input"]).relative_to(mount)
     source.parent.mkdir(parents=True, exist_ok=True)
-    source.write_text(",".join(data.feature_names) + "\n" +
-                      "\n".join(",".join(repr(float(v)) for v in row) for row in data.data[:rows]) + "\n")
+    source.write_text(
+        ",".join(data.feature_names)
+        + "\n"
+        + "\n".join(",".join(repr(float(v)) for v in row) for row in data.data[:rows])
+        + "\n"
+    )
     # A new output path is a new run of the Job (its spec is immutable: the component replaces it).
     output = f"{mount}/out/e2e-{tmp_path.name}.jsonl"
     pulumi("config", "set", "--path", "mlplatform:batchJobs[0].output", output)
     pulumi("up", "--yes", "--skip-preview", timeout=1200)
 
     def finished():
-        runs = [j for j in batch.list_namespaced_job(namespace).items
-                if job["name"] in j.metadata.name and output in " ".join(j.spec.template.spec.containers[0].command or [])]
+        runs = [
+            j
+            for j in batch.list_namespaced_job(namespace).items
+            if job["name"] in j.metadata.name
+            and output in " ".join(j.spec.template.spec.containers[0].command or [])
+        ]
         done = [j for j in runs if j.status.succeeded or j.status.failed]
         return done and done[0]
-    run = wait_for(f"batch Job {job['name']} writing {output} to finish", finished, timeout=300, interval=3)
+
+    run = wait_for(
+        f"batch Job {job['name']} writing {output} to finish", finished, timeout=300, interval=3
+    )
     assert run.status.succeeded == 1, (run.metadata.name, run.status)
     lines = (volume / Path(output).relative_to(mount)).read_text().splitlines()
     assert len(lines) == rows, f"{len(lines)} predictions for {rows} input rows"
     predictions = [json.loads(line) for line in lines]
     assert [p["row"] for p in predictions] == list(range(rows))
-    assert all(len(p["probabilities"]) == 2 and abs(sum(p["probabilities"]) - 1) < 1e-4 for p in predictions)
+    assert all(
+        len(p["probabilities"]) == 2 and abs(sum(p["probabilities"]) - 1) < 1e-4
+        for p in predictions
+    )
 
 
 def test_gpu_pods_only_on_gpu_pool_nodes_and_cpu_pods_never_there(model_deployments, k8s):
@@ -341,8 +454,10 @@ def test_gpu_pods_only_on_gpu_pool_nodes_and_cpu_pods_never_there(model_deployme
         selector = ",".join(f"{k}={v}" for k, v in dep.spec.selector.match_labels.items())
         pods = core.list_namespaced_pod(dep.metadata.namespace, label_selector=selector).items
         for pod in pods:
-            wants_gpu = any("nvidia.com/gpu" in ((c.resources.limits or {}) if c.resources else {})
-                            for c in pod.spec.containers)
+            wants_gpu = any(
+                "nvidia.com/gpu" in ((c.resources.limits or {}) if c.resources else {})
+                for c in pod.spec.containers
+            )
             assert pod.spec.node_name, f"pod {pod.metadata.name} was not scheduled"
             if wants_gpu:
                 seen_gpu += 1
@@ -350,7 +465,9 @@ def test_gpu_pods_only_on_gpu_pool_nodes_and_cpu_pods_never_there(model_deployme
             else:
                 seen_cpu += 1
                 assert pod.spec.node_name not in gpu_nodes, (pod.metadata.name, pod.spec.node_name)
-    assert seen_gpu and seen_cpu, f"expected GPU and CPU model pods, saw {seen_gpu} GPU / {seen_cpu} CPU"
+    assert seen_gpu and seen_cpu, (
+        f"expected GPU and CPU model pods, saw {seen_gpu} GPU / {seen_cpu} CPU"
+    )
 
 
 def test_pdb_refuses_an_eviction_below_min_available(model_deployments, k8s):
@@ -360,8 +477,14 @@ def test_pdb_refuses_an_eviction_below_min_available(model_deployments, k8s):
     assert pdbs, f"no PodDisruptionBudget in {ns}"
     pdb = pdbs[0]
     selector = ",".join(f"{k}={v}" for k, v in pdb.spec.selector.match_labels.items())
-    wait_for(f"PDB {pdb.metadata.name} observed", lambda: (
-        policy.read_namespaced_pod_disruption_budget(pdb.metadata.name, ns).status.observed_generation))
+    wait_for(
+        f"PDB {pdb.metadata.name} observed",
+        lambda: (
+            policy.read_namespaced_pod_disruption_budget(
+                pdb.metadata.name, ns
+            ).status.observed_generation
+        ),
+    )
     pods = core.list_namespaced_pod(ns, label_selector=selector).items
     # Evict until the budget says no: the API must refuse before readiness drops below minAvailable.
     refused = None
@@ -372,7 +495,9 @@ def test_pdb_refuses_an_eviction_below_min_available(model_deployments, k8s):
         except ApiException as exc:
             refused = exc
             break
-    assert refused is not None and refused.status == 429, f"no eviction was refused for {pdb.metadata.name}"
+    assert refused is not None and refused.status == 429, (
+        f"no eviction was refused for {pdb.metadata.name}"
+    )
     assert "disruption budget" in refused.body, refused.body
 
 
@@ -387,8 +512,18 @@ def test_namespaces_enforce_restricted_and_all_pods_were_admitted(model_deployme
             assert not failures, (rs.metadata.name, [c.message for c in failures])
     # And the admission is real: a privileged pod is rejected in the same namespace.
     ns = sorted(namespaces)[0]
-    bad = client.V1Pod(metadata=client.V1ObjectMeta(name="psa-probe"), spec=client.V1PodSpec(
-        containers=[client.V1Container(name="c", image="x:1", security_context=client.V1SecurityContext(privileged=True))]))
+    bad = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="psa-probe"),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="c",
+                    image="x:1",
+                    security_context=client.V1SecurityContext(privileged=True),
+                )
+            ]
+        ),
+    )
     with pytest.raises(ApiException) as exc:
         core.create_namespaced_pod(ns, bad)
     assert exc.value.status == 403 and "restricted" in exc.value.body
@@ -399,7 +534,9 @@ def test_second_up_reports_no_changes(stack):
     pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
 
 
-def test_registry_down_during_up_names_registry_and_image_and_a_later_up_converges(stack, layout, tool_env):
+def test_registry_down_during_up_names_registry_and_image_and_a_later_up_converges(
+    stack, layout, tool_env
+):
     pulumi, _ = stack
     # A change to the model's code makes a new image, which `up` must push.
     code = pulumi.cwd / "models" / "ml_model_1" / "model_code.py"
@@ -413,8 +550,13 @@ def test_registry_down_during_up_names_registry_and_image_and_a_later_up_converg
         assert layout["REGISTRY"] in out and "ml-model-1" in out, out[-3000:]
     finally:
         # cluster-up starts what is not running (the registry) and leaves the rest alone.
-        subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), "up"], env=tool_env,
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "cluster.sh"), "up"],
+            env=tool_env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     pulumi("up", "--yes", "--skip-preview", timeout=1800)
     pulumi("preview", "--expect-no-changes")
 
@@ -425,21 +567,36 @@ def test_version_change_rolls_out_without_dropping_availability(stack, model_dep
     cfg = json.loads(pulumi("config", "get", "--path", "mlplatform:models").stdout)
     idx = next(i for i, m in enumerate(cfg) if not m.get("gpuPool"))
     name = cfg[idx]["name"]
-    dep = next(d for d in model_deployments if d.metadata.labels.get("app.kubernetes.io/name") == name
-               and d.metadata.labels.get("mlplatform.io/track", "stable") == "stable")
+    dep = next(
+        d
+        for d in model_deployments
+        if d.metadata.labels.get("app.kubernetes.io/name") == name
+        and d.metadata.labels.get("mlplatform.io/track", "stable") == "stable"
+    )
     ns = dep.metadata.namespace
 
     def steady():
         d = apps.read_namespaced_deployment(dep.metadata.name, ns)
-        return (d.status.available_replicas or 0) == d.spec.replicas == (d.status.updated_replicas or 0)
+        return (
+            (d.status.available_replicas or 0)
+            == d.spec.replicas
+            == (d.status.updated_replicas or 0)
+        )
+
     # Earlier tests evict pods; measure the rollout from a settled Deployment, not their recovery.
     wait_for(f"{dep.metadata.name} settled before the rollout", steady, timeout=120)
     old_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items}
     pulumi("config", "set", "--path", f"mlplatform:models[{idx}].version", "v-e2e-2")
 
     # Watch availability while the real engine rolls the change out.
-    proc = subprocess.Popen([pulumi.exe, "up", "--yes", "--skip-preview", "--non-interactive"],
-                            cwd=pulumi.cwd, env=pulumi.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [pulumi.exe, "up", "--yes", "--skip-preview", "--non-interactive"],
+        cwd=pulumi.cwd,
+        env=pulumi.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lowest = None
     while proc.poll() is None:
         d = apps.read_namespaced_deployment(dep.metadata.name, ns)
@@ -453,12 +610,16 @@ def test_version_change_rolls_out_without_dropping_availability(stack, model_dep
     new_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items} - old_rs
     assert new_rs, "no new ReplicaSet was rolled out"
     assert lowest is not None and lowest >= 0, f"available replicas dipped {lowest} below desired"
-    print(f"\n[e2e] rollout of {name}: lowest (available - desired) seen = {lowest}", file=sys.stderr)
+    print(
+        f"\n[e2e] rollout of {name}: lowest (available - desired) seen = {lowest}", file=sys.stderr
+    )
 
 
 # The HPA test comes after the rollout test: load-driven scaling moves the desired count,
 # which would blur the rollout's availability measurement.
-def test_hpa_targets_exist_and_real_cpu_load_scales_out(model_deployments, k8s, layout, tool_env, tmp_path):
+def test_hpa_targets_exist_and_real_cpu_load_scales_out(
+    model_deployments, k8s, layout, tool_env, tmp_path
+):
     autoscaling, apps, core = k8s.AutoscalingV2Api(), k8s.AppsV1Api(), k8s.CoreV1Api()
     ns = model_deployments[0].metadata.namespace
     hpas = autoscaling.list_namespaced_horizontal_pod_autoscaler(ns).items
@@ -467,8 +628,12 @@ def test_hpa_targets_exist_and_real_cpu_load_scales_out(model_deployments, k8s, 
         ref = hpa.spec.scale_target_ref
         assert ref.kind == "Deployment"
         apps.read_namespaced_deployment(ref.name, ns)  # raises if the target does not exist
-    hpa = next(h for h in hpas if h.spec.max_replicas > h.spec.min_replicas
-               and any(m.resource and m.resource.name == "cpu" for m in h.spec.metrics or []))
+    hpa = next(
+        h
+        for h in hpas
+        if h.spec.max_replicas > h.spec.min_replicas
+        and any(m.resource and m.resource.name == "cpu" for m in h.spec.metrics or [])
+    )
     dep = apps.read_namespaced_deployment(hpa.spec.scale_target_ref.name, ns)
     before = dep.spec.replicas
     pod = next(p for p in _pods(core, dep) if p.status.phase == "Running")
@@ -477,27 +642,40 @@ def test_hpa_targets_exist_and_real_cpu_load_scales_out(model_deployments, k8s, 
     # Real requests from inside a node's network namespace to the Service's ClusterIP (kube-proxy
     # balances them over the pods); bounded: 20 s per round, at most 12 rounds.
     script = tmp_path / "predict.lua"
-    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      f"wrk.body = {json.dumps(json.dumps({'instances': sample}))}\n")
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps({'instances': sample}))}\n"
+    )
     url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/predict"
     netns = f"/run/netns/{layout['MLP_CLUSTER']}-node-1"
     started = time.monotonic()
     for _ in range(12):
-        subprocess.run(["nsenter", f"--net={netns}", "wrk", "-t1", "-c4", "-d20s", "-s", str(script), url],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["nsenter", f"--net={netns}", "wrk", "-t1", "-c4", "-d20s", "-s", str(script), url],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         if apps.read_namespaced_deployment(dep.metadata.name, ns).spec.replicas > before:
             break
     replicas = apps.read_namespaced_deployment(dep.metadata.name, ns).spec.replicas
     current = autoscaling.read_namespaced_horizontal_pod_autoscaler(hpa.metadata.name, ns).status
-    assert replicas > before, f"HPA {hpa.metadata.name} kept {replicas} replicas under load; status {current}"
-    print(f"\n[e2e] HPA scale-out of {dep.metadata.name} on real CPU use: {time.monotonic() - started:.1f}s after load")
+    assert replicas > before, (
+        f"HPA {hpa.metadata.name} kept {replicas} replicas under load; status {current}"
+    )
+    print(
+        f"\n[e2e] HPA scale-out of {dep.metadata.name} on real CPU use: "
+        f"{time.monotonic() - started:.1f}s after load"
+    )
 
 
 def test_destroy_leaves_nothing_behind(stack, k8s, outputs):
     pulumi, _ = stack
     pulumi("destroy", "--yes", timeout=900)
     core, apps = k8s.CoreV1Api(), k8s.AppsV1Api()
-    left = apps.list_deployment_for_all_namespaces(label_selector="app.kubernetes.io/managed-by=pulumi").items
+    left = apps.list_deployment_for_all_namespaces(
+        label_selector="app.kubernetes.io/managed-by=pulumi"
+    ).items
     assert not left, [d.metadata.name for d in left]
     assert not core.list_node(label_selector=GPU_POOL_LABEL).items, "GPU pool nodes left behind"
     ns = outputs["namespace"]
@@ -508,6 +686,7 @@ def test_destroy_leaves_nothing_behind(stack, k8s, outputs):
             return False
         except ApiException as exc:
             return exc.status == 404
+
     wait_for(f"namespace {ns} deleted", gone, timeout=180, interval=2)
     assert json.loads(pulumi("stack", "export").stdout)["deployment"].get("resources") in (None, [])
 
@@ -519,15 +698,33 @@ def test_prod_stack_previews_cleanly_against_the_same_cluster(stack, k8s):
     # instance type). The local cluster gets two such simulated nodes, as that node group would.
     names = [f"p4d-{i}" for i in range(2)]
     for name in names:
-        core.create_node(client.V1Node(
-            metadata=client.V1ObjectMeta(name=name, annotations={"kwok.x-k8s.io/node": "fake"}, labels={
-                "node.kubernetes.io/instance-type": "p4d.24xlarge", "kubernetes.io/hostname": name, "type": "kwok"}),
-            status=client.V1NodeStatus(
-                capacity={"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": "8"},
-                allocatable={"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": "8"})))
+        core.create_node(
+            client.V1Node(
+                metadata=client.V1ObjectMeta(
+                    name=name,
+                    annotations={"kwok.x-k8s.io/node": "fake"},
+                    labels={
+                        "node.kubernetes.io/instance-type": "p4d.24xlarge",
+                        "kubernetes.io/hostname": name,
+                        "type": "kwok",
+                    },
+                ),
+                status=client.V1NodeStatus(
+                    capacity={"cpu": "96", "memory": "1Ti", "pods": "110", "nvidia.com/gpu": "8"},
+                    allocatable={
+                        "cpu": "96",
+                        "memory": "1Ti",
+                        "pods": "110",
+                        "nvidia.com/gpu": "8",
+                    },
+                ),
+            )
+        )
     try:
         pulumi("stack", "init", "prod")
-        pulumi("config", "set", "--secret", "grafanaAdminPassword", "prod-preview", "--stack", "prod")
+        pulumi(
+            "config", "set", "--secret", "grafanaAdminPassword", "prod-preview", "--stack", "prod"
+        )
         preview = pulumi("preview", "--stack", "prod", "--policy-pack", "policy", timeout=1200)
         assert "error" not in preview.stdout.lower(), preview.stdout[-3000:]
         assert "mlplatform-prod" in preview.stdout

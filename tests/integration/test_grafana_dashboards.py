@@ -11,18 +11,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from harness import REPO, tool
 
 from components.config import load_stack_file
-from components.platform import monitored_models
 from components.plan import monitoring_dashboards as dash
 from components.plan.monitoring_spec import MonitoredModel
-from harness import REPO, tool
+from components.platform import monitored_models
 
 pytestmark = pytest.mark.integration
 
 
 def _check(*files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("grafana-check"), *map(str, files)], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [tool("grafana-check"), *map(str, files)], capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -42,7 +44,9 @@ def test_generated_dashboards_pass_the_strict_decoder(stack, tmp_path):
 
 def test_the_decoder_rejects_an_unknown_panel_field(tmp_path):
     config = load_stack_file(REPO / "Pulumi.dev.yaml")
-    board = next(iter(dash.dashboards([MonitoredModel(**m) for m in monitored_models(config)]).values()))
+    board = next(
+        iter(dash.dashboards([MonitoredModel(**m) for m in monitored_models(config)]).values())
+    )
     board["panels"][0]["fieldConfigg"] = {}  # a typo Grafana would silently ignore
     path = tmp_path / "typo.json"
     path.write_text(json.dumps(board))
@@ -54,9 +58,13 @@ def test_the_validator_checks_every_panel(tmp_path):
     """A panel wider than Grafana's 24-column grid decodes fine; only validation catches it, and
     only if the validated dashboard still holds its panels (the SDK's strict decoder drops them)."""
     config = load_stack_file(REPO / "Pulumi.dev.yaml")
-    board = next(iter(dash.dashboards([MonitoredModel(**m) for m in monitored_models(config)]).values()))
+    board = next(
+        iter(dash.dashboards([MonitoredModel(**m) for m in monitored_models(config)]).values())
+    )
     board["panels"][-1]["gridPos"]["w"] = 25
     path = tmp_path / "too-wide.json"
     path.write_text(json.dumps(board))
     proc = _check(path)
-    assert proc.returncode == 1 and "gridPos.w: must be <= 24" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "gridPos.w: must be <= 24" in proc.stdout, (
+        proc.stdout + proc.stderr
+    )

@@ -92,7 +92,11 @@ def test_deploy_mode_comes_up_and_is_stable(pulumi_project, tmp_path, kubectl, t
     # their objects are checked by the API server in a preview (server-side dry run) below.
     registry = cluster_layout(tool_env)["REGISTRY"]
     args = MonitoringStackArgs(
-        models=MODELS, namespace="mon-it", alertmanager=False, grafana=False, scrape_interval="30s",
+        models=MODELS,
+        namespace="mon-it",
+        alertmanager=False,
+        grafana=False,
+        scrape_interval="30s",
         prometheus_image=f"{registry}/mlplatform/prometheus:v3.5.0",
     )
     pulumi = _project(pulumi_project, tmp_path, args)

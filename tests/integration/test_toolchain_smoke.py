@@ -29,8 +29,15 @@ PROGRAM = textwrap.dedent(
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": pulumi.Config().require("image"),
-                                         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": pulumi.Config().require("image"),
+                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                        }
+                    ]
+                },
             },
         },
     )
@@ -54,7 +61,9 @@ def test_server_reports_pinned_kubernetes_version(kubectl):
     assert re.fullmatch(r"v1\.33\.\d+", version["gitVersion"]), version
 
 
-def test_pulumi_up_creates_available_deployment_and_destroy_removes_it(pulumi_project, kubectl, tool_env):
+def test_pulumi_up_creates_available_deployment_and_destroy_removes_it(
+    pulumi_project, kubectl, tool_env
+):
     pulumi = pulumi_project(files={"Pulumi.yaml": PROJECT, "__main__.py": PROGRAM})
     pulumi("stack", "init", "smoke")
     # A container that really runs on the nodes: the pod sandbox image cluster-up pushed.
@@ -79,4 +88,6 @@ def test_pulumi_up_creates_available_deployment_and_destroy_removes_it(pulumi_pr
     gone = kubectl("get", "namespace", "toolchain-smoke", check=False)
     terminating = gone.returncode == 0 and "Terminating" in gone.stdout
     assert gone.returncode != 0 or terminating, gone.stdout
-    assert pulumi("stack", "export").stdout.count('"urn"') <= 1  # only the stack resource may remain
+    assert (
+        pulumi("stack", "export").stdout.count('"urn"') <= 1
+    )  # only the stack resource may remain

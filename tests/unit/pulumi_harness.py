@@ -8,10 +8,10 @@ registration's parent, which Pulumi's mock arguments do not carry.
 from __future__ import annotations
 
 import hashlib
-
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
@@ -150,8 +150,16 @@ def run_program(
     body()
     for type_, name, parent, custom in monitor.registrations:
         key = (type_, name)
-        graph.resources.append(Registered(type_, name, _parent_key(parent), mocks.inputs.get(key, {}),
-                                          custom, mocks.providers.get(key, "")))
+        graph.resources.append(
+            Registered(
+                type_,
+                name,
+                _parent_key(parent),
+                mocks.inputs.get(key, {}),
+                custom,
+                mocks.providers.get(key, ""),
+            )
+        )
     return graph
 
 

@@ -1,4 +1,4 @@
-"""The typed stack config: the real stack files, defaults, inheritance, documentation of every key."""
+"""The typed stack config: the real stack files, defaults, inheritance, every key documented."""
 
 from __future__ import annotations
 
@@ -42,11 +42,15 @@ def all_config_models(root: type[BaseModel] = StackConfig) -> set[type[BaseModel
 def test_dev_stack_file_is_valid(repo_root):
     config = load_stack_file(repo_root / "Pulumi.dev.yaml")
     assert {p.backend for p in config.gpu_pools} == {"local"}, "dev simulates its GPU pool"
-    assert all(config.effective_autoscaling(m).max_replicas <= 4 for m in config.models), "dev stays small"
+    assert all(config.effective_autoscaling(m).max_replicas <= 4 for m in config.models), (
+        "dev stays small"
+    )
     # The local cluster's registry (scripts/cluster-layout.sh: slot 1 -> port 5001): pods pull
     # what `pulumi up` pushed, by digest, as they would from a cloud registry.
     assert config.registry.server == "localhost:5001", "dev pushes to the local cluster's registry"
-    assert not any(m.resources.gpus for m in config.models), "dev's GPU pool is simulated: models serve on CPU"
+    assert not any(m.resources.gpus for m in config.models), (
+        "dev's GPU pool is simulated: models serve on CPU"
+    )
 
 
 def test_prod_stack_file_is_ha(repo_root):
@@ -66,7 +70,11 @@ def test_every_field_documents_default_and_allowed_values():
         f"{model.__name__}.{name}"
         for model in all_config_models()
         for name, field in model.model_fields.items()
-        if not (field.description and "Default:" in field.description and "Allowed:" in field.description)
+        if not (
+            field.description
+            and "Default:" in field.description
+            and "Allowed:" in field.description
+        )
     ]
     assert undocumented == []
 
@@ -91,7 +99,9 @@ def test_declared_defaults_validate_as_library_defaults(repo_root):
 
 def test_configuration_reference_in_docs_is_current(repo_root):
     text = (repo_root / "docs" / "components.md").read_text()
-    assert render() in text, "regenerate with: python -m components.docs (and paste into docs/components.md)"
+    assert render() in text, (
+        "regenerate with: python -m components.docs (and paste into docs/components.md)"
+    )
 
 
 def test_reference_lists_every_key():
@@ -99,7 +109,9 @@ def test_reference_lists_every_key():
     for model in all_config_models():
         for name, field in model.model_fields.items():
             key = field.alias or name
-            assert f".{key}` |" in reference or f"`mlplatform:{key}`" in reference, f"{model.__name__}.{key}"
+            assert f".{key}` |" in reference or f"`mlplatform:{key}`" in reference, (
+                f"{model.__name__}.{key}"
+            )
 
 
 def test_model_overrides_inherit_unless_set():
@@ -117,8 +129,9 @@ def test_explicit_null_disables_a_metric_but_omission_inherits():
 
 
 def test_camel_case_in_yaml_snake_case_in_python():
-    model = ModelConfig.model_validate({"name": "iris", "framework": "sklearn", "gpuPool": "t4",
-                                        "resources": {"gpus": 1}})
+    model = ModelConfig.model_validate(
+        {"name": "iris", "framework": "sklearn", "gpuPool": "t4", "resources": {"gpus": 1}}
+    )
     assert model.gpu_pool == "t4"
     assert ModelConfig(name="iris", framework="sklearn", gpu_pool="t4").gpu_pool == "t4"
 
@@ -146,9 +159,18 @@ def test_empty_kubeconfig_means_unset():
 
 
 def test_existing_pool_capacity_counts_named_nodes():
-    config = parse_stack_config({
-        "models": [],
-        "gpuPools": [{"name": "a100", "backend": "existing", "gpusPerNode": 8,
-                      "existing": {"nodeNames": ["gpu-1", "gpu-2"]}}],
-    }, "prod")
+    config = parse_stack_config(
+        {
+            "models": [],
+            "gpuPools": [
+                {
+                    "name": "a100",
+                    "backend": "existing",
+                    "gpusPerNode": 8,
+                    "existing": {"nodeNames": ["gpu-1", "gpu-2"]},
+                }
+            ],
+        },
+        "prod",
+    )
     assert config.gpu_pools[0].gpu_capacity == 16

@@ -1,9 +1,10 @@
-"""Bad configs: each is rejected with one ConfigError naming stack, key path, value, allowed, fix."""
+"""Bad configs: each rejected with one ConfigError naming stack, key path, value, allowed, fix."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,19 +19,32 @@ def base() -> dict[str, Any]:
     return {
         "mlplatform:models": [
             {"name": "iris", "framework": "sklearn"},
-            {"name": "vision", "framework": "tensorflow", "gpuPool": "t4", "resources": {"gpus": 1}},
+            {
+                "name": "vision",
+                "framework": "tensorflow",
+                "gpuPool": "t4",
+                "resources": {"gpus": 1},
+            },
         ],
-        "mlplatform:gpuPools": [{"name": "t4", "backend": "local", "nodeCount": 2, "gpusPerNode": 2}],
-        "mlplatform:batchJobs": [{
-            "name": "iris-nightly", "model": "iris", "input": "/data/in.csv",
-            "output": "/data/out.jsonl", "data": {"claimName": "datasets"},
-        }],
+        "mlplatform:gpuPools": [
+            {"name": "t4", "backend": "local", "nodeCount": 2, "gpusPerNode": 2}
+        ],
+        "mlplatform:batchJobs": [
+            {
+                "name": "iris-nightly",
+                "model": "iris",
+                "input": "/data/in.csv",
+                "output": "/data/out.jsonl",
+                "data": {"claimName": "datasets"},
+            }
+        ],
     }
 
 
 def model(index: int, **changes: Any) -> Callable[[dict], None]:
     def mutate(config: dict) -> None:
         config["mlplatform:models"][index].update(changes)
+
     return mutate
 
 
@@ -40,18 +54,21 @@ def key(name: str, value: Any) -> Callable[[dict], None]:
             config.pop(name, None)
         else:
             config[name] = value
+
     return mutate
 
 
 def pool(**changes: Any) -> Callable[[dict], None]:
     def mutate(config: dict) -> None:
         config["mlplatform:gpuPools"][0].update(changes)
+
     return mutate
 
 
 def job(**changes: Any) -> Callable[[dict], None]:
     def mutate(config: dict) -> None:
         config["mlplatform:batchJobs"][0].update(changes)
+
     return mutate
 
 
@@ -66,83 +83,245 @@ def canary_with_generic_ingress(config: dict) -> None:
     config["mlplatform:ingress"] = {"controller": "generic"}
     config["mlplatform:models"][0]["canary"] = {"version": "v2", "weight": 10}
 
+
 # (id, mutation, expected key path, a fragment the problem or allowed text must contain)
 CASES = [
-    ("framework", model(0, framework="pytorch"), "mlplatform:models[0].framework", "'sklearn' or 'tensorflow'"),
+    (
+        "framework",
+        model(0, framework="pytorch"),
+        "mlplatform:models[0].framework",
+        "'sklearn' or 'tensorflow'",
+    ),
     ("model-name", model(0, name="Iris_1"), "mlplatform:models[0].name", "RFC 1035"),
-    ("cpu-quantity", model(0, resources={"limits": {"cpu": "lots", "memory": "1Gi"}}),
-     "mlplatform:models[0].resources.limits.cpu", "CPU quantity"),
-    ("request-over-limit", model(0, resources={"requests": {"cpu": "100m", "memory": "2Gi"}}),
-     "mlplatform:models[0].resources.requests.memory", "exceeds the limit"),
-    ("max-below-min", model(0, autoscaling={"minReplicas": 5, "maxReplicas": 2}),
-     "mlplatform:models[0].autoscaling.maxReplicas", "below minReplicas"),
-    ("min-replicas-zero", model(0, autoscaling={"minReplicas": 0}),
-     "mlplatform:models[0].autoscaling.minReplicas", "1..1000"),
-    ("pdb-not-below-min", model(0, autoscaling={"minReplicas": 2}, pdb={"minAvailable": 2}),
-     "mlplatform:models[0].pdb.minAvailable", "below the HPA minReplicas"),
-    ("pdb-single-replica", model(0, pdb={"minAvailable": 1}),
-     "mlplatform:models[0].pdb.minAvailable", "below the HPA minReplicas 1"),
-    ("gpu-without-pool", model(0, resources={"gpus": 1}), "mlplatform:models[0].gpuPool", "names no GPU pool"),
+    (
+        "cpu-quantity",
+        model(0, resources={"limits": {"cpu": "lots", "memory": "1Gi"}}),
+        "mlplatform:models[0].resources.limits.cpu",
+        "CPU quantity",
+    ),
+    (
+        "request-over-limit",
+        model(0, resources={"requests": {"cpu": "100m", "memory": "2Gi"}}),
+        "mlplatform:models[0].resources.requests.memory",
+        "exceeds the limit",
+    ),
+    (
+        "max-below-min",
+        model(0, autoscaling={"minReplicas": 5, "maxReplicas": 2}),
+        "mlplatform:models[0].autoscaling.maxReplicas",
+        "below minReplicas",
+    ),
+    (
+        "min-replicas-zero",
+        model(0, autoscaling={"minReplicas": 0}),
+        "mlplatform:models[0].autoscaling.minReplicas",
+        "1..1000",
+    ),
+    (
+        "pdb-not-below-min",
+        model(0, autoscaling={"minReplicas": 2}, pdb={"minAvailable": 2}),
+        "mlplatform:models[0].pdb.minAvailable",
+        "below the HPA minReplicas",
+    ),
+    (
+        "pdb-single-replica",
+        model(0, pdb={"minAvailable": 1}),
+        "mlplatform:models[0].pdb.minAvailable",
+        "below the HPA minReplicas 1",
+    ),
+    (
+        "gpu-without-pool",
+        model(0, resources={"gpus": 1}),
+        "mlplatform:models[0].gpuPool",
+        "names no GPU pool",
+    ),
     ("unknown-pool", model(1, gpuPool="a100"), "mlplatform:models[1].gpuPool", "one of: t4"),
-    ("pool-capacity", model(1, autoscaling={"maxReplicas": 8}),
-     "mlplatform:models[1].autoscaling.maxReplicas", "exceeds pool 't4' capacity 4"),
-    ("gpus-per-node", model(1, resources={"gpus": 4}), "mlplatform:models[1].resources.gpus",
-     "nodes have 2"),
-    ("pool-without-gpus", model(1, resources={"gpus": 0}), "mlplatform:models[1].resources.gpus",
-     "requests no GPU"),
-    ("vpa-fights-hpa", model(0, vpa={"mode": "auto"}), "mlplatform:models[0].vpa.controlledResources",
-     "both act on cpu, memory"),
-    ("vpa-mode", model(0, vpa={"mode": "sometimes"}), "mlplatform:models[0].vpa.mode", "'off', 'initial' or 'auto'"),
-    ("canary-weight", model(0, canary={"version": "v2", "weight": 150}), "mlplatform:models[0].canary.weight",
-     "0..100"),
-    ("canary-same-version", model(0, canary={"version": "v1"}), "mlplatform:models[0].canary.version",
-     "indistinguishable"),
-    ("canary-generic-ingress", canary_with_generic_ingress, "mlplatform:models[0].canary.weight",
-     "needs ingress.controller 'nginx'"),
-    ("slo-latency", model(0, slo={"latencyP99Ms": 300}), "mlplatform:models[0].slo.latencyP99Ms",
-     "histogram"),
-    ("slo-error-rate", model(0, slo={"errorRatePercent": 10}), "mlplatform:models[0].slo.errorRatePercent",
-     "6.94"),
-    ("slo-availability", model(0, slo={"availabilityPercent": 100}),
-     "mlplatform:models[0].slo.availabilityPercent", "< 100"),
+    (
+        "pool-capacity",
+        model(1, autoscaling={"maxReplicas": 8}),
+        "mlplatform:models[1].autoscaling.maxReplicas",
+        "exceeds pool 't4' capacity 4",
+    ),
+    (
+        "gpus-per-node",
+        model(1, resources={"gpus": 4}),
+        "mlplatform:models[1].resources.gpus",
+        "nodes have 2",
+    ),
+    (
+        "pool-without-gpus",
+        model(1, resources={"gpus": 0}),
+        "mlplatform:models[1].resources.gpus",
+        "requests no GPU",
+    ),
+    (
+        "vpa-fights-hpa",
+        model(0, vpa={"mode": "auto"}),
+        "mlplatform:models[0].vpa.controlledResources",
+        "both act on cpu, memory",
+    ),
+    (
+        "vpa-mode",
+        model(0, vpa={"mode": "sometimes"}),
+        "mlplatform:models[0].vpa.mode",
+        "'off', 'initial' or 'auto'",
+    ),
+    (
+        "canary-weight",
+        model(0, canary={"version": "v2", "weight": 150}),
+        "mlplatform:models[0].canary.weight",
+        "0..100",
+    ),
+    (
+        "canary-same-version",
+        model(0, canary={"version": "v1"}),
+        "mlplatform:models[0].canary.version",
+        "indistinguishable",
+    ),
+    (
+        "canary-generic-ingress",
+        canary_with_generic_ingress,
+        "mlplatform:models[0].canary.weight",
+        "needs ingress.controller 'nginx'",
+    ),
+    (
+        "slo-latency",
+        model(0, slo={"latencyP99Ms": 300}),
+        "mlplatform:models[0].slo.latencyP99Ms",
+        "histogram",
+    ),
+    (
+        "slo-error-rate",
+        model(0, slo={"errorRatePercent": 10}),
+        "mlplatform:models[0].slo.errorRatePercent",
+        "6.94",
+    ),
+    (
+        "slo-availability",
+        model(0, slo={"availabilityPercent": 100}),
+        "mlplatform:models[0].slo.availabilityPercent",
+        "< 100",
+    ),
     ("duplicate-model", duplicate_model, "mlplatform:models[1].name", "already uses it"),
-    ("typo-top-level", key("mlplatform:modles", []), "mlplatform:modles", "did you mean 'mlplatform:models'"),
+    (
+        "typo-top-level",
+        key("mlplatform:modles", []),
+        "mlplatform:modles",
+        "did you mean 'mlplatform:models'",
+    ),
     ("unknown-model-key", model(0, replicas=3), "mlplatform:models[0].replicas", "unknown key"),
-    ("plain-password", key("mlplatform:registry", {"server": "r.example.com", "password": "hunter2"}),
-     "mlplatform:registry.password", "--secret mlplatform:registryPassword"),
-    ("user-without-server", key("mlplatform:registry", {"username": "ci"}), "mlplatform:registry.username",
-     "nowhere to log in"),
-    ("local-pool-count", pool(nodeCount=None), "mlplatform:gpuPools[0].nodeCount", "needs the number of nodes"),
-    ("pool-backend", pool(backend="eks"), "mlplatform:gpuPools[0].backend", "'local' or 'existing'"),
-    ("existing-without-nodes", pool(backend="existing"), "mlplatform:gpuPools[0].existing",
-     "which nodes to use"),
-    ("existing-names-and-selector", pool(backend="existing", existing={
-        "nodeNames": ["gpu-1"], "nodeSelector": {"gpu": "yes"}}), "mlplatform:gpuPools[0].existing.nodeSelector",
-     "exactly one"),
-    ("host-routing-domain", key("mlplatform:ingress", {"routing": "host"}), "mlplatform:ingress.domain",
-     "needs a domain"),
-    ("tls-without-host", key("mlplatform:ingress", {"tls": {"enabled": True}}), "mlplatform:ingress.host",
-     "TLS needs a host"),
-    ("duplicate-route", model(1, ingress={"path": "/models/iris"}), "mlplatform:models[1].ingress.path",
-     "already used by models[0]"),
+    (
+        "plain-password",
+        key("mlplatform:registry", {"server": "r.example.com", "password": "hunter2"}),
+        "mlplatform:registry.password",
+        "--secret mlplatform:registryPassword",
+    ),
+    (
+        "user-without-server",
+        key("mlplatform:registry", {"username": "ci"}),
+        "mlplatform:registry.username",
+        "nowhere to log in",
+    ),
+    (
+        "local-pool-count",
+        pool(nodeCount=None),
+        "mlplatform:gpuPools[0].nodeCount",
+        "needs the number of nodes",
+    ),
+    (
+        "pool-backend",
+        pool(backend="eks"),
+        "mlplatform:gpuPools[0].backend",
+        "'local' or 'existing'",
+    ),
+    (
+        "existing-without-nodes",
+        pool(backend="existing"),
+        "mlplatform:gpuPools[0].existing",
+        "which nodes to use",
+    ),
+    (
+        "existing-names-and-selector",
+        pool(backend="existing", existing={"nodeNames": ["gpu-1"], "nodeSelector": {"gpu": "yes"}}),
+        "mlplatform:gpuPools[0].existing.nodeSelector",
+        "exactly one",
+    ),
+    (
+        "host-routing-domain",
+        key("mlplatform:ingress", {"routing": "host"}),
+        "mlplatform:ingress.domain",
+        "needs a domain",
+    ),
+    (
+        "tls-without-host",
+        key("mlplatform:ingress", {"tls": {"enabled": True}}),
+        "mlplatform:ingress.host",
+        "TLS needs a host",
+    ),
+    (
+        "duplicate-route",
+        model(1, ingress={"path": "/models/iris"}),
+        "mlplatform:models[1].ingress.path",
+        "already used by models[0]",
+    ),
     ("job-model", job(model="churn"), "mlplatform:batchJobs[0].model", "one of: iris, vision"),
-    ("job-path", job(input="/tmp/in.csv"), "mlplatform:batchJobs[0].input", "outside the data volume"),
+    (
+        "job-path",
+        job(input="/tmp/in.csv"),
+        "mlplatform:batchJobs[0].input",
+        "outside the data volume",
+    ),
     ("job-schedule", job(schedule="every night"), "mlplatform:batchJobs[0].schedule", "cron"),
-    ("retention", key("mlplatform:monitoring", {"retention": "a week"}), "mlplatform:monitoring.retention",
-     "Prometheus duration"),
-    ("operator-alertmanager", key("mlplatform:monitoring", {"mode": "operator", "alertmanager": True}),
-     "mlplatform:monitoring.alertmanager", "only applies to monitoring.mode 'deploy'"),
-    ("namespace-clash", key("mlplatform:namespaces", {"models": "monitoring"}), "mlplatform:namespaces.models",
-     "also monitoring.namespace"),
+    (
+        "retention",
+        key("mlplatform:monitoring", {"retention": "a week"}),
+        "mlplatform:monitoring.retention",
+        "Prometheus duration",
+    ),
+    (
+        "operator-alertmanager",
+        key("mlplatform:monitoring", {"mode": "operator", "alertmanager": True}),
+        "mlplatform:monitoring.alertmanager",
+        "only applies to monitoring.mode 'deploy'",
+    ),
+    (
+        "namespace-clash",
+        key("mlplatform:namespaces", {"models": "monitoring"}),
+        "mlplatform:namespaces.models",
+        "also monitoring.namespace",
+    ),
     ("models-not-list", key("mlplatform:models", "iris"), "mlplatform:models", "valid list"),
-    ("models-missing", key("mlplatform:models", _DELETE), "mlplatform:models", "required key is missing"),
-    ("all-metrics-off", model(0, autoscaling={"targetCpuUtilization": None, "targetMemoryUtilization": None,
-                                              "inFlightTarget": None}),
-     "mlplatform:models[0].autoscaling", "every HPA metric is disabled"),
-    ("annotation-type", key("mlplatform:ingress", {"annotations": {"nginx.ingress.kubernetes.io/x": 5}}),
-     'mlplatform:ingress.annotations["nginx.ingress.kubernetes.io/x"]', "valid string"),
-    ("cpu-target", key("mlplatform:autoscaling", {"targetCpuUtilization": 150}),
-     "mlplatform:autoscaling.targetCpuUtilization", "1..100"),
+    (
+        "models-missing",
+        key("mlplatform:models", _DELETE),
+        "mlplatform:models",
+        "required key is missing",
+    ),
+    (
+        "all-metrics-off",
+        model(
+            0,
+            autoscaling={
+                "targetCpuUtilization": None,
+                "targetMemoryUtilization": None,
+                "inFlightTarget": None,
+            },
+        ),
+        "mlplatform:models[0].autoscaling",
+        "every HPA metric is disabled",
+    ),
+    (
+        "annotation-type",
+        key("mlplatform:ingress", {"annotations": {"nginx.ingress.kubernetes.io/x": 5}}),
+        'mlplatform:ingress.annotations["nginx.ingress.kubernetes.io/x"]',
+        "valid string",
+    ),
+    (
+        "cpu-target",
+        key("mlplatform:autoscaling", {"targetCpuUtilization": 150}),
+        "mlplatform:autoscaling.targetCpuUtilization",
+        "1..100",
+    ),
     ("batch-size", model(0, maxBatchSize=0), "mlplatform:models[0].maxBatchSize", "1..100000"),
 ]
 
@@ -156,7 +335,9 @@ def test_there_are_at_least_twenty_cases():
     assert len({case[2] for case in CASES}) >= 20
 
 
-@pytest.mark.parametrize("mutate, path, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "mutate, path, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_config_is_rejected_with_its_key_path(mutate, path, fragment):
     config = copy.deepcopy(base())
     mutate(config)
@@ -196,7 +377,10 @@ def test_several_problems_become_one_error_listing_all():
     config["mlplatform:monitoring"] = {"retention": "forever"}
     with pytest.raises(ConfigError) as caught:
         parse_stack_config(config, STACK)
-    assert caught.value.paths == ["mlplatform:models[0].framework", "mlplatform:monitoring.retention"]
+    assert caught.value.paths == [
+        "mlplatform:models[0].framework",
+        "mlplatform:monitoring.retention",
+    ]
     assert str(caught.value).startswith("2 configuration errors in stack 'qa'")
 
 

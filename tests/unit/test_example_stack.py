@@ -5,7 +5,6 @@ from __future__ import annotations
 import runpy
 
 import yaml
-
 from pulumi_harness import run_program
 
 
@@ -18,7 +17,9 @@ def test_example_project_declares_its_config(repo_root):
 
 def test_example_stack_builds_a_namespaced_model_with_canary_route(repo_root):
     graph = run_program(
-        lambda: runpy.run_path(str(repo_root / "examples/team-stack/__main__.py"), run_name="__main__"),
+        lambda: runpy.run_path(
+            str(repo_root / "examples/team-stack/__main__.py"), run_name="__main__"
+        ),
         project="team-fraud-scoring",
         stack="staging",
         config={"image": "registry.example.com/fraud/scorer:1.4.2", "domain": "fraud.example.com"},
@@ -26,8 +27,16 @@ def test_example_stack_builds_a_namespaced_model_with_canary_route(repo_root):
     service = graph.named("fraud-scorer")
     assert service.type == "mlplatform:k8s:MLModelService"
     kinds = sorted(r.type.split(":")[-1] for r in graph.children_of(service))
-    assert kinds == ["Deployment", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
-                     "PodDisruptionBudget", "Service", "Service", "ServiceAccount"]
+    assert kinds == [
+        "Deployment",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+        "Service",
+        "ServiceAccount",
+    ]
 
     canary = graph.named("fraud-scorer-canary-deployment").inputs
     container = canary["spec"]["template"]["spec"]["containers"][0]
@@ -37,7 +46,11 @@ def test_example_stack_builds_a_namespaced_model_with_canary_route(repo_root):
     stable_route = graph.named("fraud-scorer-route-ingress").inputs
     assert stable_route["spec"]["rules"][0]["host"] == "fraud-scorer.fraud.example.com"
     canary_route = graph.named("fraud-scorer-route-canary-ingress").inputs
-    assert canary_route["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] == "5"
+    assert (
+        canary_route["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] == "5"
+    )
     assert graph.named("fraud-namespace").inputs["metadata"]["name"] == "team-fraud"
     # No platform resources leak into a team stack.
-    assert not [r for r in graph.resources if r.type.startswith(("docker-build", "mlplatform:stack"))]
+    assert not [
+        r for r in graph.resources if r.type.startswith(("docker-build", "mlplatform:stack"))
+    ]

@@ -144,7 +144,10 @@ def test_prometheus_deployment_uses_retention_storage_and_recreate():
     pod = with_claim["template"]["spec"]
     assert "--storage.tsdb.retention.time=30d" in pod["containers"][0]["args"]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["data-pvc"] == {"name": "data-pvc", "persistentVolumeClaim": {"claimName": "pvc"}}
+    assert volumes["data-pvc"] == {
+        "name": "data-pvc",
+        "persistentVolumeClaim": {"claimName": "pvc"},
+    }
     assert "data" not in volumes, "a claim-backed volume must not reuse the emptyDir volume's name"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert with_claim["template"]["metadata"]["annotations"]["mlplatform.io/config-hash"] == "h1"

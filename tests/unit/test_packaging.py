@@ -22,17 +22,37 @@ def test_wheel_contains_the_components_and_no_stack_program(repo_root, tmp_path)
     shutil.copy(repo_root / "pyproject.toml", source)
     (source / "docs").mkdir()
     shutil.copy(repo_root / "docs" / "components.md", source / "docs")
-    shutil.copytree(repo_root / "components", source / "components",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        repo_root / "components",
+        source / "components",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copy(repo_root / "__main__.py", source)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(source)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = (tmp_path / "dist").glob("mlplatform_components-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("components/__init__.py", "components/model_service.py", "components/config.py",
-                   "components/plan/pod.py", "components/gpu_node_pool.py"):
+    for module in (
+        "components/__init__.py",
+        "components/model_service.py",
+        "components/config.py",
+        "components/plan/pod.py",
+        "components/gpu_node_pool.py",
+    ):
         assert module in names
     assert "__main__.py" not in names

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import BatchJobConfig, GpuPoolConfig, ModelConfig, RegistryConfig, parse_stack_config
+from components.config import (
+    BatchJobConfig,
+    GpuPoolConfig,
+    ModelConfig,
+    RegistryConfig,
+    parse_stack_config,
+)
 from components.plan.batch import batch_command, plan_batch_job, plan_cron_job
 from components.plan.checks import cross_check
 from components.plan.gpu import (
@@ -21,19 +27,31 @@ from components.plan.quantity import cpu_cores, memory_bytes
 
 
 def pool(**changes) -> GpuPoolConfig:
-    return GpuPoolConfig.model_validate({"name": "t4", "backend": "local", "nodeCount": 2,
-                                         "gpusPerNode": 4, **changes})
+    return GpuPoolConfig.model_validate(
+        {"name": "t4", "backend": "local", "nodeCount": 2, "gpusPerNode": 4, **changes}
+    )
 
 
 def test_kwok_node_offers_gpus_and_carries_taint_and_labels():
-    node = plan_local_node(pool(gpuProduct="Tesla-T4", local={"cpu": "8", "memory": "32Gi"}), "t4-node-0")
+    node = plan_local_node(
+        pool(gpuProduct="Tesla-T4", local={"cpu": "8", "memory": "32Gi"}), "t4-node-0"
+    )
     assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
     labels = node["metadata"]["labels"]
-    assert labels["mlplatform.io/gpu-pool"] == "t4" and labels["nvidia.com/gpu.product"] == "Tesla-T4"
+    assert (
+        labels["mlplatform.io/gpu-pool"] == "t4" and labels["nvidia.com/gpu.product"] == "Tesla-T4"
+    )
     assert labels["type"] == "kwok" and labels["kubernetes.io/hostname"] == "t4-node-0"
-    assert node["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "t4", "effect": "NoSchedule"}]
+    assert node["spec"]["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "t4", "effect": "NoSchedule"}
+    ]
     for block in ("capacity", "allocatable"):
-        assert node["status"][block] == {"cpu": "8", "memory": "32Gi", "pods": "110", "nvidia.com/gpu": "4"}
+        assert node["status"][block] == {
+            "cpu": "8",
+            "memory": "32Gi",
+            "pods": "110",
+            "nvidia.com/gpu": "4",
+        }
 
 
 def test_local_nodes_are_named_after_the_pool():
@@ -45,7 +63,10 @@ def test_placement_matches_the_node_taint_and_label():
     taint = plan_local_node(pool(), "n")["spec"]["taints"][0]
     toleration = placement.tolerations[0]
     assert (toleration["key"], toleration["value"], toleration["effect"]) == (
-        taint["key"], taint["value"], taint["effect"])
+        taint["key"],
+        taint["value"],
+        taint["effect"],
+    )
     assert placement.node_selector == {"mlplatform.io/gpu-pool": "t4"}
     assert gpu_node_labels(pool())["mlplatform.io/gpu-pool"] == "t4"
     assert placement.gpu_capacity == 8
@@ -102,9 +123,15 @@ def test_content_hash_ignores_caches(models_root):
 def test_image_is_local_without_registry_and_pushed_with_one(models_root):
     local = plan_image(models_root, "iris", "iris", RegistryConfig())
     assert local.ref == f"mlplatform/iris:{local.tag}" and not local.push
-    assert local.context == str(models_root) and local.dockerfile == str(models_root / "iris" / "Dockerfile")
-    pushed = plan_image(models_root, "iris", "iris", RegistryConfig(server="registry.example.com:5000",
-                                                                    repository="team/ml"))
+    assert local.context == str(models_root) and local.dockerfile == str(
+        models_root / "iris" / "Dockerfile"
+    )
+    pushed = plan_image(
+        models_root,
+        "iris",
+        "iris",
+        RegistryConfig(server="registry.example.com:5000", repository="team/ml"),
+    )
     assert pushed.ref == f"registry.example.com:5000/team/ml/iris:{pushed.tag}" and pushed.push
 
 
@@ -116,30 +143,62 @@ def test_model_namespaces_enforce_pod_security():
 
 
 def job(**changes) -> BatchJobConfig:
-    return BatchJobConfig.model_validate({"name": "iris-nightly", "model": "iris", "input": "/data/in.csv",
-                                          "output": "/data/out.jsonl", "data": {"claimName": "datasets"},
-                                          **changes})
+    return BatchJobConfig.model_validate(
+        {
+            "name": "iris-nightly",
+            "model": "iris",
+            "input": "/data/in.csv",
+            "output": "/data/out.jsonl",
+            "data": {"claimName": "datasets"},
+            **changes,
+        }
+    )
 
 
 def test_batch_job_runs_the_server_image_over_the_dataset():
     model = ModelConfig(name="iris", framework="sklearn")
-    spec = plan_batch_job(job(), model, image="img:1", service_account="iris-nightly", placement=None)
+    spec = plan_batch_job(
+        job(), model, image="img:1", service_account="iris-nightly", placement=None
+    )
     container = spec["template"]["spec"]["containers"][0]
-    assert container["command"] == batch_command(job()) == [
-        "python", "-m", "serving.batch", "--input", "/data/in.csv", "--output", "/data/out.jsonl"]
-    assert {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}} in spec["template"]["spec"]["volumes"]
+    assert (
+        container["command"]
+        == batch_command(job())
+        == [
+            "python",
+            "-m",
+            "serving.batch",
+            "--input",
+            "/data/in.csv",
+            "--output",
+            "/data/out.jsonl",
+        ]
+    )
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}} in spec["template"][
+        "spec"
+    ]["volumes"]
     labels = spec["template"]["metadata"]["labels"]
-    assert labels["app.kubernetes.io/component"] == "batch-inference", "not scraped as a model server"
+    assert labels["app.kubernetes.io/component"] == "batch-inference", (
+        "not scraped as a model server"
+    )
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (2, 3600)
 
 
 def test_batch_job_on_gpu_model_gets_placement():
-    model = ModelConfig.model_validate({"name": "iris", "framework": "sklearn", "gpuPool": "t4",
-                                        "resources": {"gpus": 1}})
-    spec = plan_batch_job(job(), model, image="i", service_account="s", placement=plan_placement(pool()))
+    model = ModelConfig.model_validate(
+        {"name": "iris", "framework": "sklearn", "gpuPool": "t4", "resources": {"gpus": 1}}
+    )
+    spec = plan_batch_job(
+        job(), model, image="i", service_account="s", placement=plan_placement(pool())
+    )
     assert spec["template"]["spec"]["tolerations"][0]["value"] == "t4"
-    cpu_only = plan_batch_job(job(resources={"gpus": 0}), model, image="i", service_account="s",
-                              placement=plan_placement(pool()))
+    cpu_only = plan_batch_job(
+        job(resources={"gpus": 0}),
+        model,
+        image="i",
+        service_account="s",
+        placement=plan_placement(pool()),
+    )
     assert "tolerations" not in cpu_only["template"]["spec"]
 
 
@@ -154,7 +213,9 @@ def test_cpu_quantities(text, cores):
     assert cpu_cores(text) == cores
 
 
-@pytest.mark.parametrize("text, size", [("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("1G", 10**9), ("100", 100)])
+@pytest.mark.parametrize(
+    "text, size", [("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("1G", 10**9), ("100", 100)]
+)
 def test_memory_quantities(text, size):
     assert memory_bytes(text) == size
 
@@ -166,12 +227,30 @@ def test_bad_cpu_quantities(text):
 
 
 def test_consistent_config_has_no_issues():
-    config = parse_stack_config({
-        "models": [{"name": "iris", "framework": "sklearn", "autoscaling": {"minReplicas": 3},
-                    "canary": {"version": "v2"}},
-                   {"name": "vision", "framework": "tensorflow", "gpuPool": "t4", "resources": {"gpus": 1},
-                    "autoscaling": {"minReplicas": 2, "maxReplicas": 6, "targetMemoryUtilization": None},
-                    "vpa": {"mode": "auto", "controlledResources": ["memory"]}}],
-        "gpuPools": [{"name": "t4", "backend": "local", "nodeCount": 2, "gpusPerNode": 4}],
-    }, "unit")
+    config = parse_stack_config(
+        {
+            "models": [
+                {
+                    "name": "iris",
+                    "framework": "sklearn",
+                    "autoscaling": {"minReplicas": 3},
+                    "canary": {"version": "v2"},
+                },
+                {
+                    "name": "vision",
+                    "framework": "tensorflow",
+                    "gpuPool": "t4",
+                    "resources": {"gpus": 1},
+                    "autoscaling": {
+                        "minReplicas": 2,
+                        "maxReplicas": 6,
+                        "targetMemoryUtilization": None,
+                    },
+                    "vpa": {"mode": "auto", "controlledResources": ["memory"]},
+                },
+            ],
+            "gpuPools": [{"name": "t4", "backend": "local", "nodeCount": 2, "gpusPerNode": 4}],
+        },
+        "unit",
+    )
     assert cross_check(config, "unit") == []

@@ -12,8 +12,16 @@ from components.plan.gpu import plan_placement
 from components.plan.pod import container_resources, plan_deployment, plan_pod_template, server_env
 
 # Volume types Pod Security "restricted" permits.
-_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-                       "persistentVolumeClaim", "projected", "secret"}
+_RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def restricted_violations(pod: dict[str, Any]) -> list[str]:
@@ -52,8 +60,11 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
 
 
 def test_restricted_checker_catches_a_root_privileged_pod():
-    pod = {"hostNetwork": True, "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
-           "containers": [{"name": "c", "securityContext": {"privileged": True, "runAsUser": 0}}]}
+    pod = {
+        "hostNetwork": True,
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+        "containers": [{"name": "c", "securityContext": {"privileged": True, "runAsUser": 0}}],
+    }
     assert len(restricted_violations(pod)) >= 6
 
 
@@ -62,23 +73,34 @@ def model(**changes: Any) -> ModelConfig:
 
 
 def test_model_pod_passes_pod_security_restricted():
-    pod = plan_pod_template(model(), track="stable", version="v1", image="img:1", service_account="iris",
-                            placement=None)
+    pod = plan_pod_template(
+        model(), track="stable", version="v1", image="img:1", service_account="iris", placement=None
+    )
     assert restricted_violations(pod["spec"]) == []
     assert pod["spec"]["automountServiceAccountToken"] is False
 
 
 def test_batch_pod_passes_pod_security_restricted():
-    job = BatchJobConfig.model_validate({"name": "iris-nightly", "model": "iris", "input": "/data/a",
-                                         "output": "/data/b", "data": {"claimName": "d"}})
-    spec = plan_batch_job(job, model(), image="img:1", service_account="iris-nightly", placement=None)
+    job = BatchJobConfig.model_validate(
+        {
+            "name": "iris-nightly",
+            "model": "iris",
+            "input": "/data/a",
+            "output": "/data/b",
+            "data": {"claimName": "d"},
+        }
+    )
+    spec = plan_batch_job(
+        job, model(), image="img:1", service_account="iris-nightly", placement=None
+    )
     assert restricted_violations(spec["template"]["spec"]) == []
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
 
 def test_pod_labels_follow_the_contract():
-    labels = plan_pod_template(model(), track="canary", version="v2", image="i", service_account="s",
-                               placement=None)["metadata"]["labels"]
+    labels = plan_pod_template(
+        model(), track="canary", version="v2", image="i", service_account="s", placement=None
+    )["metadata"]["labels"]
     assert labels == {
         "app.kubernetes.io/name": "iris",
         "app.kubernetes.io/instance": "iris-canary",
@@ -92,11 +114,19 @@ def test_pod_labels_follow_the_contract():
 
 
 def test_container_port_probes_and_name_follow_the_contract():
-    container = plan_pod_template(model(framework="tensorflow"), track="stable", version="v1", image="i",
-                                  service_account="s", placement=None)["spec"]["containers"][0]
+    container = plan_pod_template(
+        model(framework="tensorflow"),
+        track="stable",
+        version="v1",
+        image="i",
+        service_account="s",
+        placement=None,
+    )["spec"]["containers"][0]
     assert container["name"] == "model-server"
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
-                                  {"name": "grpc", "containerPort": 8081, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     startup = container["startupProbe"]
@@ -107,9 +137,17 @@ def test_container_port_probes_and_name_follow_the_contract():
 
 def test_server_env_sets_only_what_is_configured():
     env = {e["name"]: e["value"] for e in server_env(model(), "v3")}
-    assert env == {"MODEL_NAME": "iris", "MODEL_VERSION": "v3", "MODEL_DIR": "/model",
-                   "INFERENCE_BACKEND": "onnx", "PORT": "8080", "GRPC_PORT": "8081"}
-    env = {e["name"]: e["value"] for e in server_env(model(maxBatchSize=64, maxBodyBytes=4096), "v3")}
+    assert env == {
+        "MODEL_NAME": "iris",
+        "MODEL_VERSION": "v3",
+        "MODEL_DIR": "/model",
+        "INFERENCE_BACKEND": "onnx",
+        "PORT": "8080",
+        "GRPC_PORT": "8081",
+    }
+    env = {
+        e["name"]: e["value"] for e in server_env(model(maxBatchSize=64, maxBodyBytes=4096), "v3")
+    }
     assert env["MAX_BATCH_SIZE"] == "64" and env["MAX_BODY_BYTES"] == "4096"
 
 
@@ -121,28 +159,48 @@ def test_gpu_request_equals_limit():
 
 def test_gpu_placement_adds_toleration_and_required_affinity():
     pool = GpuPoolConfig.model_validate({"name": "t4", "backend": "local", "nodeCount": 1})
-    spec = plan_pod_template(model(gpuPool="t4", resources={"gpus": 1}), track="stable", version="v1",
-                             image="i", service_account="s", placement=plan_placement(pool))["spec"]
-    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "t4",
-                                    "effect": "NoSchedule"}]
+    spec = plan_pod_template(
+        model(gpuPool="t4", resources={"gpus": 1}),
+        track="stable",
+        version="v1",
+        image="i",
+        service_account="s",
+        placement=plan_placement(pool),
+    )["spec"]
+    assert spec["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "t4", "effect": "NoSchedule"}
+    ]
     term = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["nodeSelectorTerms"][0]["matchExpressions"] == [
-        {"key": "mlplatform.io/gpu-pool", "operator": "In", "values": ["t4"]}]
+        {"key": "mlplatform.io/gpu-pool", "operator": "In", "values": ["t4"]}
+    ]
 
 
 def test_cpu_pod_has_no_gpu_placement():
-    spec = plan_pod_template(model(), track="stable", version="v1", image="i", service_account="s",
-                             placement=None)["spec"]
+    spec = plan_pod_template(
+        model(), track="stable", version="v1", image="i", service_account="s", placement=None
+    )["spec"]
     assert "tolerations" not in spec and "affinity" not in spec
 
 
 @pytest.mark.parametrize("spread", ["ScheduleAnyway", "DoNotSchedule"])
 def test_pods_spread_over_nodes(spread):
-    spec = plan_pod_template(model(topologySpread=spread), track="stable", version="v1", image="i",
-                             service_account="s", placement=None)["spec"]
+    spec = plan_pod_template(
+        model(topologySpread=spread),
+        track="stable",
+        version="v1",
+        image="i",
+        service_account="s",
+        placement=None,
+    )["spec"]
     by_key = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
     assert by_key["kubernetes.io/hostname"]["whenUnsatisfiable"] == spread
-    assert by_key["kubernetes.io/hostname"]["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "iris"
+    assert (
+        by_key["kubernetes.io/hostname"]["labelSelector"]["matchLabels"][
+            "app.kubernetes.io/instance"
+        ]
+        == "iris"
+    )
     # Zones are optional in small clusters: never block scheduling on them.
     assert by_key["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
     # Tainted nodes the pod cannot use (GPU nodes for a CPU model) must not count as empty domains.
@@ -150,10 +208,23 @@ def test_pods_spread_over_nodes(spread):
 
 
 def test_rolling_update_never_reduces_capacity():
-    spec = plan_deployment(model(), track="stable", version="v1", replicas=3, image="i",
-                           service_account="s", placement=None)
-    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    spec = plan_deployment(
+        model(),
+        track="stable",
+        version="v1",
+        replicas=3,
+        image="i",
+        service_account="s",
+        placement=None,
+    )
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
     assert spec["replicas"] == 3
-    assert spec["selector"]["matchLabels"] == {"app.kubernetes.io/name": "iris", "app.kubernetes.io/instance": "iris"}
+    assert spec["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "iris",
+        "app.kubernetes.io/instance": "iris",
+    }
     template_labels = spec["template"]["metadata"]["labels"]
     assert spec["selector"]["matchLabels"].items() <= template_labels.items()

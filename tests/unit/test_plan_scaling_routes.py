@@ -21,16 +21,23 @@ def test_hpa_scales_on_cpu_memory_and_in_flight_requests():
     spec = plan_hpa("iris", AutoscalingConfig(min_replicas=2, max_replicas=7, in_flight_target=2.5))
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"}
     assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 7)
-    metrics = {m["type"] + ":" + (m.get("resource", {}).get("name") or m["pods"]["metric"]["name"]): m
-               for m in spec["metrics"]}
-    assert metrics["Resource:cpu"]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    metrics = {
+        m["type"] + ":" + (m.get("resource", {}).get("name") or m["pods"]["metric"]["name"]): m
+        for m in spec["metrics"]
+    }
+    assert metrics["Resource:cpu"]["resource"]["target"] == {
+        "type": "Utilization",
+        "averageUtilization": 70,
+    }
     assert metrics["Resource:memory"]["resource"]["target"]["averageUtilization"] == 80
     pods = metrics["Pods:model_infer_requests_in_flight"]["pods"]
     assert pods["target"] == {"type": "AverageValue", "averageValue": "2500m"}
 
 
 def test_disabled_metrics_are_left_out():
-    spec = plan_hpa("iris", AutoscalingConfig(target_cpu_utilization=None, target_memory_utilization=None))
+    spec = plan_hpa(
+        "iris", AutoscalingConfig(target_cpu_utilization=None, target_memory_utilization=None)
+    )
     assert [m["type"] for m in spec["metrics"]] == ["Pods"]
     assert hpa_resource_metrics(AutoscalingConfig(target_memory_utilization=None)) == ["cpu"]
 
@@ -39,8 +46,9 @@ def test_hpa_scales_up_fast_and_down_slowly():
     behavior = plan_hpa("iris", AutoscalingConfig(scale_down_stabilization_seconds=900))["behavior"]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 900
-    assert max(p["value"] for p in behavior["scaleUp"]["policies"] if p["type"] == "Percent") > \
-        max(p["value"] for p in behavior["scaleDown"]["policies"] if p["type"] == "Percent")
+    assert max(p["value"] for p in behavior["scaleUp"]["policies"] if p["type"] == "Percent") > max(
+        p["value"] for p in behavior["scaleDown"]["policies"] if p["type"] == "Percent"
+    )
 
 
 @pytest.mark.parametrize("value, text", [(4.0, "4"), (0.5, "500m"), (12, "12"), (1.25, "1250m")])
@@ -48,9 +56,15 @@ def test_quantity(value, text):
     assert quantity(value) == text
 
 
-@pytest.mark.parametrize("min_replicas, explicit, expected", [
-    (1, None, None), (2, None, 1), (3, None, 2), (5, 2, 2),
-])
+@pytest.mark.parametrize(
+    "min_replicas, explicit, expected",
+    [
+        (1, None, None),
+        (2, None, 1),
+        (3, None, 2),
+        (5, 2, 2),
+    ],
+)
 def test_pdb_exists_from_two_replicas(min_replicas, explicit, expected):
     scaling = AutoscalingConfig(min_replicas=min_replicas, max_replicas=max(min_replicas, 3))
     assert pdb_min_available(PdbConfig(min_available=explicit), scaling) == expected
@@ -58,19 +72,32 @@ def test_pdb_exists_from_two_replicas(min_replicas, explicit, expected):
 
 def test_pdb_protects_only_healthy_stable_pods():
     spec = plan_pdb({"app.kubernetes.io/instance": "iris"}, 2)
-    assert spec == {"minAvailable": 2, "selector": {"matchLabels": {"app.kubernetes.io/instance": "iris"}},
-                    "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+    assert spec == {
+        "minAvailable": 2,
+        "selector": {"matchLabels": {"app.kubernetes.io/instance": "iris"}},
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+    }
 
 
-@pytest.mark.parametrize("mode, update_mode", [("off", "Off"), ("initial", "Initial"), ("auto", "Auto")])
+@pytest.mark.parametrize(
+    "mode, update_mode", [("off", "Off"), ("initial", "Initial"), ("auto", "Auto")]
+)
 def test_vpa_modes(mode, update_mode):
-    vpa = VpaConfig.model_validate({"mode": mode, "controlledResources": ["memory"],
-                                    "maxAllowed": {"cpu": "2", "memory": "4Gi"}})
+    vpa = VpaConfig.model_validate(
+        {
+            "mode": mode,
+            "controlledResources": ["memory"],
+            "maxAllowed": {"cpu": "2", "memory": "4Gi"},
+        }
+    )
     spec = plan_vpa("iris", vpa)
     assert spec["updatePolicy"] == {"updateMode": update_mode}
     policy = spec["resourcePolicy"]["containerPolicies"][0]
-    assert policy == {"containerName": "model-server", "controlledResources": ["memory"],
-                      "maxAllowed": {"cpu": "2", "memory": "4Gi"}}
+    assert policy == {
+        "containerName": "model-server",
+        "controlledResources": ["memory"],
+        "maxAllowed": {"cpu": "2", "memory": "4Gi"},
+    }
 
 
 def model(**changes) -> ModelConfig:
@@ -80,7 +107,11 @@ def model(**changes) -> ModelConfig:
 def test_path_route_rewrites_to_the_server_root_on_nginx():
     ingress = IngressConfig()
     route = plan_route(model(), ingress)
-    assert (route.host, route.path, route.url) == (None, "/models/iris", "http://<ingress-address>/models/iris")
+    assert (route.host, route.path, route.url) == (
+        None,
+        "/models/iris",
+        "http://<ingress-address>/models/iris",
+    )
     annotations, spec = plan_ingress(route, ingress, "iris")
     assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"
     path = spec["rules"][0]["http"]["paths"][0]
@@ -98,8 +129,13 @@ def test_generic_controller_gets_a_plain_prefix():
 
 
 def test_host_route_with_tls_and_cert_manager():
-    ingress = IngressConfig.model_validate({"routing": "host", "domain": "ml.example.com",
-                                            "tls": {"enabled": True, "clusterIssuer": "letsencrypt"}})
+    ingress = IngressConfig.model_validate(
+        {
+            "routing": "host",
+            "domain": "ml.example.com",
+            "tls": {"enabled": True, "clusterIssuer": "letsencrypt"},
+        }
+    )
     route = plan_route(model(), ingress)
     assert route.url == "https://iris.ml.example.com/"
     annotations, spec = plan_ingress(route, ingress, "iris")
@@ -132,8 +168,10 @@ def test_default_deny_selects_every_pod():
 
 def test_model_policy_admits_only_ingress_and_monitoring_namespaces():
     spec = plan_model_allow("iris")
-    assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "iris",
-                                                   "app.kubernetes.io/component": "model-server"}
+    assert spec["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "iris",
+        "app.kubernetes.io/component": "model-server",
+    }
     sources = [rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in spec["ingress"]]
     assert sources == [{"mlplatform.io/role": "ingress"}, {"mlplatform.io/role": "monitoring"}]
     ingress, monitoring = (rule["ports"] for rule in spec["ingress"])

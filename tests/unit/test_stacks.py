@@ -1,4 +1,4 @@
-"""Both stacks, through the real __main__.py and Pulumi.<stack>.yaml, under mocks; graph snapshots."""
+"""Both stacks via the real __main__.py and Pulumi.<stack>.yaml, under mocks; graph snapshots."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import runpy
 from pathlib import Path
 
 import pytest
+from conftest import stack_file_config
+from pulumi.runtime import rpc
+from pulumi_harness import Graph, run_program
 
 import components.gpu_node_pool as gpu_node_pool
 from components.errors import ConfigError
 from components.gpu_backends import NodeInfo
-from conftest import stack_file_config
-from pulumi_harness import Graph, run_program
-from pulumi.runtime import rpc
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 MONITORING = "mlplatform:monitoring:MonitoringStack"
@@ -37,7 +37,9 @@ def run_stack(project_root: Path, stack: str, config: dict | None = None, **kwar
         patch.setattr(gpu_node_pool, "KubernetesNodeReader", ClusterNodes)
         return run_program(
             lambda: runpy.run_path(str(project_root / "__main__.py"), run_name="__main__"),
-            stack=stack, config=stack_file_config(stack) if config is None else config, **kwargs,
+            stack=stack,
+            config=stack_file_config(stack) if config is None else config,
+            **kwargs,
         )
 
 
@@ -68,7 +70,9 @@ def test_resource_graph_matches_snapshot(graphs, stack, update_snapshots):
     if update_snapshots:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(current)
-    assert path.exists(), f"no snapshot yet: run pytest with --update-snapshots and commit {path.name}"
+    assert path.exists(), (
+        f"no snapshot yet: run pytest with --update-snapshots and commit {path.name}"
+    )
     assert current == path.read_text(), (
         f"resource graph of {stack} changed; if intended, rerun with --update-snapshots and review "
         f"the diff of {path.relative_to(path.parents[3])}"
@@ -77,10 +81,15 @@ def test_resource_graph_matches_snapshot(graphs, stack, update_snapshots):
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_kubernetes_resource_uses_the_explicit_provider(graphs, stack):
-    kubernetes = [r for r in graphs[stack].resources
-                  if r.custom and r.type.startswith("kubernetes:") and not r.type.startswith("pulumi:")]
+    kubernetes = [
+        r
+        for r in graphs[stack].resources
+        if r.custom and r.type.startswith("kubernetes:") and not r.type.startswith("pulumi:")
+    ]
     assert kubernetes
-    stray = [r.key for r in kubernetes if "pulumi:providers:kubernetes::kubernetes" not in r.provider]
+    stray = [
+        r.key for r in kubernetes if "pulumi:providers:kubernetes::kubernetes" not in r.provider
+    ]
     assert stray == []
 
 
@@ -90,8 +99,13 @@ def test_every_model_has_deployment_service_hpa_and_policy(graphs, stack):
     for model in ("ml-model-1", "ml-model-2"):
         children = {r.name for r in graph.children_of(graph.named(f"mlplatform-model-{model}"))}
         prefix = f"mlplatform-model-{model}"
-        assert {f"{prefix}-deployment", f"{prefix}-service", f"{prefix}-hpa", f"{prefix}-netpol",
-                f"{prefix}-sa"} <= children
+        assert {
+            f"{prefix}-deployment",
+            f"{prefix}-service",
+            f"{prefix}-hpa",
+            f"{prefix}-netpol",
+            f"{prefix}-sa",
+        } <= children
 
 
 def test_dev_simulates_gpus_and_pulls_by_digest_from_the_local_registry(graphs):
@@ -99,7 +113,9 @@ def test_dev_simulates_gpus_and_pulls_by_digest_from_the_local_registry(graphs):
     nodes = graph.of_type("kubernetes:core/v1:Node")
     assert len(nodes) == 2 and not graph.of_type("kubernetes:core/v1:NodePatch")
     assert all(n.inputs["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake" for n in nodes)
-    assert all(n.inputs["metadata"]["labels"]["node.mlplatform.io/kind"] == "simulated" for n in nodes)
+    assert all(
+        n.inputs["metadata"]["labels"]["node.mlplatform.io/kind"] == "simulated" for n in nodes
+    )
     images = graph.of_type("docker-build:index:Image")
     assert len(images) == 2 and all(i.inputs["push"] is True for i in images)
     for model in ("ml-model-1", "ml-model-2"):
@@ -115,7 +131,10 @@ def test_dev_simulates_gpus_and_pulls_by_digest_from_the_local_registry(graphs):
 def test_prod_is_highly_available_with_tls_and_real_gpu_nodes(graphs):
     graph = graphs["prod"]
     for deployment in graph.of_type("kubernetes:apps/v1:Deployment"):
-        if deployment.parent.startswith("mlplatform:k8s:MLModelService") and "canary" not in deployment.name:
+        if (
+            deployment.parent.startswith("mlplatform:k8s:MLModelService")
+            and "canary" not in deployment.name
+        ):
             assert deployment.inputs["spec"]["replicas"] >= 3, deployment.name
     pdbs = graph.of_type("kubernetes:policy/v1:PodDisruptionBudget")
     assert sorted(p.inputs["metadata"]["name"] for p in pdbs) == ["ml-model-1", "ml-model-2"]
@@ -127,9 +146,13 @@ def test_prod_is_highly_available_with_tls_and_real_gpu_nodes(graphs):
     assert graph.of_type("kubernetes:apps/v1:DaemonSet")
     assert all(i.inputs["push"] is True for i in graph.of_type("docker-build:index:Image"))
     assert graph.named("mlplatform-ingress-namespace").type == "kubernetes:core/v1:NamespacePatch"
-    assert graph.named("mlplatform-batch-ml-model-1-nightly-cronjob").type == "kubernetes:batch/v1:CronJob"
-    limits = graph.named("mlplatform-model-ml-model-2-deployment").inputs["spec"]["template"]["spec"][
-        "containers"][0]["resources"]["limits"]
+    assert (
+        graph.named("mlplatform-batch-ml-model-1-nightly-cronjob").type
+        == "kubernetes:batch/v1:CronJob"
+    )
+    limits = graph.named("mlplatform-model-ml-model-2-deployment").inputs["spec"]["template"][
+        "spec"
+    ]["containers"][0]["resources"]["limits"]
     assert limits == {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"}
 
 

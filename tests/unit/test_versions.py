@@ -33,10 +33,22 @@ def test_policy_environment_uses_the_same_engine_sdk():
 def test_go_wrappers_pin_the_same_versions():
     versions = shell_vars(REPO / "scripts" / "versions.sh")
     tools = REPO / "tools" / "go"
-    assert f"github.com/pulumi/pulumi/pkg/v3 v{versions['PULUMI_VERSION']}" in (tools / "pulumi" / "go.mod").read_text()
-    assert f"k8s.io/kubernetes v{versions['KUBE_VERSION']}" in (tools / "kubernetes" / "go.mod").read_text()
-    assert f"sigs.k8s.io/kwok v{versions['KWOK_VERSION']}" in (tools / "kwok" / "go.mod").read_text()
-    assert f"github.com/pulumi/pulumi-docker-build v{versions['DOCKER_BUILD_PROVIDER_VERSION']}" in (
-        tools / "docker-build" / "go.mod").read_text()
-    assert f"github.com/prometheus/prometheus v{versions['PROMETHEUS_MODULE_VERSION']}" in (
-        tools / "prometheus" / "go.mod").read_text()
+    assert (
+        f"github.com/pulumi/pulumi/pkg/v3 v{versions['PULUMI_VERSION']}"
+        in (tools / "pulumi" / "go.mod").read_text()
+    )
+    assert (
+        f"k8s.io/kubernetes v{versions['KUBE_VERSION']}"
+        in (tools / "kubernetes" / "go.mod").read_text()
+    )
+    assert (
+        f"sigs.k8s.io/kwok v{versions['KWOK_VERSION']}" in (tools / "kwok" / "go.mod").read_text()
+    )
+    assert (
+        f"github.com/pulumi/pulumi-docker-build v{versions['DOCKER_BUILD_PROVIDER_VERSION']}"
+        in (tools / "docker-build" / "go.mod").read_text()
+    )
+    assert (
+        f"github.com/prometheus/prometheus v{versions['PROMETHEUS_MODULE_VERSION']}"
+        in (tools / "prometheus" / "go.mod").read_text()
+    )

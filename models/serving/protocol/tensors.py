@@ -185,8 +185,8 @@ def to_features(
         if not finite.all():
             row, col = (int(i) for i in np.argwhere(~finite)[0])
             raise InvalidInput(
-                f"{where} element [{row}][{col}] is {array[row, col].item()!r}; the model takes finite "
-                f"float32 features (magnitude at most {F32_MAX:.7g})"
+                f"{where} element [{row}][{col}] is {array[row, col].item()!r}; the model takes "
+                f"finite float32 features (magnitude at most {F32_MAX:.7g})"
             )
     return np.ascontiguousarray(array, dtype=np.float32)
 
