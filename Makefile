@@ -10,7 +10,7 @@ STACK ?= dev
 PARALLEL ?= 64
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap venv lint fmt cluster-up cluster-down cluster-status test test-unit test-models \
+.PHONY: help bootstrap venv lint fmt docs cluster-up cluster-down cluster-status test test-unit test-models \
         test-integration stack preview up destroy demo bench grpc-stubs
 
 help:            ## list targets
@@ -38,6 +38,9 @@ lint: venv       ## ruff format --check, ruff check, shellcheck on scripts/ (par
 
 fmt: venv        ## apply ruff's formatting and safe fixes
 	$(PY) -m ruff format --quiet . && $(PY) -m ruff check --fix --quiet .
+
+docs: venv       ## regenerate the config reference in docs/components.md from the config models
+	PYTHONPATH=components $(PY) -m mlplatform.docs docs/components.md
 
 test-unit: venv lint ## lint, then the unit tier: no cluster, no Docker, no Go builds (about a minute)
 	$(ENV) $(PY) -m pytest tests/unit --ignore-glob='tests/unit/test_policy*' -q -p no:cacheprovider $(PYTEST_ARGS)

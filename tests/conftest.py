@@ -1,4 +1,4 @@
-"""Shared pytest setup for every tier: the repo root on sys.path and the project's markers."""
+"""Shared pytest setup for every tier: import paths and the project's markers."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    # `components` is importable without `pip install -e .` (the unit tier needs no install step).
-    sys.path.insert(0, str(ROOT))
+# The library (`mlplatform`, from components/; pytest.ini's pythonpath too, for tools that read
+# it), the repo root (benchmarks, __main__) and tests/ (factories.py) import without an install.
+for folder in (ROOT / "components", ROOT, ROOT / "tests"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 
 def pytest_addoption(parser):

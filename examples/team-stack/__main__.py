@@ -5,8 +5,7 @@ PDB, a weighted canary and a host route, all typed.
 """
 
 import pulumi
-
-from components import (
+from mlplatform import (
     AutoscalingConfig,
     IngressConfig,
     MLModelService,

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 from harness import REPO, tool
-
-from components.config import load_stack_file
-from components.plan import monitoring_dashboards as dash
-from components.plan.monitoring_spec import MonitoredModel
-from components.platform import monitored_models
+from mlplatform.loader import load_stack_file
+from mlplatform.plan.monitoring import dashboards as dash
+from mlplatform.plan.monitoring.inputs import monitored_models
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +28,7 @@ def _check(*files: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_generated_dashboards_pass_the_strict_decoder(stack, tmp_path):
     config = load_stack_file(REPO / f"Pulumi.{stack}.yaml")
-    boards = dash.dashboards([MonitoredModel(**m) for m in monitored_models(config)])
+    boards = dash.dashboards(monitored_models(config))
     assert len(boards) == len(config.models) + 1, sorted(boards)
     files = []
     for uid, board in boards.items():
@@ -44,9 +42,7 @@ def test_generated_dashboards_pass_the_strict_decoder(stack, tmp_path):
 
 def test_the_decoder_rejects_an_unknown_panel_field(tmp_path):
     config = load_stack_file(REPO / "Pulumi.dev.yaml")
-    board = next(
-        iter(dash.dashboards([MonitoredModel(**m) for m in monitored_models(config)]).values())
-    )
+    board = next(iter(dash.dashboards(monitored_models(config)).values()))
     board["panels"][0]["fieldConfigg"] = {}  # a typo Grafana would silently ignore
     path = tmp_path / "typo.json"
     path.write_text(json.dumps(board))
@@ -58,9 +54,7 @@ def test_the_validator_checks_every_panel(tmp_path):
     """A panel wider than Grafana's 24-column grid decodes fine; only validation catches it, and
     only if the validated dashboard still holds its panels (the SDK's strict decoder drops them)."""
     config = load_stack_file(REPO / "Pulumi.dev.yaml")
-    board = next(
-        iter(dash.dashboards([MonitoredModel(**m) for m in monitored_models(config)]).values())
-    )
+    board = next(iter(dash.dashboards(monitored_models(config)).values()))
     board["panels"][-1]["gridPos"]["w"] = 25
     path = tmp_path / "too-wide.json"
     path.write_text(json.dumps(board))

@@ -13,36 +13,27 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from factories import monitored_model, monitoring_args
 from harness import REPO, Pulumi, cluster_layout
-
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel, MonitoringStackArgs
+from mlplatform.monitoring import MonitoringStackArgs
 
 pytestmark = pytest.mark.integration
 
 OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 CRDS = ("monitoring.coreos.com_podmonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml")
 MODELS = [
-    MonitoredModel(
-        name="iris",
+    monitored_model("iris", namespace="mon-it-models"),
+    monitored_model(
+        "digits",
         namespace="mon-it-models",
-        version="1",
-        hpa_min_replicas=1,
-        hpa_max_replicas=3,
-        slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5),
-    ),
-    MonitoredModel(
-        name="digits",
-        namespace="mon-it-models",
-        version="1",
         gpu=True,
-        hpa_min_replicas=1,
         hpa_max_replicas=2,
-        slo=ModelSLO(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9),
+        slo={"latency_p99_ms": 100, "error_rate_percent": 0.5, "availability_percent": 99.9},
     ),
 ]
 PROGRAM = """
 import pulumi
-from components.monitoring import MonitoringStack, MonitoringStackArgs
+from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
 
 config = pulumi.Config()
 args = MonitoringStackArgs.model_validate_json(config.require("args"))
@@ -63,7 +54,7 @@ def _project(pulumi_project, tmp_path: Path, args: MonitoringStackArgs) -> Pulum
         }
     )
     # The program imports the component library from this checkout.
-    runner.env = {**runner.env, "PYTHONPATH": str(REPO)}
+    runner.env = {**runner.env, "PYTHONPATH": str(REPO / "components")}
     runner("stack", "init", "it")
     runner("config", "set", "args", args.model_dump_json(exclude={"grafana_admin_password"}))
     return runner
@@ -91,8 +82,8 @@ def test_deploy_mode_comes_up_and_is_stable(pulumi_project, tmp_path, kubectl, t
     # Prometheus bootstrap builds. No Grafana or Alertmanager image can be had on this machine, so
     # their objects are checked by the API server in a preview (server-side dry run) below.
     registry = cluster_layout(tool_env)["REGISTRY"]
-    args = MonitoringStackArgs(
-        models=MODELS,
+    args = monitoring_args(
+        MODELS,
         namespace="mon-it",
         alertmanager=False,
         grafana=False,
@@ -119,7 +110,8 @@ def test_deploy_mode_comes_up_and_is_stable(pulumi_project, tmp_path, kubectl, t
         # Everything generated is deterministic: a second run has nothing to change.
         pulumi("preview", "--expect-no-changes")
 
-        full = args.model_copy(update={"grafana": True, "alertmanager": True})
+        settings = args.settings.model_copy(update={"grafana": True, "alertmanager": True})
+        full = args.model_copy(update={"settings": settings})
         pulumi("config", "set", "args", full.model_dump_json(exclude={"grafana_admin_password"}))
         pulumi("config", "set", "--secret", "grafanaPassword", "it-" + tmp_path.name)
         preview = pulumi("preview", "--diff").stdout
@@ -136,8 +128,8 @@ def test_operator_mode_objects_pass_the_api_server(pulumi_project, tmp_path, kub
     created = kubectl("get", "crd", "podmonitors.monitoring.coreos.com", check=False).returncode
     kubectl("apply", "--server-side", *(arg for f in files for arg in ("-f", str(f))))
     kubectl("create", "namespace", "mon-it-op")
-    args = MonitoringStackArgs(
-        models=MODELS,
+    args = monitoring_args(
+        MODELS,
         namespace="mon-it-op",
         mode="operator",
         operator_labels={"release": "kube-prometheus-stack"},

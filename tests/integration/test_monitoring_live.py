@@ -24,25 +24,17 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from factories import monitored_model
+from mlplatform.core import metrics as m
+from mlplatform.plan.monitoring import rules as rules
+from mlplatform.plan.monitoring.promql import all_expressions, metric_names, recorded_names
 from prometheus_client.parser import text_string_to_metric_families
-
-from components.plan import monitoring_metrics as m
-from components.plan import monitoring_rules as rules
-from components.plan.monitoring_promql import all_expressions, metric_names, recorded_names
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path.home() / ".cache" / "mlplatform" / "bin"
-MODEL = MonitoredModel(
-    name="iris",
-    namespace="models",
-    version="1.0.0",
-    hpa_min_replicas=1,
-    hpa_max_replicas=3,
-    slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1.0, availability_percent=99.5),
-)
+MODEL = monitored_model("iris", version="1.0.0")
 GOOD_REQUESTS = 240
 BAD_REQUESTS = 12  # rows of the wrong width: answered 4xx, counted as failures
 # Series the live Prometheus cannot have: no kubelet, no GPU, no alert firing on loopback.

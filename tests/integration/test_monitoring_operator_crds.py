@@ -13,31 +13,23 @@ from pathlib import Path
 import jsonschema_rs
 import pytest
 import yaml
-
-from components.plan.monitoring_prometheus import pod_monitor_spec
-from components.plan.monitoring_rules import rule_groups
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel, MonitoringStackArgs
+from factories import monitored_model
+from mlplatform.config import MonitoringConfig
+from mlplatform.plan.monitoring.prometheus import pod_monitor_spec
+from mlplatform.plan.monitoring.rules import rule_groups
 
 pytestmark = pytest.mark.integration
 
 OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 MODELS = [
-    MonitoredModel(
-        name="iris",
-        namespace="models",
-        version="1",
-        hpa_min_replicas=1,
-        hpa_max_replicas=3,
-        slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5),
-    ),
-    MonitoredModel(
-        name="digits",
+    monitored_model("iris"),
+    monitored_model(
+        "digits",
         namespace="gpu",
-        version="1",
         gpu=True,
         hpa_min_replicas=2,
         hpa_max_replicas=2,
-        slo=ModelSLO(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9),
+        slo={"latency_p99_ms": 100, "error_rate_percent": 0.5, "availability_percent": 99.9},
     ),
 ]
 
@@ -67,7 +59,7 @@ def _errors(validator: jsonschema_rs.Validator, document: dict) -> list[str]:
 
 def test_pod_monitor_matches_the_crd():
     validator = _spec_schema("monitoring.coreos.com_podmonitors.yaml")
-    spec = pod_monitor_spec(MonitoringStackArgs(models=MODELS, mode="operator"))
+    spec = pod_monitor_spec(MonitoringConfig(mode="operator"), MODELS)
     assert _errors(validator, spec) == []
     spec["podMetricsEndpoints"][0]["relabelings"][0]["action"] = "rewrite"
     assert _errors(validator, spec), "the schema must reject an unknown relabel action"

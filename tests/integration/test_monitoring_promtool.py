@@ -6,29 +6,21 @@ firing case and a not-firing case, with labels and rendered annotations compared
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-
-from components.plan import monitoring_prometheus as prom
-from components.plan import monitoring_rules as rules
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel, MonitoringStackArgs
+from factories import monitored_model, monitoring_args
+from mlplatform.plan.monitoring import prometheus as prom
+from mlplatform.plan.monitoring import rules as rules
 
 pytestmark = pytest.mark.integration
 
 BIN = Path.home() / ".cache" / "mlplatform" / "bin"
-MODEL = MonitoredModel(
-    name="iris",
-    namespace="models",
-    version="1",
-    gpu=True,
-    hpa_min_replicas=1,
-    hpa_max_replicas=4,
-    slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1.0, availability_percent=99.5),
-)
+MODEL = monitored_model("iris", gpu=True, hpa_max_replicas=4)
 SERVER = 'namespace="models", model="iris", version="1", job="model-servers"'
 
 
@@ -82,15 +74,16 @@ def test_check_config_with_rules_and_alertmanager(promtool, tmp_path):
     rules_dir.mkdir(), sa_dir.mkdir()
     (sa_dir / "token").write_text("token")
     (sa_dir / "ca.crt").write_text("")
-    args = MonitoringStackArgs(
-        models=[MODEL, MODEL.model_copy(update={"name": "digits", "gpu": False})], alertmanager=True
+    args = monitoring_args(
+        [MODEL, dataclasses.replace(MODEL, name="digits", gpu=False)], alertmanager=True
     )
     for model in args.models:
         (rules_dir / rules.rule_file_name(model)).write_text(
             yaml.safe_dump(rules.rule_groups(model), sort_keys=False)
         )
     config = prom.prometheus_config(
-        args,
+        args.settings,
+        args.models,
         alertmanager_address="alertmanager:9093",
         rules_dir=str(rules_dir),
         service_account_dir=str(sa_dir),

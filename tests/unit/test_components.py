@@ -6,10 +6,7 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from pulumi.runtime import rpc
-from pulumi_harness import capture, run_program
-
-from components import (
+from mlplatform import (
     AutoscalingConfig,
     BatchInference,
     BatchInferenceArgs,
@@ -28,9 +25,11 @@ from components import (
     ModelNamespace,
     ModelNamespaceArgs,
 )
-from components.config import ImagesConfig, RegistryConfig
-from components.gpu_backends import GpuPoolError, NodeInfo
-from components.plan.gpu import plan_placement
+from mlplatform.config import ImagesConfig, RegistryConfig
+from mlplatform.gpu_backends import GpuPoolError, NodeInfo
+from mlplatform.plan.gpu import plan_placement
+from pulumi.runtime import rpc
+from pulumi_harness import capture, run_program
 
 
 def model(**changes) -> ModelConfig:

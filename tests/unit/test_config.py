@@ -6,20 +6,17 @@ import typing
 
 import pytest
 import yaml
-from pydantic import BaseModel, ValidationError
-
-from components.config import (
+from mlplatform.config import (
     AutoscalingConfig,
     AutoscalingOverrides,
     ModelConfig,
     StackConfig,
-    decode_config_value,
-    load_stack_file,
-    parse_stack_config,
     top_level_keys,
 )
-from components.config_issues import _unwrap
-from components.docs import render
+from mlplatform.config.issues import _unwrap
+from mlplatform.docs import render
+from mlplatform.loader import decode_config_value, load_stack_file, parse_stack_config
+from pydantic import BaseModel, ValidationError
 
 
 def all_config_models(root: type[BaseModel] = StackConfig) -> set[type[BaseModel]]:
@@ -99,9 +96,7 @@ def test_declared_defaults_validate_as_library_defaults(repo_root):
 
 def test_configuration_reference_in_docs_is_current(repo_root):
     text = (repo_root / "docs" / "components.md").read_text()
-    assert render() in text, (
-        "regenerate with: python -m components.docs (and paste into docs/components.md)"
-    )
+    assert render() in text, "regenerate with: make docs"
 
 
 def test_reference_lists_every_key():

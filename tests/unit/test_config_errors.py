@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from components.config import parse_stack_config
-from components.errors import ConfigError
+from mlplatform.config.errors import ConfigError
+from mlplatform.loader import parse_stack_config
 
 STACK = "qa"
 
@@ -406,5 +405,19 @@ def test_missing_dockerfile_is_reported_with_the_folders_that_exist(tmp_path):
 def test_other_namespaces_and_secrets_are_not_config_errors():
     config = base()
     config["kubernetes:context"] = "kind"
-    config["mlplatform:registryPassword"] = "encrypted-elsewhere"
-    assert parse_stack_config(config, STACK).models[0].name == "iris"
+    config["mlplatform:registryPassword"] = {"secure": "v1:abc"}  # as a stack file holds it
+    config["mlplatform:grafanaAdminPassword"] = "decrypted by the engine"
+    parsed = parse_stack_config(config, STACK, secret_keys={"mlplatform:grafanaAdminPassword"})
+    assert parsed.models[0].name == "iris"
+
+
+@pytest.mark.parametrize("secret", ["registryPassword", "grafanaAdminPassword"])
+def test_a_secret_in_plain_config_is_rejected_with_the_secret_fix(secret):
+    config = base()
+    config[f"mlplatform:{secret}"] = "hunter2"
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(config, STACK)
+    (issue,) = caught.value.issues
+    assert issue.path == f"mlplatform:{secret}"
+    assert issue.fix == f"pulumi config set --stack {STACK} --secret mlplatform:{secret} <value>"
+    assert "hunter2" not in str(caught.value)

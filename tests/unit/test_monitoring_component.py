@@ -7,10 +7,10 @@ import json
 import pulumi
 import pytest
 import yaml
+from factories import monitored_model, monitoring_args
+from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
+from mlplatform.plan.monitoring.inputs import MonitoredModel
 from pulumi.runtime import rpc
-
-from components.monitoring import MonitoringStack, MonitoringStackArgs
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel
 
 COMPONENT = "mlplatform:monitoring:MonitoringStack"
 
@@ -24,15 +24,7 @@ class _Mocks(pulumi.runtime.Mocks):
 
 
 def _model(name: str, *, gpu: bool = False, namespace: str = "models") -> MonitoredModel:
-    return MonitoredModel(
-        name=name,
-        namespace=namespace,
-        version="1.0.0",
-        gpu=gpu,
-        hpa_min_replicas=1,
-        hpa_max_replicas=4,
-        slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1.0, availability_percent=99.5),
-    )
+    return monitored_model(name, namespace=namespace, version="1.0.0", gpu=gpu, hpa_max_replicas=4)
 
 
 def _deploy(args: MonitoringStackArgs) -> tuple[dict[str, dict], dict[str, object]]:
@@ -71,8 +63,8 @@ def _by_type(resources: dict[str, dict], token: str) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def deployed():
-    args = MonitoringStackArgs(
-        models=[_model("iris"), _model("digits", gpu=True)],
+    args = monitoring_args(
+        [_model("iris"), _model("digits", gpu=True)],
         alertmanager=True,
         storage_size="20Gi",
         grafana_admin_password=pulumi.Output.secret("s3cret"),
@@ -82,8 +74,8 @@ def deployed():
 
 @pytest.fixture(scope="module")
 def operated():
-    args = MonitoringStackArgs(
-        models=[_model("iris"), _model("digits", gpu=True, namespace="gpu-models")],
+    args = monitoring_args(
+        [_model("iris"), _model("digits", gpu=True, namespace="gpu-models")],
         mode="operator",
         namespace="observability",
         operator_labels={"release": "kps"},
@@ -156,7 +148,8 @@ def test_prometheus_config_and_rules_are_mounted(deployed):
     assert volumes["data-pvc"]["persistentVolumeClaim"]["claimName"] == "mon-prometheus-data"
     claim = _by_type(resources, "PersistentVolumeClaim")["mon-prometheus-data"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
-    assert "--storage.tsdb.retention.time=15d" in spec["containers"][0]["args"]
+    # the one default, MonitoringConfig.retention
+    assert "--storage.tsdb.retention.time=7d" in spec["containers"][0]["args"]
 
 
 def test_grafana_gets_datasource_dashboards_and_secret_password(deployed):
@@ -221,7 +214,7 @@ def test_operator_mode_emits_custom_resources_only(operated):
 
 
 def test_without_password_grafana_is_read_only():
-    resources, outputs = _deploy(MonitoringStackArgs(models=[_model("iris")]))
+    resources, outputs = _deploy(monitoring_args([_model("iris")]))
     assert not _by_type(resources, "kubernetes:core/v1:Secret")
     assert not _by_type(resources, "PersistentVolumeClaim")
     assert outputs["alertmanager_url"] is None
@@ -280,6 +273,6 @@ def test_resource_graph_snapshot(mode, settings, expected):
     """The shape of the graph (types, names, parents): a change here changes URNs in real stacks."""
     from pulumi_harness import run_program
 
-    args = MonitoringStackArgs(models=[_model("iris")], mode=mode, **settings)
+    args = monitoring_args([_model("iris")], mode=mode, **settings)
     graph = run_program(lambda: MonitoringStack("mon", args))
     assert graph.snapshot() == expected

@@ -5,35 +5,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from components.plan import monitoring_metrics as m
-from components.plan import monitoring_prometheus as prom
-from components.plan import monitoring_workloads as work
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel, MonitoringStackArgs
+from factories import monitored_model
+from mlplatform.config import MonitoringConfig
+from mlplatform.core import metrics as m
+from mlplatform.plan.monitoring import prometheus as prom
+from mlplatform.plan.monitoring import workloads as work
+from mlplatform.plan.monitoring.inputs import MonitoredModel
 
-SLO = ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5)
 
-
-def _args(*, gpu=False, **settings) -> MonitoringStackArgs:
+def _inputs(*, gpu=False, **settings) -> tuple[MonitoringConfig, list[MonitoredModel]]:
+    """The plans' input: monitoring settings and two models in two namespaces."""
     models = [
-        MonitoredModel(
-            name="iris",
-            namespace="models",
-            version="1",
-            hpa_min_replicas=1,
-            hpa_max_replicas=3,
-            slo=SLO,
-        ),
-        MonitoredModel(
-            name="digits",
-            namespace="gpu-models",
-            version="2",
-            gpu=gpu,
-            hpa_min_replicas=1,
-            hpa_max_replicas=2,
-            slo=SLO,
-        ),
+        monitored_model("iris"),
+        monitored_model("digits", namespace="gpu-models", version="2", gpu=gpu, hpa_max_replicas=2),
     ]
-    return MonitoringStackArgs(models=models, **settings)
+    return MonitoringConfig(**settings), models
 
 
 def _jobs(config) -> dict[str, dict]:
@@ -41,7 +27,7 @@ def _jobs(config) -> dict[str, dict]:
 
 
 def test_model_pods_are_discovered_by_component_label_and_http_port():
-    job = _jobs(prom.prometheus_config(_args(), alertmanager_address=None))["model-servers"]
+    job = _jobs(prom.prometheus_config(*_inputs(), alertmanager_address=None))["model-servers"]
     (sd,) = job["kubernetes_sd_configs"]
     assert sd["role"] == "pod"
     assert sd["namespaces"]["names"] == ["gpu-models", "models"]
@@ -65,15 +51,17 @@ def test_model_pods_are_discovered_by_component_label_and_http_port():
 
 
 def test_gpu_scraping_only_with_gpu_models():
-    assert "dcgm-exporter" not in _jobs(prom.prometheus_config(_args(), alertmanager_address=None))
-    dcgm = _jobs(prom.prometheus_config(_args(gpu=True), alertmanager_address=None))[
+    assert "dcgm-exporter" not in _jobs(
+        prom.prometheus_config(*_inputs(), alertmanager_address=None)
+    )
+    dcgm = _jobs(prom.prometheus_config(*_inputs(gpu=True), alertmanager_address=None))[
         "dcgm-exporter"
     ]
     assert dcgm["honor_labels"] is True
 
 
 def test_cadvisor_keeps_only_what_panels_use():
-    job = _jobs(prom.prometheus_config(_args(), alertmanager_address=None))["kubelet-cadvisor"]
+    job = _jobs(prom.prometheus_config(*_inputs(), alertmanager_address=None))["kubelet-cadvisor"]
     name_filter, namespace_filter = job["metric_relabel_configs"]
     assert set(name_filter["regex"].split("|")) == {m.CPU_USAGE, m.MEMORY_WORKING_SET}
     assert namespace_filter["regex"] == "gpu-models|models"
@@ -82,7 +70,7 @@ def test_cadvisor_keeps_only_what_panels_use():
 
 def test_config_paths_are_parameters_and_alerting_is_optional():
     config = prom.prometheus_config(
-        _args(scrape_interval="30s"),
+        *_inputs(scrape_interval="30s"),
         alertmanager_address="am:9093",
         rules_dir="/tmp/r",
         service_account_dir="/tmp/sa",
@@ -91,16 +79,16 @@ def test_config_paths_are_parameters_and_alerting_is_optional():
     assert config["global"] == {"scrape_interval": "30s", "evaluation_interval": "30s"}
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["am:9093"]
     assert _jobs(config)["kubelet-cadvisor"]["tls_config"]["ca_file"] == "/tmp/sa/ca.crt"
-    assert "alerting" not in prom.prometheus_config(_args(), alertmanager_address=None)
+    assert "alerting" not in prom.prometheus_config(*_inputs(), alertmanager_address=None)
 
 
 def test_no_models_means_no_model_jobs():
-    config = prom.prometheus_config(MonitoringStackArgs(models=[]), alertmanager_address=None)
+    config = prom.prometheus_config(MonitoringConfig(), [], alertmanager_address=None)
     assert set(_jobs(config)) == {"prometheus"}
 
 
 def test_pod_monitor_matches_the_scrape_job():
-    spec = prom.pod_monitor_spec(_args(scrape_interval="20s"))
+    spec = prom.pod_monitor_spec(*_inputs(scrape_interval="20s"))
     assert spec["selector"] == {"matchLabels": {"app.kubernetes.io/component": "model-server"}}
     (endpoint,) = spec["podMetricsEndpoints"]
     assert endpoint["interval"] == "20s"
@@ -130,9 +118,9 @@ def test_grafana_provisioning():
 
 
 def test_prometheus_deployment_uses_retention_storage_and_recreate():
-    args = _args(retention="30d")
+    settings = MonitoringConfig(retention="30d")
     with_claim = work.prometheus_deployment(
-        args,
+        settings,
         "mon",
         config_map="c",
         rules_map="r",
@@ -179,10 +167,10 @@ def test_monitoring_workloads_pass_the_platform_policy_pack():
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "policy"))
     from mlpolicy import rules_workload
 
-    args = _args(alertmanager=True)
+    settings = MonitoringConfig(alertmanager=True)
     specs = {
         "prometheus": work.prometheus_deployment(
-            args,
+            settings,
             "mon",
             config_map="c",
             rules_map="r",
@@ -191,14 +179,16 @@ def test_monitoring_workloads_pass_the_platform_policy_pack():
             config_hash="h",
         ),
         "grafana": work.grafana_deployment(
-            args,
+            settings,
             "mon",
             provisioning_map="p",
             dashboard_maps=["d"],
             admin_secret="s",
             config_hash="h",
         ),
-        "alertmanager": work.alertmanager_deployment(args, "mon", config_map="c", config_hash="h"),
+        "alertmanager": work.alertmanager_deployment(
+            settings, "mon", config_map="c", config_hash="h"
+        ),
     }
     checks = [getattr(rules_workload, n) for n in dir(rules_workload) if n.startswith("check_")]
     assert len(checks) >= 6

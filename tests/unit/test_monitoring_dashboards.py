@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from components.plan import monitoring_dashboards as dash
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel
+from factories import slo
+from mlplatform.plan.monitoring import dashboards as dash
+from mlplatform.plan.monitoring.inputs import MonitoredModel
 
 
 def _model(name="iris", gpu=False, **extra) -> MonitoredModel:
@@ -18,7 +18,7 @@ def _model(name="iris", gpu=False, **extra) -> MonitoredModel:
         gpu=gpu,
         hpa_min_replicas=2,
         hpa_max_replicas=6,
-        slo=ModelSLO(latency_p99_ms=500, error_rate_percent=2, availability_percent=99.5),
+        slo=slo(latency_p99_ms=500, error_rate_percent=2, availability_percent=99.5),
         **extra,
     )
 

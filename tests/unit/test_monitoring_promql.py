@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from components.plan import monitoring_metrics as m
-from components.plan.monitoring_promql import all_expressions, metric_names, recorded_names
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel
+from factories import slo
+from mlplatform.core import metrics as m
+from mlplatform.plan.monitoring.inputs import MonitoredModel
+from mlplatform.plan.monitoring.promql import all_expressions, metric_names, recorded_names
 
 # The runtime imports itself as `serving` (models/ is its root, as in the image).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models"))
@@ -27,7 +27,7 @@ MODELS = [
         hpa_max_replicas=3,
         cpu_request="1",
         memory_request="1Gi",
-        slo=ModelSLO(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5),
+        slo=slo(latency_p99_ms=250, error_rate_percent=1, availability_percent=99.5),
     ),
     MonitoredModel(
         name="digits",
@@ -36,7 +36,7 @@ MODELS = [
         gpu=True,
         hpa_min_replicas=1,
         hpa_max_replicas=2,
-        slo=ModelSLO(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9),
+        slo=slo(latency_p99_ms=100, error_rate_percent=0.5, availability_percent=99.9),
     ),
 ]
 

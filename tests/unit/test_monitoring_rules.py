@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
-
-from components.plan import monitoring_rules as rules
-from components.plan.monitoring_spec import ModelSLO, MonitoredModel
+from factories import slo as make_slo
+from mlplatform.plan.monitoring import rules as rules
+from mlplatform.plan.monitoring.inputs import MonitoredModel
 
 
 def _model(gpu=False, hpa=(1, 4), **slo) -> MonitoredModel:
@@ -19,7 +20,7 @@ def _model(gpu=False, hpa=(1, 4), **slo) -> MonitoredModel:
         gpu=gpu,
         hpa_min_replicas=hpa[0],
         hpa_max_replicas=hpa[1],
-        slo=ModelSLO(**values),
+        slo=make_slo(**values),
     )
 
 
@@ -123,7 +124,7 @@ def test_dashboard_uid_is_bounded_and_deterministic():
         hpa_max_replicas=1,
         slo=_model().slo,
     )
-    sibling = long.model_copy(update={"name": "a" * 59 + "b"})
+    sibling = dataclasses.replace(long, name="a" * 59 + "b")
     assert len(rules.dashboard_uid(long)) <= 40
     assert rules.dashboard_uid(long) != rules.dashboard_uid(sibling)
     assert rules.dashboard_uid(_model()) == "mlp-models-iris"

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
-from components.config import (
-    BatchJobConfig,
-    GpuPoolConfig,
-    ModelConfig,
-    RegistryConfig,
-    parse_stack_config,
-)
-from components.plan.batch import batch_command, plan_batch_job, plan_cron_job
-from components.plan.checks import cross_check
-from components.plan.gpu import (
+from mlplatform.config import BatchJobConfig, GpuPoolConfig, ModelConfig, RegistryConfig
+from mlplatform.core.quantity import cpu_cores, memory_bytes
+from mlplatform.loader import parse_stack_config
+from mlplatform.plan.batch import batch_command, plan_batch_job, plan_cron_job
+from mlplatform.plan.checks import cross_check
+from mlplatform.plan.gpu import (
     gpu_node_labels,
     local_node_names,
     merged_taints,
@@ -21,9 +16,8 @@ from components.plan.gpu import (
     plan_local_node,
     plan_placement,
 )
-from components.plan.image import content_hash, plan_image
-from components.plan.namespaces import model_namespace_labels
-from components.plan.quantity import cpu_cores, memory_bytes
+from mlplatform.plan.image import content_hash, plan_image
+from mlplatform.plan.namespaces import model_namespace_labels
 
 
 def pool(**changes) -> GpuPoolConfig:

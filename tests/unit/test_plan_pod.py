@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from components.config import BatchJobConfig, GpuPoolConfig, ModelConfig
-from components.plan.batch import plan_batch_job
-from components.plan.gpu import plan_placement
-from components.plan.pod import container_resources, plan_deployment, plan_pod_template, server_env
+from mlplatform.config import BatchJobConfig, GpuPoolConfig, ModelConfig
+from mlplatform.plan.batch import plan_batch_job
+from mlplatform.plan.gpu import plan_placement
+from mlplatform.plan.pod import container_resources, plan_deployment, plan_pod_template, server_env
 
 # Volume types Pod Security "restricted" permits.
 _RESTRICTED_VOLUMES = {

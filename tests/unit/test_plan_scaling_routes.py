@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from components.config import AutoscalingConfig, IngressConfig, ModelConfig, PdbConfig, VpaConfig
-from components.plan.autoscaling import (
+from mlplatform.config import AutoscalingConfig, IngressConfig, ModelConfig, PdbConfig, VpaConfig
+from mlplatform.plan.autoscaling import (
     hpa_resource_metrics,
     pdb_min_available,
     plan_hpa,
@@ -13,8 +12,8 @@ from components.plan.autoscaling import (
     plan_vpa,
     quantity,
 )
-from components.plan.network import plan_default_deny, plan_model_allow
-from components.plan.routes import plan_ingress, plan_route
+from mlplatform.plan.network import plan_default_deny, plan_model_allow
+from mlplatform.plan.routes import plan_ingress, plan_route
 
 
 def test_hpa_scales_on_cpu_memory_and_in_flight_requests():

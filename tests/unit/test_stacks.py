@@ -5,14 +5,13 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
+import mlplatform.gpu_node_pool as gpu_node_pool
 import pytest
 from conftest import stack_file_config
+from mlplatform.config.errors import ConfigError
+from mlplatform.gpu_backends import NodeInfo
 from pulumi.runtime import rpc
 from pulumi_harness import Graph, run_program
-
-import components.gpu_node_pool as gpu_node_pool
-from components.errors import ConfigError
-from components.gpu_backends import NodeInfo
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 MONITORING = "mlplatform:monitoring:MonitoringStack"

@@ -1,0 +1,88 @@
+"""ModelIngress: the external route of one model (path or host, TLS, weighted canary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlplatform.config import IngressConfig, ModelConfig
+from mlplatform.core.names import instance_name, object_labels
+from mlplatform.plan.routes import plan_ingress, plan_route
+
+
+class ModelIngressArgs(BaseModel):
+    """Arguments of ModelIngress."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    model: ModelConfig = Field(description="The model's config entry. Required.")
+    ingress: IngressConfig = Field(
+        default_factory=IngressConfig,
+        description="Stack ingress settings. Default: IngressConfig().",
+    )
+    namespace: Any = Field(
+        description="pulumi.Input[str] namespace of the model's Services. Required."
+    )
+    service_name: Any = Field(
+        default=None,
+        description="pulumi.Input[str] stable Service. Default "
+        "none: the model name (MLModelService's naming).",
+    )
+    canary_service_name: Any = Field(
+        default=None,
+        description="pulumi.Input[str] canary Service. "
+        "Default none: '<model>-canary' when the model has a canary.",
+    )
+
+
+class ModelIngress(pulumi.ComponentResource):
+    """An Ingress to the stable Service and, with a canary, an ingress-nginx canary twin."""
+
+    url: pulumi.Output[str]
+    """External base URL (http or https; host '<ingress-address>' when routing matches any host)."""
+    host: pulumi.Output[str | None]
+    path: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ModelIngressArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("mlplatform:k8s:ModelIngress", name, None, opts)
+        model, settings = args.model, args.ingress
+        route = plan_route(model, settings)
+        stable_service = args.service_name or instance_name(model.name, "stable")
+        annotations, spec = plan_ingress(route, settings, stable_service)
+        k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata={
+                "name": model.name,
+                "namespace": args.namespace,
+                "annotations": annotations,
+                "labels": object_labels(model.name, model.version),
+            },
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        canary = model.canary
+        if canary is not None and settings.controller == "nginx":
+            canary_service = args.canary_service_name or instance_name(model.name, "canary")
+            annotations, spec = plan_ingress(
+                route, settings, canary_service, canary_weight=canary.weight
+            )
+            k8s.networking.v1.Ingress(
+                f"{name}-canary-ingress",
+                metadata={
+                    "name": instance_name(model.name, "canary"),
+                    "namespace": args.namespace,
+                    "annotations": annotations,
+                    "labels": object_labels(model.name, canary.version, "canary"),
+                },
+                spec=spec,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.url = pulumi.Output.from_input(route.url)
+        self.host = pulumi.Output.from_input(route.host)
+        self.path = pulumi.Output.from_input(route.path)
+        self.register_outputs({"url": self.url, "host": self.host, "path": self.path})

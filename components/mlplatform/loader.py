@@ -1,0 +1,162 @@
+"""The loader: Pulumi config in, one validated StackConfig (or one ConfigError) out.
+
+It sits above the config models and the pure plans: it decodes what the engine passed, validates
+single values (`mlplatform.config`), runs the cross-checks (`mlplatform.plan.checks`) and reports
+every problem at once, before any resource is registered. Secrets are read here too, as secret
+Outputs, never as plain config.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pydantic import ValidationError
+
+from mlplatform import sdk
+from mlplatform.config import SECRET_KEYS, StackConfig, top_level_keys
+from mlplatform.config.errors import CONFIG_NAMESPACE, ConfigError, ConfigIssue, not_set
+from mlplatform.config.issues import issues_from_validation_error, unknown_key_issues
+from mlplatform.plan.checks import cross_check
+
+__all__ = [
+    "StackSecrets",
+    "load_stack_config",
+    "load_stack_file",
+    "parse_stack_config",
+    "read_secrets",
+]
+
+
+def parse_stack_config(
+    raw: Mapping[str, Any],
+    stack: str,
+    project_root: Path | None = None,
+    secret_keys: Collection[str] = (),
+) -> StackConfig:
+    """Validate raw config values into a StackConfig, or raise one ConfigError listing every issue.
+
+    `raw` maps keys (with or without the `mlplatform:` prefix; other namespaces are ignored) to
+    decoded values, as in a `Pulumi.<stack>.yaml` `config:` block, where a secret is an object
+    `{secure: ...}`; `secret_keys` names the keys the engine marked secret. With `project_root`,
+    model sources are checked to exist as `models/<source>/Dockerfile` under it.
+    """
+    data: dict[str, Any] = {}
+    unknown: list[str] = []
+    issues: list[ConfigIssue] = []
+    known = top_level_keys()
+    for key, value in raw.items():
+        namespace, _, short = key.rpartition(":")
+        if namespace and namespace != CONFIG_NAMESPACE:
+            continue
+        if short in SECRET_KEYS:
+            if not _is_secret(value) and f"{CONFIG_NAMESPACE}:{short}" not in secret_keys:
+                issues.append(_plain_secret_issue(stack, short))
+            continue
+        if short not in known:
+            unknown.append(short)
+            continue
+        data[short] = value
+    issues.extend(unknown_key_issues(stack, unknown, raw))
+    try:
+        config = StackConfig.model_validate(data)
+    except ValidationError as error:
+        issues.extend(issues_from_validation_error(stack, error, data))
+        raise ConfigError(stack, issues) from None
+    issues.extend(cross_check(config, stack, project_root))
+    if issues:
+        raise ConfigError(stack, issues)
+    return config
+
+
+def _is_secret(value: Any) -> bool:
+    """A stack file's encrypted value: `{secure: <ciphertext>}`."""
+    return isinstance(value, Mapping) and set(value) == {"secure"}
+
+
+def _plain_secret_issue(stack: str, key: str) -> ConfigIssue:
+    return ConfigIssue(
+        path=f"{CONFIG_NAMESPACE}:{key}",
+        value="(set in plain text; not shown)",
+        problem=f"{key} is a secret ({SECRET_KEYS[key]}) but is stored unencrypted in the "
+        "stack's config, so it would be readable in the stack file",
+        allowed="a secret value (pulumi config set --secret)",
+        fix=f"pulumi config set --stack {stack} --secret {CONFIG_NAMESPACE}:{key} <value>",
+    )
+
+
+def decode_config_value(value: Any) -> Any:
+    """Pulumi hands object and list config to programs as JSON text; plain strings stay strings."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def runtime_config() -> dict[str, Any]:
+    """Every `mlplatform:*` key the Pulumi engine passed to this program, decoded."""
+    return {
+        key: decode_config_value(value)
+        for key, value in sdk.engine_config().items()
+        if key.startswith(CONFIG_NAMESPACE + ":")
+    }
+
+
+def load_stack_config(project_root: Path | None = None) -> StackConfig:
+    """Read and validate this stack's configuration once; raises ConfigError when it is invalid."""
+    return parse_stack_config(
+        runtime_config(), pulumi.get_stack(), project_root, secret_keys=sdk.secret_config_keys()
+    )
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """Secret config values; Outputs marked secret, so they never reach state in plain text."""
+
+    registry_password: Any = None
+    grafana_admin_password: Any = None
+
+
+def read_secrets(config: StackConfig) -> StackSecrets:
+    """Read the secret keys this config needs (registryPassword if registry.username)."""
+    bag = pulumi.Config(CONFIG_NAMESPACE)
+    registry_password = None
+    if config.registry.username is not None:
+        try:
+            registry_password = bag.require_secret("registryPassword")
+        except pulumi.ConfigMissingError:
+            stack = pulumi.get_stack()
+            raise ConfigError(
+                stack,
+                [
+                    ConfigIssue(
+                        path="mlplatform:registryPassword",
+                        value=not_set(),
+                        problem=f"registry.username is {config.registry.username!r} "
+                        "but no password is set",
+                        allowed="a secret string",
+                        fix=f"pulumi config set --stack {stack} --secret "
+                        "mlplatform:registryPassword",
+                    )
+                ],
+            ) from None
+    return StackSecrets(
+        registry_password=registry_password,
+        grafana_admin_password=bag.get_secret("grafanaAdminPassword"),
+    )
+
+
+def load_stack_file(
+    path: Path, stack: str | None = None, project_root: Path | None = None
+) -> StackConfig:
+    """Validate a `Pulumi.<stack>.yaml` file directly (tests, CI lint, other tools)."""
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    name = stack or Path(path).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    return parse_stack_config(document.get("config") or {}, name, project_root)

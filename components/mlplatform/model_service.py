@@ -1,0 +1,218 @@
+"""MLModelService: one model served on Kubernetes, scaled, protected and optionally canaried."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlplatform.config import AutoscalingConfig, ModelConfig
+from mlplatform.core.names import (
+    GRPC_APP_PROTOCOL,
+    GRPC_PORT,
+    GRPC_PORT_NAME,
+    PORT,
+    PORT_NAME,
+    Track,
+    instance_name,
+    object_labels,
+    selector_labels,
+)
+from mlplatform.plan.autoscaling import pdb_min_available, plan_hpa, plan_pdb, plan_vpa
+from mlplatform.plan.gpu import GpuPlacement
+from mlplatform.plan.network import plan_model_allow
+from mlplatform.plan.pod import plan_deployment
+
+
+class MLModelServiceArgs(BaseModel):
+    """Arguments of MLModelService."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    model: ModelConfig = Field(description="The model's config entry. Required.")
+    namespace: Any = Field(
+        description="pulumi.Input[str] namespace to deploy into. Required; "
+        "pass ModelNamespace.name so the namespace exists first."
+    )
+    image: Any = Field(
+        description="pulumi.Input[str] image of the stable track. Required; e.g. ModelImage.ref."
+    )
+    canary_image: Any = Field(
+        default=None,
+        description="pulumi.Input[str] image of the canary "
+        "track. Default none: the stable image (only the version differs).",
+    )
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig,
+        description="Effective HPA settings (StackConfig.effective_autoscaling(model)). Default: "
+        "AutoscalingConfig() defaults.",
+    )
+    placement: GpuPlacement | None = Field(
+        default=None,
+        description="GPU pool placement (GpuNodePool.placement); required when the "
+        "model requests GPUs. Default none: CPU nodes.",
+    )
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.model.resources.gpus and self.placement is None:
+            raise ValueError(
+                f"model {self.model.name!r} requests GPUs; pass the GpuNodePool's placement"
+            )
+
+
+class MLModelService(pulumi.ComponentResource):
+    """ServiceAccount, Deployment, Service, HPA, optional VPA, PDB, NetworkPolicy, canary track."""
+
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    canary_service_name: pulumi.Output[str | None]
+    namespace: pulumi.Output[str]
+    cluster_url: pulumi.Output[str]
+    """In-cluster base URL of the stable Service, e.g. http://iris.ml-models.svc:8080."""
+
+    def __init__(
+        self, name: str, args: MLModelServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("mlplatform:k8s:MLModelService", name, None, opts)
+        model, namespace = args.model, args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        labels = object_labels(model.name, model.version)
+
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": model.name, "namespace": namespace, "labels": labels},
+            # Model servers never call the Kubernetes API.
+            automount_service_account_token=False,
+            opts=child,
+        )
+        stable = self._track(
+            name, args, "stable", model.version, args.image, args.autoscaling.min_replicas, account
+        )
+        stable_service = self._service(name, args, "stable", model.version)
+
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata={"name": model.name, "namespace": namespace, "labels": labels},
+            spec=plan_hpa(model.name, args.autoscaling),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[stable]),
+        )
+        min_available = pdb_min_available(model.pdb, args.autoscaling)
+        if min_available is not None:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata={"name": model.name, "namespace": namespace, "labels": labels},
+                spec=plan_pdb(selector_labels(model.name, "stable"), min_available),
+                opts=child,
+            )
+        if model.vpa is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-vpa",
+                api_version="autoscaling.k8s.io/v1",
+                kind="VerticalPodAutoscaler",
+                metadata={"name": model.name, "namespace": namespace, "labels": labels},
+                spec=plan_vpa(model.name, model.vpa),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[stable]),
+            )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata={"name": f"{model.name}-allow", "namespace": namespace, "labels": labels},
+            spec=plan_model_allow(model.name),
+            opts=child,
+        )
+
+        canary_service: k8s.core.v1.Service | None = None
+        if model.canary is not None:
+            self._track(
+                name,
+                args,
+                "canary",
+                model.canary.version,
+                args.canary_image or args.image,
+                model.canary.replicas,
+                account,
+            )
+            canary_service = self._service(name, args, "canary", model.canary.version)
+
+        self.deployment_name = stable.metadata.name
+        self.service_name = stable_service.metadata.name
+        self.canary_service_name = (
+            canary_service.metadata.name if canary_service else pulumi.Output.from_input(None)
+        )
+        self.namespace = stable_service.metadata.namespace
+        self.cluster_url = pulumi.Output.all(self.service_name, self.namespace).apply(
+            lambda parts: f"http://{parts[0]}.{parts[1]}.svc:{PORT}"
+        )
+        self.register_outputs(
+            {
+                "deploymentName": self.deployment_name,
+                "serviceName": self.service_name,
+                "canaryServiceName": self.canary_service_name,
+                "namespace": self.namespace,
+                "clusterUrl": self.cluster_url,
+            }
+        )
+
+    def _track(
+        self,
+        name: str,
+        args: MLModelServiceArgs,
+        track: Track,
+        version: str,
+        image: Any,
+        replicas: int,
+        account: k8s.core.v1.ServiceAccount,
+    ) -> k8s.apps.v1.Deployment:
+        model = args.model
+        role = "deployment" if track == "stable" else "canary-deployment"
+        # The HPA owns the stable replica count after creation; re-applying minReplicas on every
+        # `up` would undo its scaling. The canary has a fixed size and stays managed here.
+        ignore = ["spec.replicas"] if track == "stable" else []
+        return k8s.apps.v1.Deployment(
+            f"{name}-{role}",
+            metadata={
+                "name": instance_name(model.name, track),
+                "namespace": args.namespace,
+                "labels": object_labels(model.name, version, track),
+            },
+            spec=plan_deployment(
+                model,
+                track=track,
+                version=version,
+                replicas=replicas,
+                image=image,
+                service_account=account.metadata.name,
+                placement=args.placement,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+        )
+
+    def _service(
+        self, name: str, args: MLModelServiceArgs, track: Track, version: str
+    ) -> k8s.core.v1.Service:
+        model = args.model
+        role = "service" if track == "stable" else "canary-service"
+        return k8s.core.v1.Service(
+            f"{name}-{role}",
+            metadata={
+                "name": instance_name(model.name, track),
+                "namespace": args.namespace,
+                "labels": object_labels(model.name, version, track),
+            },
+            spec={
+                "type": model.service_type,
+                "selector": selector_labels(model.name, track),
+                "ports": [
+                    {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"},
+                    {
+                        "name": GRPC_PORT_NAME,
+                        "port": GRPC_PORT,
+                        "targetPort": GRPC_PORT_NAME,
+                        "protocol": "TCP",
+                        "appProtocol": GRPC_APP_PROTOCOL,
+                    },
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,1 @@
+"""Pure monitoring plans: scrape config, rules, dashboards and workloads from each model's SLO."""

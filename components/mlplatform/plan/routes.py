@@ -1,0 +1,84 @@
+"""Per-model ingress routes: host/path, TLS, rewrite and canary annotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlplatform.config import IngressConfig, ModelConfig
+from mlplatform.core.names import PORT_NAME
+
+NGINX = "nginx.ingress.kubernetes.io"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one model is reachable from outside the cluster."""
+
+    host: str | None
+    path: str
+    tls_secret: str | None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls_secret else "http"
+        return f"{scheme}://{self.host or '<ingress-address>'}{self.path}"
+
+
+def plan_route(model: ModelConfig, ingress: IngressConfig) -> Route:
+    """The host and path of a model under the stack's routing mode."""
+    if ingress.routing == "host":
+        host = model.ingress.host or (f"{model.name}.{ingress.domain}" if ingress.domain else None)
+        path = "/"
+    else:
+        host = model.ingress.host or ingress.host
+        path = model.ingress.path or f"{ingress.path_prefix.rstrip('/')}/{model.name}"
+    secret = (ingress.tls.secret_name or f"{model.name}-tls") if ingress.tls.enabled else None
+    return Route(host=host, path=path, tls_secret=secret)
+
+
+def plan_ingress(
+    route: Route, ingress: IngressConfig, service: Any, canary_weight: int | None = None
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """(annotations, spec) of an Ingress sending `route` to `service` (a name or a Pulumi Output).
+
+    With `canary_weight`, the Ingress is ingress-nginx's canary twin of the stable one: same host
+    and path, receiving that percentage of requests.
+    """
+    annotations = dict(ingress.annotations)
+    if not ingress.await_address:
+        # Without a controller that reports status (the local cluster) Pulumi would wait
+        # 10 minutes per Ingress for an address that never comes.
+        annotations["pulumi.com/skipAwait"] = "true"
+    rewrite = ingress.controller == "nginx" and route.path != "/"
+    if rewrite:
+        # The model server serves /v2/... at its root, so strip the model's prefix.
+        annotations[f"{NGINX}/use-regex"] = "true"
+        annotations[f"{NGINX}/rewrite-target"] = "/$2"
+        http_path = {
+            "path": f"{route.path.rstrip('/')}(/|$)(.*)",
+            "pathType": "ImplementationSpecific",
+        }
+    else:
+        http_path = {"path": route.path, "pathType": "Prefix"}
+    if canary_weight is not None:
+        annotations[f"{NGINX}/canary"] = "true"
+        annotations[f"{NGINX}/canary-weight"] = str(canary_weight)
+    if ingress.tls.enabled and ingress.tls.cluster_issuer and canary_weight is None:
+        annotations["cert-manager.io/cluster-issuer"] = ingress.tls.cluster_issuer
+    rule: dict[str, Any] = {
+        "http": {
+            "paths": [
+                {
+                    **http_path,
+                    "backend": {"service": {"name": service, "port": {"name": PORT_NAME}}},
+                }
+            ]
+        }
+    }
+    if route.host:
+        rule["host"] = route.host
+    spec: dict[str, Any] = {"ingressClassName": ingress.class_name, "rules": [rule]}
+    if route.tls_secret and route.host:
+        spec["tls"] = [{"hosts": [route.host], "secretName": route.tls_secret}]
+    return annotations, spec
