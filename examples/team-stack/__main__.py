@@ -20,6 +20,7 @@ from mlplatform import (
 config = pulumi.Config()
 image = config.require("image")
 domain = config.require("domain")
+await_address = config.get_bool("awaitAddress", True)
 
 namespace = ModelNamespace("fraud", ModelNamespaceArgs(name="team-fraud"))
 
@@ -50,7 +51,7 @@ route = ModelIngress(
     "fraud-scorer-route",
     ModelIngressArgs(
         model=scorer,
-        ingress=IngressConfig(routing="host", domain=domain),
+        ingress=IngressConfig(routing="host", domain=domain, await_address=await_address),
         namespace=namespace.name,
         service_name=service.service_name,
         canary_service_name=service.canary_service_name,

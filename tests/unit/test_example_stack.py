@@ -11,8 +11,8 @@ from pulumi_harness import run_program
 def test_example_project_declares_its_config(repo_root):
     project = yaml.safe_load((repo_root / "examples/team-stack/Pulumi.yaml").read_text())
     assert project["name"] == "team-fraud-scoring"
-    assert set(project["config"]) == {"image", "domain"}
-    assert "../.." in (repo_root / "examples/team-stack/requirements.txt").read_text()
+    assert set(project["config"]) == {"image", "domain", "awaitAddress"}
+    assert "../../components" in (repo_root / "examples/team-stack/requirements.txt").read_text()
 
 
 def test_example_stack_builds_a_namespaced_model_with_canary_route(repo_root):
