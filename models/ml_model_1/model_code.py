@@ -6,13 +6,13 @@ scikit-learn (no download), converted to ONNX for serving.
 trains, evaluates on a held-out split, converts with skl2onnx, checks ONNX against scikit-learn on
 the whole held-out set and writes DIR/{model.onnx, model.joblib, model.json}. It exits 1 when test
 accuracy is below ACCURACY_THRESHOLD or ONNX differs by more than 1e-5, which fails the image build.
+The command line, the gates and the summary line are the shared runtime's (serving/training.py,
+serving/export.py); this file holds what is the model's own: data, model, conversion.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +21,12 @@ if __package__ in (None, ""):
     # Run as a script (image build, or from the repo): the shared runtime lives next to this folder.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from serving.export import QualityGateFailed, write_model_dir  # noqa: E402
+from serving import training  # noqa: E402
+from serving.export import write_model_dir  # noqa: E402
 from serving.manifest import ModelManifest  # noqa: E402
 
-NAME = "ml_model_1"
+NAME = training.folder_name(__file__)
+"""The folder's name (ml_model_1 here): a copied folder names its model after itself."""
 VERSION = "1"
 SEED = 42
 N_ESTIMATORS = 100
@@ -36,17 +38,7 @@ ONNX_OUTPUT = "probabilities"
 NATIVE_FILE = "model.joblib"
 
 
-@dataclass(frozen=True)
-class Dataset:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    feature_names: list[str]
-    classes: list[str]
-
-
-def load_data(seed: int = SEED) -> Dataset:
+def load_data(seed: int = SEED) -> training.Dataset:
     """The bundled breast-cancer table (569 rows, 30 features), split stratified and seeded."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
@@ -56,7 +48,7 @@ def load_data(seed: int = SEED) -> Dataset:
     x_train, x_test, y_train, y_test = train_test_split(
         x, data.target, test_size=TEST_SIZE, random_state=seed, stratify=data.target
     )
-    return Dataset(
+    return training.Dataset(
         x_train,
         y_train,
         x_test,
@@ -66,7 +58,7 @@ def load_data(seed: int = SEED) -> Dataset:
     )
 
 
-def train(data: Dataset, seed: int = SEED, n_estimators: int = N_ESTIMATORS):
+def train(data: training.Dataset, seed: int = SEED, n_estimators: int = N_ESTIMATORS):
     """Fit the forest (single-threaded: the build machine's cores are shared)."""
     from sklearn.ensemble import RandomForestClassifier
 
@@ -124,26 +116,8 @@ def build(out_dir: Path, seed: int = SEED, n_estimators: int = N_ESTIMATORS) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--n-estimators", type=int, default=N_ESTIMATORS)
-    args = parser.parse_args(argv)
-    try:
-        manifest = build(args.out, args.seed, args.n_estimators)
-    except QualityGateFailed as exc:
-        print(f"{NAME}: quality gate FAILED: {exc}", file=sys.stderr)
-        return 1
-    q = manifest.quality
-    print(
-        f"{NAME}: test {q.metric} {q.value:.4f} (threshold {q.threshold}), {q.test_rows} rows; "
-        f"ONNX parity max abs diff {q.parity_max_abs_diff:.2e} "
-        f"(tolerance {q.parity_tolerance:.0e}); "
-        f"written to {args.out}"
-    )
-    return 0
+    """``--out DIR`` plus one option per parameter of build (serving.training.main)."""
+    return training.main(build, argv, name=NAME, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -6,16 +6,16 @@ scikit-learn (no download), exported to ONNX so the runtime image needs no Tenso
 trains, evaluates on a held-out split, exports with Keras' own ONNX exporter (tf2onnx underneath;
 `tf2onnx.convert.from_keras` fails on Keras 3), checks ONNX against Keras on the whole held-out set
 and writes DIR/{model.onnx, model.keras, model.json}. It exits 1 when test accuracy is below
-ACCURACY_THRESHOLD or ONNX differs by more than 1e-5, which fails the image build.
+ACCURACY_THRESHOLD or ONNX differs by more than 1e-5, which fails the image build. The command
+line, the gates and the summary line are the shared runtime's (serving/training.py,
+serving/export.py); this file holds what is the model's own: data, model, conversion.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +27,12 @@ if __package__ in (None, ""):
 # Quiet TensorFlow's start-up banner; must be set before it is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from serving import training  # noqa: E402
 from serving.export import QualityGateFailed, write_model_dir  # noqa: E402
 from serving.manifest import ModelManifest  # noqa: E402
 
-NAME = "ml_model_2"
+NAME = training.folder_name(__file__)
+"""The folder's name (ml_model_2 here): a copied folder names its model after itself."""
 VERSION = "1"
 SEED = 42
 EPOCHS = 40
@@ -45,17 +47,7 @@ INPUT_NAME = "features"
 NATIVE_FILE = "model.keras"
 
 
-@dataclass(frozen=True)
-class Dataset:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    feature_names: list[str]
-    classes: list[str]
-
-
-def load_data(seed: int = SEED) -> Dataset:
+def load_data(seed: int = SEED) -> training.Dataset:
     """The bundled digits (1797 images of 8x8 = 64 features), split stratified and seeded."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -65,7 +57,7 @@ def load_data(seed: int = SEED) -> Dataset:
     x_train, x_test, y_train, y_test = train_test_split(
         x, data.target, test_size=TEST_SIZE, random_state=seed, stratify=data.target
     )
-    return Dataset(
+    return training.Dataset(
         x_train,
         y_train,
         x_test,
@@ -75,7 +67,7 @@ def load_data(seed: int = SEED) -> Dataset:
     )
 
 
-def train(data: Dataset, seed: int = SEED, epochs: int = EPOCHS):
+def train(data: training.Dataset, seed: int = SEED, epochs: int = EPOCHS):
     """Fit a 64-64-10 MLP; seeded (Python, NumPy and TensorFlow RNGs) and single-threaded."""
     import keras
     import tensorflow as tf
@@ -158,26 +150,8 @@ def build(out_dir: Path, seed: int = SEED, epochs: int = EPOCHS) -> ModelManifes
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    args = parser.parse_args(argv)
-    try:
-        manifest = build(args.out, args.seed, args.epochs)
-    except QualityGateFailed as exc:
-        print(f"{NAME}: quality gate FAILED: {exc}", file=sys.stderr)
-        return 1
-    q = manifest.quality
-    print(
-        f"{NAME}: test {q.metric} {q.value:.4f} (threshold {q.threshold}), {q.test_rows} rows; "
-        f"ONNX parity max abs diff {q.parity_max_abs_diff:.2e} "
-        f"(tolerance {q.parity_tolerance:.0e}); "
-        f"written to {args.out}"
-    )
-    return 0
+    """``--out DIR`` plus one option per parameter of build (serving.training.main)."""
+    return training.main(build, argv, name=NAME, description=__doc__)
 
 
 if __name__ == "__main__":

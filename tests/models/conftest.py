@@ -6,13 +6,14 @@ included); each model is trained once per session and shared.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from serving_harness import MODELS, Server, start_server
+from serving_harness import MODELS, ROOT, Server, docker_cli, start_server
 
 if str(MODELS) not in sys.path:
     # The runtime and the model code import `serving` the way the images do (PYTHONPATH=models/).
@@ -65,6 +66,16 @@ def server1(server_factory, model1_dir) -> Server:
 def server2(server_factory, model2_dir) -> Server:
     """ml_model_2 (Keras-trained) behind the ONNX backend: no TensorFlow in the serving path."""
     return server_factory(model2_dir)
+
+
+@pytest.fixture(scope="session")
+def docker() -> str:
+    """A docker client for BuildKit builds, with the local base images made (seconds if current)."""
+    cli = docker_cli()
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "base-images.sh")], check=True, capture_output=True
+    )
+    return cli
 
 
 @pytest.fixture(scope="session")

@@ -137,3 +137,30 @@ def docker_cli() -> str:
             f"{path}: client {version.strip()} needs the buildx plugin for BuildKit builds"
         )
     raise RuntimeError("no usable docker client: " + "; ".join(problems))
+
+
+def docker_run(docker: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``docker <args>``, output captured; with ``check``, a failure fails the test with stderr."""
+    proc = subprocess.run([docker, *args], capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def build_image(
+    docker: str, context: Path, source: str, tag: str, *options: str, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Build ``<context>/<source>/Dockerfile`` the way ModelImage does: context ``models/``,
+    ``--build-arg MODEL_SOURCE=<source>``, BuildKit, host network; ``options`` go before the
+    context (``--target native``). With ``check``, a failed build fails the test with its log tail.
+    """
+    proc = subprocess.run(
+        [docker, "build", "--network", "host", "--build-arg", f"MODEL_SOURCE={source}"]
+        + ["-f", str(context / source / "Dockerfile"), "-t", tag, *options, str(context)],
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        capture_output=True,
+        text=True,
+    )
+    if check:
+        assert proc.returncode == 0, f"building {source} failed:\n{proc.stderr[-4000:]}"
+    return proc

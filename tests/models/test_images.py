@@ -4,8 +4,6 @@ TensorFlow/scikit-learn in the runtime, and a container that serves, drains and 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import grpc
 import httpx
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving_harness import ROOT, docker_cli, free_port, wait_for
+from serving_harness import MODELS, build_image, docker_run, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,66 +23,35 @@ IMAGES = {
 
 
 @pytest.fixture(scope="module")
-def docker() -> str:
-    cli = docker_cli()
-    # Idempotent: seconds when the base images are current.
-    subprocess.run(
-        ["bash", str(ROOT / "scripts" / "base-images.sh")], check=True, capture_output=True
-    )
-    return cli
-
-
-@pytest.fixture(scope="module")
 def images(docker) -> dict[str, str]:
     for model, tag in IMAGES.items():
-        proc = subprocess.run(
-            [
-                docker,
-                "build",
-                "--network",
-                "host",
-                "-f",
-                f"models/{model}/Dockerfile",
-                "-t",
-                tag,
-                "models/",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "DOCKER_BUILDKIT": "1"},
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 0, f"building {model} failed:\n{proc.stderr[-4000:]}"
+        build_image(docker, MODELS, model, tag)
     return IMAGES
-
-
-def run(docker: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([docker, *args], capture_output=True, text=True)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 @pytest.mark.parametrize("model", list(IMAGES))
 def test_image_is_small_non_root_and_has_no_training_frameworks(docker, images, model):
-    info = json.loads(run(docker, "image", "inspect", images[model]).stdout)[0]
+    info = json.loads(docker_run(docker, "image", "inspect", images[model]).stdout)[0]
     assert info["Size"] <= MAX_IMAGE_BYTES, f"{model} image is {info['Size'] / 1e6:.0f} MB"
     assert info["Config"]["User"] == "10001:10001"
-    assert run(docker, "run", "--rm", images[model], "id", "-u").stdout.strip() == "10001"
+    assert docker_run(docker, "run", "--rm", images[model], "id", "-u").stdout.strip() == "10001"
     probe = (
         "import importlib.util as u; "
         "print([m for m in ('tensorflow', 'keras', 'sklearn', 'pip') if u.find_spec(m)])"
     )
-    assert run(docker, "run", "--rm", images[model], "python", "-c", probe).stdout.strip() == "[]"
+    assert (
+        docker_run(docker, "run", "--rm", images[model], "python", "-c", probe).stdout.strip()
+        == "[]"
+    )
 
 
 @pytest.mark.parametrize("model", list(IMAGES))
 def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, model):
     manifest = json.loads(
-        run(docker, "run", "--rm", images[model], "cat", "/model/model.json").stdout
+        docker_run(docker, "run", "--rm", images[model], "cat", "/model/model.json").stdout
     )
     port, grpc_port = free_port(), free_port()
-    cid = run(
+    cid = docker_run(
         docker,
         "run",
         "-d",
@@ -114,13 +81,13 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
             r.json()["probabilities"], manifest["sample"]["probabilities"][:1], atol=1e-5
         )
         _check_grpc(f"127.0.0.1:{grpc_port}", manifest)
-        run(docker, "stop", "-t", "30", cid)
-        state = json.loads(run(docker, "inspect", cid).stdout)[0]["State"]
+        docker_run(docker, "stop", "-t", "30", cid)
+        state = json.loads(docker_run(docker, "inspect", cid).stdout)[0]["State"]
         assert state["ExitCode"] == 0
-        logs = run(docker, "logs", cid).stderr.strip().splitlines()
+        logs = docker_run(docker, "logs", cid).stderr.strip().splitlines()
         assert all(json.loads(line)["time"] for line in logs)
     finally:
-        run(docker, "rm", "-f", cid, check=False)
+        docker_run(docker, "rm", "-f", cid, check=False)
 
 
 def _check_grpc(target: str, manifest: dict) -> None:
@@ -141,13 +108,13 @@ def _check_grpc(target: str, manifest: dict) -> None:
 
 def test_batch_mode_runs_in_the_same_image(docker, images, tmp_path):
     manifest = json.loads(
-        run(docker, "run", "--rm", images["ml_model_1"], "cat", "/model/model.json").stdout
+        docker_run(docker, "run", "--rm", images["ml_model_1"], "cat", "/model/model.json").stdout
     )
     (tmp_path / "rows.jsonl").write_text(
         "\n".join(json.dumps(r) for r in manifest["sample"]["inputs"]) + "\n"
     )
     tmp_path.chmod(0o777)  # the container's user (10001) writes the output here
-    run(
+    docker_run(
         docker,
         "run",
         "--rm",
@@ -167,7 +134,7 @@ def test_batch_mode_runs_in_the_same_image(docker, images, tmp_path):
 
 
 def test_native_backend_for_keras_says_how_to_get_tensorflow(docker, images):
-    proc = run(
+    proc = docker_run(
         docker, "run", "--rm", "-e", "INFERENCE_BACKEND=native", images["ml_model_2"], check=False
     )
     assert proc.returncode == 2
@@ -176,18 +143,10 @@ def test_native_backend_for_keras_says_how_to_get_tensorflow(docker, images):
 
 def test_native_target_serves_with_scikit_learn(docker, images):
     tag = "mlplatform-test/ml_model_1:native"
-    proc = subprocess.run(
-        [docker, "build", "--network", "host", "--target", "native"]
-        + ["-f", "models/ml_model_1/Dockerfile", "-t", tag, "models/"],
-        cwd=ROOT,
-        env={**os.environ, "DOCKER_BUILDKIT": "1"},
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert run(docker, "run", "--rm", tag, "id", "-u").stdout.strip() == "10001"
+    build_image(docker, MODELS, "ml_model_1", tag, "--target", "native")
+    assert docker_run(docker, "run", "--rm", tag, "id", "-u").stdout.strip() == "10001"
     port = free_port()
-    cid = run(
+    cid = docker_run(
         docker,
         "run",
         "-d",
@@ -204,10 +163,10 @@ def test_native_target_serves_with_scikit_learn(docker, images):
         wait_for("native container ready", lambda: httpx.get(f"{url}/v2/health/ready").is_success)
         meta = httpx.get(f"{url}/v2/models/ml_model_1").json()
         assert meta["platform"] == "scikit-learn"
-        rows = json.loads(run(docker, "run", "--rm", tag, "cat", "/model/model.json").stdout)
+        rows = json.loads(docker_run(docker, "run", "--rm", tag, "cat", "/model/model.json").stdout)
         r = httpx.post(f"{url}/predict", json={"instances": rows["sample"]["inputs"]}, timeout=30)
         np.testing.assert_allclose(
             r.json()["probabilities"], rows["sample"]["probabilities"], atol=1e-6
         )
     finally:
-        run(docker, "rm", "-f", cid, check=False)
+        docker_run(docker, "rm", "-f", cid, check=False)
