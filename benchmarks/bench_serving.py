@@ -322,7 +322,8 @@ def docker_measurements(docker: str, rounds: int) -> dict:
     for label, (model, target) in tags.items():
         tag = f"mlplatform-bench/{label}:latest"
         log(f"docker build {label}")
-        argv = [docker, "build", "--network", "host", "-f", f"models/{model}/Dockerfile", "-t", tag]
+        argv = [docker, "build", "--network", "host", "--build-arg", f"MODEL_SOURCE={model}"]
+        argv += ["-f", f"models/{model}/Dockerfile", "-t", tag]
         subprocess.run(
             [*argv, *(["--target", target] if target else []), "models/"],
             cwd=ROOT,

@@ -23,6 +23,7 @@ from mlplatform.config import SECRET_KEYS, StackConfig, top_level_keys
 from mlplatform.config.errors import CONFIG_NAMESPACE, ConfigError, ConfigIssue, not_set
 from mlplatform.config.issues import issues_from_validation_error, unknown_key_issues
 from mlplatform.plan.checks import cross_check
+from mlplatform.sources import read_model_folders
 
 __all__ = [
     "StackSecrets",
@@ -68,7 +69,8 @@ def parse_stack_config(
     except ValidationError as error:
         issues.extend(issues_from_validation_error(stack, error, data))
         raise ConfigError(stack, issues) from None
-    issues.extend(cross_check(config, stack, project_root))
+    folders = read_model_folders(project_root / "models") if project_root is not None else None
+    issues.extend(cross_check(config, stack, folders))
     if issues:
         raise ConfigError(stack, issues)
     return config

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlplatform.config import ImagesConfig, RegistryConfig
 from mlplatform.plan.image import plan_image
+from mlplatform.sources import content_hash
 
 
 class ModelImageArgs(BaseModel):
@@ -56,7 +57,8 @@ class ModelImage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelImageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:docker:ModelImage", name, None, opts)
-        plan = plan_image(args.models_root, args.source, args.image_name, args.registry)
+        tag = content_hash(args.models_root, args.source)
+        plan = plan_image(args.models_root, args.source, args.image_name, args.registry, tag)
         registries = None
         if plan.push and args.registry.username:
             registries = [
@@ -72,6 +74,7 @@ class ModelImage(pulumi.ComponentResource):
             tags=[plan.ref],
             context=docker_build.BuildContextArgs(location=plan.context),
             dockerfile=docker_build.DockerfileArgs(location=plan.dockerfile),
+            build_args=plan.build_args,
             # Without a registry the image must land in the daemon the local cluster reads from.
             exports=None
             if plan.push

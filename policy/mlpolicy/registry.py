@@ -110,4 +110,3 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-BY_NAME = {r.name: r for r in RULES}

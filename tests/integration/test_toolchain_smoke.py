@@ -91,3 +91,21 @@ def test_pulumi_up_creates_available_deployment_and_destroy_removes_it(
     assert (
         pulumi("stack", "export").stdout.count('"urn"') <= 1
     )  # only the stack resource may remain
+
+
+def test_a_project_without_virtualenv_runs_with_the_callers_environment(pulumi_project):
+    """Our language host starts the program with the process environment plus Pulumi's config,
+    also when the project names no virtualenv (python from PATH): a variable set by the caller
+    reaches the program."""
+    pulumi = pulumi_project(
+        files={
+            "Pulumi.yaml": "name: env-probe\nruntime: python\n",
+            "__main__.py": "import os\nimport pulumi\n\n"
+            'pulumi.export("probe", os.environ.get("MLP_ENV_PROBE", "<unset>"))\n',
+        }
+    )
+    (pulumi.cwd / ".venv").unlink()  # this project runs the python found on PATH
+    pulumi.env = {**pulumi.env, "MLP_ENV_PROBE": "inherited"}
+    pulumi("stack", "init", "probe")
+    pulumi("up", "--yes", "--skip-preview")
+    assert pulumi("stack", "output", "probe").stdout.strip() == "inherited"

@@ -421,3 +421,24 @@ def test_a_secret_in_plain_config_is_rejected_with_the_secret_fix(secret):
     assert issue.path == f"mlplatform:{secret}"
     assert issue.fix == f"pulumi config set --stack {STACK} --secret mlplatform:{secret} <value>"
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_copied_model_folder_that_copies_its_origin_is_rejected(tmp_path):
+    """`cp -r models/ml_model_1 models/ml_model_3` with a Dockerfile that names ml_model_1/."""
+    for folder, dockerfile in (
+        ("ml_model_1", "FROM scratch\nARG MODEL_SOURCE\nCOPY ${MODEL_SOURCE}/ /src/\n"),
+        ("ml_model_3", "FROM scratch\nCOPY serving/ /app/\nCOPY ml_model_1/model_code.py /src/\n"),
+    ):
+        (tmp_path / "models" / folder).mkdir(parents=True)
+        (tmp_path / "models" / folder / "Dockerfile").write_text(dockerfile)
+    raw = {"mlplatform:models": [{"name": "ml-model-3", "framework": "sklearn"}]}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(raw, STACK, project_root=tmp_path)
+    (issue,) = caught.value.issues
+    assert issue.path == "mlplatform:models[0].source" and issue.value == "ml_model_3"
+    assert "line 3 copies 'ml_model_1/model_code.py', another model's folder" in issue.problem
+    assert "${MODEL_SOURCE}" in issue.fix
+    raw["mlplatform:models"][0]["name"] = "ml-model-1"  # its own folder, copied via the argument
+    assert (
+        parse_stack_config(raw, STACK, project_root=tmp_path).models[0].source_dir == "ml_model_1"
+    )

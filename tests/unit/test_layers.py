@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "components" / "mlplatform"
 # Lower number = lower floor. `sdk`, the adapter over Pulumi internals, imports nothing of ours.
-LAYERS = {"core": 0, "config": 1, "sdk": 1, "plan": 2, "loader": 3}
+LAYERS = {"core": 0, "config": 1, "sdk": 1, "plan": 2, "sources": 3, "loader": 3}
 COMPONENTS = 4
 
 

@@ -16,8 +16,9 @@ from mlplatform.plan.gpu import (
     plan_local_node,
     plan_placement,
 )
-from mlplatform.plan.image import content_hash, plan_image
+from mlplatform.plan.image import ModelFolder, copied_paths, foreign_copies, plan_image
 from mlplatform.plan.namespaces import model_namespace_labels
+from mlplatform.sources import content_hash, read_model_folders
 
 
 def pool(**changes) -> GpuPoolConfig:
@@ -106,6 +107,14 @@ def test_content_hash_tracks_the_model_and_the_shared_runtime(models_root):
     assert first != content_hash(models_root, "iris"), "the shared runtime does"
 
 
+def test_content_hash_covers_only_what_a_build_reads(models_root):
+    before = content_hash(models_root, "iris")
+    (models_root / "README.md").write_text("how to add a model\n")
+    assert content_hash(models_root, "iris") == before, "a README edit must not roll out models"
+    (models_root / ".dockerignore").write_text("**/__pycache__\n")
+    assert content_hash(models_root, "iris") != before, ".dockerignore decides what is copied"
+
+
 def test_content_hash_ignores_caches(models_root):
     before = content_hash(models_root, "iris")
     (models_root / "iris" / "__pycache__").mkdir()
@@ -115,8 +124,9 @@ def test_content_hash_ignores_caches(models_root):
 
 
 def test_image_is_local_without_registry_and_pushed_with_one(models_root):
-    local = plan_image(models_root, "iris", "iris", RegistryConfig())
-    assert local.ref == f"mlplatform/iris:{local.tag}" and not local.push
+    local = plan_image(models_root, "iris", "iris", RegistryConfig(), "abc123")
+    assert local.ref == "mlplatform/iris:abc123" and not local.push
+    assert local.build_args == {"MODEL_SOURCE": "iris"}
     assert local.context == str(models_root) and local.dockerfile == str(
         models_root / "iris" / "Dockerfile"
     )
@@ -125,8 +135,43 @@ def test_image_is_local_without_registry_and_pushed_with_one(models_root):
         "iris",
         "iris",
         RegistryConfig(server="registry.example.com:5000", repository="team/ml"),
+        "abc123",
     )
-    assert pushed.ref == f"registry.example.com:5000/team/ml/iris:{pushed.tag}" and pushed.push
+    assert pushed.ref == "registry.example.com:5000/team/ml/iris:abc123" and pushed.push
+
+
+def test_copied_paths_are_the_context_sources_of_copy_and_add():
+    dockerfile = (
+        "FROM scratch AS source\n"
+        "ARG MODEL_SOURCE\n"
+        "COPY ${MODEL_SOURCE}/ /\n"
+        "COPY --chown=1:1 serving/ iris/model_code.py /src/\n"
+        "COPY --from=source / /src/\n"
+        "add vision/weights.bin /w\n"
+    )
+    assert copied_paths(dockerfile) == [
+        (3, "${MODEL_SOURCE}/"),
+        (4, "serving/"),
+        (4, "iris/model_code.py"),
+        (6, "vision/weights.bin"),
+    ]
+    assert foreign_copies("vision", dockerfile, {"iris", "vision"}) == [(4, "iris/model_code.py")]
+
+
+def test_the_repository_models_copy_only_their_own_folder(repo_root):
+    folders = read_model_folders(repo_root / "models")
+    assert {"ml_model_1", "ml_model_2"} <= set(folders)
+    for name, folder in folders.items():
+        assert foreign_copies(name, folder.dockerfile, set(folders)) == [], name
+        assert any(
+            path.startswith("${MODEL_SOURCE}") for _, path in copied_paths(folder.dockerfile)
+        )
+
+
+def test_read_model_folders_lists_models_not_the_shared_runtime(models_root):
+    folders = read_model_folders(models_root)
+    assert set(folders) == {"iris", "vision"}
+    assert folders["iris"] == ModelFolder("iris", "FROM scratch\n# iris\n")
 
 
 def test_model_namespaces_enforce_pod_security():

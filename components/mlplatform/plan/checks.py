@@ -1,19 +1,20 @@
 """Rules that relate several config values; each issue names the exact key path it is about.
 
-Pure: takes a validated StackConfig, returns ConfigIssues. `parse_stack_config` raises them as one
-ConfigError before any resource exists.
+Pure: takes a validated StackConfig (and, to check model sources, the model folders the loader
+read from disk), returns ConfigIssues. The loader raises them as one ConfigError before any
+resource exists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlplatform.config import ModelConfig, StackConfig
 from mlplatform.config.errors import ConfigIssue, key_path, rm_command, set_command
 from mlplatform.core.quantity import cpu_cores, memory_bytes
 from mlplatform.plan.autoscaling import hpa_resource_metrics
+from mlplatform.plan.image import SOURCE_ARG, ModelFolder, foreign_copies
 from mlplatform.plan.routes import plan_route
 
 
@@ -40,9 +41,13 @@ class _Issues:
 
 
 def cross_check(
-    config: StackConfig, stack: str, project_root: Path | None = None
+    config: StackConfig, stack: str, model_folders: Mapping[str, ModelFolder] | None = None
 ) -> list[ConfigIssue]:
-    """Every cross-value rule; an empty list means the config is consistent."""
+    """Every cross-value rule; an empty list means the config is consistent.
+
+    `model_folders` (folder name -> its Dockerfile, from `mlplatform.sources`) turns on the
+    checks of `source` keys; None skips them (no checkout at hand).
+    """
     issues = _Issues(stack)
     _unique(issues, "models", [m.name for m in config.models])
     _unique(issues, "gpuPools", [p.name for p in config.gpu_pools])
@@ -54,8 +59,8 @@ def cross_check(
         _check_scaling(issues, index, model, config)
         _check_gpu(issues, index, model, config)
         _check_canary(issues, index, model, config)
-        if project_root is not None:
-            _check_sources(issues, index, model, project_root)
+        if model_folders is not None:
+            _check_sources(issues, index, model, model_folders)
     _check_pool_baseline(issues, config)
     _check_routes(issues, config)
     _check_jobs(issues, config)
@@ -325,7 +330,9 @@ def _check_canary(issues: _Issues, index: int, model: ModelConfig, config: Stack
         )
 
 
-def _check_sources(issues: _Issues, index: int, model: ModelConfig, root: Path) -> None:
+def _check_sources(
+    issues: _Issues, index: int, model: ModelConfig, folders: Mapping[str, ModelFolder]
+) -> None:
     candidates: list[tuple[tuple[str | int, ...], str]] = []
     if model.image is None:
         candidates.append((("models", index, "source"), model.source_dir))
@@ -336,9 +343,10 @@ def _check_sources(issues: _Issues, index: int, model: ModelConfig, root: Path) 
         and canary.source not in (None, model.source_dir)
     ):
         candidates.append((("models", index, "canary", "source"), canary.source))
-    available = sorted(p.parent.name for p in (root / "models").glob("*/Dockerfile"))
+    available = sorted(folders)
     for parts, source in candidates:
-        if not (root / "models" / source / "Dockerfile").is_file():
+        folder = folders.get(source)
+        if folder is None:
             derived = (
                 " (derived from the model name; set `source` to choose another folder)"
                 if parts[-1] == "source" and len(parts) == 3 and model.source is None
@@ -347,9 +355,22 @@ def _check_sources(issues: _Issues, index: int, model: ModelConfig, root: Path) 
             issues.add(
                 parts,
                 source,
-                f"models/{source}/Dockerfile does not exist under {root}{derived}",
+                f"models/{source}/Dockerfile does not exist{derived}",
                 "a folder with a Dockerfile: " + (", ".join(available) or "(none yet)"),
                 example=available[0] if available else "<folder>",
+            )
+            continue
+        for line, path in foreign_copies(source, folder.dockerfile, set(folders)):
+            issues.add(
+                parts,
+                source,
+                f"models/{source}/Dockerfile line {line} copies {path!r}, another model's "
+                f"folder: the image would hold that model's code under this model's name (a "
+                f"copied folder keeps the Dockerfile of the one it came from)",
+                f"a Dockerfile that copies its own folder as ${{{SOURCE_ARG}}}/ (the image "
+                "component passes it), never another model's",
+                fix=f"in models/{source}/Dockerfile, replace {path!r} by "
+                f"'${{{SOURCE_ARG}}}/...' (see models/README.md, 'Add a model')",
             )
 
 

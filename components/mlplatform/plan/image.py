@@ -1,46 +1,31 @@
-"""Model image naming: a tag derived from the content of everything the build copies."""
+"""Model images: where each is built and pushed, and what its Dockerfile may copy (pure).
+
+The tag is a content hash of everything the build copies; it is computed from the files by
+`mlplatform.sources` and passed in.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlplatform.config import RegistryConfig
 
 SHARED_RUNTIME = "serving"
-# Build by-products that do not change the image; hashing them would retag on every test run.
-_IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".hypothesis", ".venv", ".git"}
-_IGNORED_SUFFIXES = {".pyc", ".pyo"}
+# The build argument naming the model's folder under models/ (models/README.md, "Images").
+SOURCE_ARG = "MODEL_SOURCE"
+
+_INSTRUCTION = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.IGNORECASE)
 
 
-def _files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file()
-        and not _IGNORED_DIRS.intersection(path.relative_to(folder).parts)
-        and path.suffix not in _IGNORED_SUFFIXES
-    )
+@dataclass(frozen=True)
+class ModelFolder:
+    """One folder under models/ that has a Dockerfile, as read from disk."""
 
-
-def content_hash(models_root: Path, source: str, length: int = 16) -> str:
-    """SHA-256 over the model folder, the shared runtime and top-level files of `models/`.
-
-    Paths are hashed relative to `models_root`, so the tag is the same on every checkout.
-    """
-    digest = hashlib.sha256()
-    top_level = (
-        sorted(p for p in models_root.iterdir() if p.is_file()) if models_root.is_dir() else []
-    )
-    for path in [*top_level, *_files(models_root / SHARED_RUNTIME), *_files(models_root / source)]:
-        digest.update(path.relative_to(models_root).as_posix().encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:length]
+    name: str
+    dockerfile: str
+    """The Dockerfile's text."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +37,7 @@ class ImagePlan:
     context: str
     dockerfile: str
     push: bool
+    build_args: dict[str, str]
 
     @property
     def ref(self) -> str:
@@ -59,14 +45,39 @@ class ImagePlan:
 
 
 def plan_image(
-    models_root: Path, source: str, image_name: str, registry: RegistryConfig
+    models_root: Path, source: str, image_name: str, registry: RegistryConfig, tag: str
 ) -> ImagePlan:
-    """Build `models/<source>/Dockerfile` with `models/` as context (contracts.md, "Images")."""
+    """Build `models/<source>/Dockerfile` with `models/` as context and MODEL_SOURCE=<source>."""
     prefix = f"{registry.server}/{registry.repository}" if registry.server else registry.repository
     return ImagePlan(
         repository=f"{prefix}/{image_name}",
-        tag=content_hash(models_root, source),
+        tag=tag,
         context=str(models_root),
         dockerfile=str(models_root / source / "Dockerfile"),
         push=registry.server is not None,
+        build_args={SOURCE_ARG: source},
     )
+
+
+def copied_paths(dockerfile: str) -> list[tuple[int, str]]:
+    """(line number, source path) of every COPY/ADD from the build context (not `--from=`)."""
+    found = []
+    for number, line in enumerate(dockerfile.splitlines(), start=1):
+        match = _INSTRUCTION.match(line)
+        if not match:
+            continue
+        words = match.group(2).split()
+        if any(w.startswith("--from") for w in words):
+            continue
+        paths = [w for w in words if not w.startswith("--")]
+        found += [(number, path) for path in paths[:-1]]  # the last word is the destination
+    return found
+
+
+def foreign_copies(folder: str, dockerfile: str, models: set[str]) -> list[tuple[int, str]]:
+    """COPY/ADD lines of `folder`'s Dockerfile that take another model's folder."""
+    return [
+        (number, path)
+        for number, path in copied_paths(dockerfile)
+        if path.strip("./").split("/", 1)[0] in models - {folder}
+    ]

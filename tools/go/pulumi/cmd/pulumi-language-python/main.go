@@ -238,7 +238,7 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(cmd.Env, "PULUMI_CONFIG="+string(config), "PULUMI_CONFIG_SECRET_KEYS="+string(secretKeys))
+	cmd.Env = withEnv(cmd, "PULUMI_CONFIG="+string(config), "PULUMI_CONFIG_SECRET_KEYS="+string(secretKeys))
 	// The engine shows what a plugin writes to its own stdout/stderr, so the program inherits them.
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -270,7 +270,7 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 		return err
 	}
 	cmd.Dir = req.Pwd
-	cmd.Env = append(cmd.Env, req.Env...)
+	cmd.Env = withEnv(cmd, req.Env...)
 	stdout := &streamWriter{send: func(b []byte) error {
 		return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stdout{Stdout: b}})
 	}}
@@ -358,4 +358,15 @@ func withStderr(err error) error {
 		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(exitErr.Stderr)))
 	}
 	return err
+}
+
+// withEnv is the command's environment plus extra. A nil cmd.Env means "the process
+// environment" to os/exec, and the toolchain leaves it nil when the project names no virtualenv:
+// appending to nil would start the program with only the extra variables.
+func withEnv(cmd *exec.Cmd, extra ...string) []string {
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	return append(env, extra...)
 }

@@ -1,0 +1,53 @@
+"""The model folders on disk: which exist, their Dockerfiles, the content hash of each build.
+
+Beside the loader (it reads the disk): the loader hands what it read to the pure cross-checks,
+and ModelImage tags each image with the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from mlplatform.plan.image import SHARED_RUNTIME, ModelFolder
+
+# What models/.dockerignore leaves out of every build: caches and environments. The Dockerfile
+# is not copied but is the recipe, so it counts.
+_IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".hypothesis", ".venv", "build"}
+_IGNORED_SUFFIXES = {".pyc", ".pyo"}
+_TOP_LEVEL = (".dockerignore",)  # top-level files a build reads; models/README.md is not one
+
+
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not _IGNORED_DIRS.intersection(path.relative_to(folder).parts)
+        and path.suffix not in _IGNORED_SUFFIXES
+    )
+
+
+def content_hash(models_root: Path, source: str, length: int = 16) -> str:
+    """SHA-256 over what a build of `models/<source>` copies: the shared runtime, the folder and
+    models/.dockerignore. Paths are hashed relative to `models_root`, so every checkout agrees."""
+    digest = hashlib.sha256()
+    top = [models_root / name for name in _TOP_LEVEL if (models_root / name).is_file()]
+    for path in [*top, *_files(models_root / SHARED_RUNTIME), *_files(models_root / source)]:
+        digest.update(path.relative_to(models_root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:length]
+
+
+def read_model_folders(models_root: Path) -> dict[str, ModelFolder]:
+    """Every folder under `models_root` with a Dockerfile (the shared runtime's excluded)."""
+    folders = {}
+    for dockerfile in sorted(models_root.glob("*/Dockerfile")):
+        name = dockerfile.parent.name
+        if name != SHARED_RUNTIME:
+            folders[name] = ModelFolder(name, dockerfile.read_text())
+    return folders
