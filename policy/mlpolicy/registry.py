@@ -109,4 +109,3 @@ RULES: tuple[Rule, ...] = (
         "high",
     ),
 )
-
