@@ -11,54 +11,32 @@ from factories import monitored_model, monitoring_args
 from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
 from mlplatform.plan.monitoring.inputs import MonitoredModel
 from pulumi.runtime import rpc
+from pulumi_harness import Graph, capture, run_program
 
 COMPONENT = "mlplatform:monitoring:MonitoringStack"
-
-
-class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
 
 
 def _model(name: str, *, gpu: bool = False, namespace: str = "models") -> MonitoredModel:
     return monitored_model(name, namespace=namespace, version="1.0.0", gpu=gpu, hpa_max_replicas=4)
 
 
-def _deploy(args: MonitoringStackArgs) -> tuple[dict[str, dict], dict[str, object]]:
-    """Run the component under fresh mocks; return {urn: state} and its resolved outputs."""
-    pulumi.runtime.set_mocks(_Mocks(), project="mlplatform", stack="unit", preview=False)
+OUTPUTS = ("namespace", "prometheus_url", "grafana_url", "alertmanager_url", "dashboard_uids")
+
+
+def _deploy(args: MonitoringStackArgs) -> tuple[Graph, dict[str, object]]:
+    """Run the component under the shared mocks; return its graph and resolved outputs."""
     outputs: dict[str, object] = {}
 
-    @pulumi.runtime.test
-    def run():
+    def program():
         stack = MonitoringStack("mon", args)
-        names = [
-            "namespace",
-            "prometheus_url",
-            "grafana_url",
-            "alertmanager_url",
-            "dashboard_uids",
-            "alert_names",
-        ]
-        return pulumi.Output.all(*(getattr(stack, n) for n in names)).apply(
-            lambda values: outputs.update(zip(names, values, strict=True))
-        )
+        return capture({name: getattr(stack, name) for name in (*OUTPUTS, "alert_names")}, outputs)
 
-    run()
-    monitor = pulumi.runtime.settings.get_monitor()
-    registered = {urn: reg.state for urn, reg in monitor.get_registered_resources().items()}
-    return registered, outputs
+    return run_program(program), outputs
 
 
-def _by_type(resources: dict[str, dict], token: str) -> dict[str, dict]:
-    return {
-        urn.rsplit("::", 1)[1]: state
-        for urn, state in resources.items()
-        if urn.split("::")[2].endswith(token)
-    }
+def _by_type(graph: Graph, token: str) -> dict[str, dict]:
+    """Inputs of the registered resources whose type ends with `token`, by name."""
+    return {r.name: r.inputs for r in graph.resources if r.type.endswith(token)}
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +62,12 @@ def operated():
 
 
 def test_every_child_is_parented_to_the_component(deployed):
-    resources, _ = deployed
-    (component,) = [urn for urn in resources if urn.split("::")[2].endswith(f"${COMPONENT}")]
-    children = [urn for urn in resources if urn != component]
+    graph, _ = deployed
+    (component,) = graph.of_type(COMPONENT)
+    children = [r for r in graph.resources if r is not component]
     assert len(children) > 10
-    for urn in children:
-        assert urn.split("::")[2].startswith(f"{COMPONENT}$"), urn
-        assert urn.rsplit("::", 1)[1].startswith("mon-"), urn
+    for child in children:
+        assert child.parent == component.key and child.name.startswith("mon-"), child.key
 
 
 def test_deploy_mode_runs_prometheus_grafana_and_alertmanager(deployed):
@@ -271,8 +248,6 @@ mlplatform:monitoring:MonitoringStack mon <- stack
 )
 def test_resource_graph_snapshot(mode, settings, expected):
     """The shape of the graph (types, names, parents): a change here changes URNs in real stacks."""
-    from pulumi_harness import run_program
-
     args = monitoring_args([_model("iris")], mode=mode, **settings)
     graph = run_program(lambda: MonitoringStack("mon", args))
     assert graph.snapshot() == expected
