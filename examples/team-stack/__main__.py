@@ -5,6 +5,7 @@ PDB, a weighted canary and a host route, all typed.
 """
 
 import pulumi
+
 from mlplatform import (
     AutoscalingConfig,
     IngressConfig,

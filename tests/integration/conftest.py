@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from harness import REPO, Pulumi, tool
 
 

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from harness import REPO, cluster_layout, tool, wait_for
 
 pytestmark = pytest.mark.integration

@@ -22,10 +22,11 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from harness import REPO, Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
 from kubernetes import client
 from kubernetes import config as kconfig
 from kubernetes.client.rest import ApiException
+
+from harness import REPO, Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
 
 pytestmark = pytest.mark.integration
 

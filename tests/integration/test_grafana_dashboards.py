@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from harness import REPO, tool
 from mlplatform.loader import load_stack_file
 from mlplatform.plan.monitoring import dashboards as dash

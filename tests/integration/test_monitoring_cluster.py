@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from factories import monitored_model, monitoring_args
 from harness import REPO, Pulumi, cluster_layout
 from mlplatform.monitoring import MonitoringStackArgs

@@ -24,11 +24,12 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
 from factories import monitored_model
 from mlplatform.core import metrics as m
 from mlplatform.plan.monitoring import rules as rules
 from mlplatform.plan.monitoring.promql import all_expressions, metric_names, recorded_names
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema_rs
 import pytest
 import yaml
+
 from factories import monitored_model
 from mlplatform.config import MonitoringConfig
 from mlplatform.plan.monitoring.prometheus import pod_monitor_spec

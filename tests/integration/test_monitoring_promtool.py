@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from factories import monitored_model, monitoring_args
 from mlplatform.plan.monitoring import prometheus as prom
 from mlplatform.plan.monitoring import rules as rules

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from harness import copy_project, drop_encryption_salt
 
 pytestmark = pytest.mark.integration

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from harness import REPO, cluster_layout, port_forward, tool, wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,6 +10,7 @@ import re
 import textwrap
 
 import pytest
+
 from harness import cluster_layout
 
 pytestmark = pytest.mark.integration

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from serving_harness import MODELS, ROOT, Server, docker_cli, start_server
 
 if str(MODELS) not in sys.path:

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
 from serving.manifest import ModelManifest, load_manifest
 from serving_harness import MODELS, build_image, docker_run, free_port, wait_for
 

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from serving.backends import load_backend
 from serving.manifest import load_manifest
 from serving_harness import MODELS

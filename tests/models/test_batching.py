@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from serving.batching import InlineRunner, MicroBatcher
 
 

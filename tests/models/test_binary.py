@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+
 from serving.errors import InvalidInput
 from serving.manifest import load_manifest
 from serving.protocol.binary import encode_infer_binary

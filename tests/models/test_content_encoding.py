@@ -9,6 +9,7 @@ import zlib
 import httpx
 import orjson
 import pytest
+
 from serving.content_encoding import decode_body
 from serving.errors import InvalidInput, PayloadTooLarge, UnsupportedEncoding
 

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
+
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.tensors import DTYPES
 

@@ -21,6 +21,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+
 from serving.manifest import load_manifest
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc

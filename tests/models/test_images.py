@@ -9,6 +9,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from serving_harness import MODELS, build_image, docker_run, free_port, wait_for

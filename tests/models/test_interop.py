@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from serving.manifest import load_manifest
 from tritonclient.utils import InferenceServerException
+
+from serving.manifest import load_manifest
 
 MODELS = {"ml_model_1": "server1", "ml_model_2": "server2"}
 

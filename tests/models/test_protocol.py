@@ -9,6 +9,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from serving.errors import InvalidInput
 from serving.protocol.rest import (
     F32_MAX,

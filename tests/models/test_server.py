@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
 from serving.manifest import load_manifest
 from serving.metrics import METRIC_NAMES, METRICS
 
@@ -185,6 +186,7 @@ def sqrt_model_dir(tmp_path_factory):
     """
     import onnx
     from onnx import TensorProto, helper
+
     from serving.manifest import ModelManifest, save_manifest
 
     out = tmp_path_factory.mktemp("sqrt-model")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+
 from serving.errors import ConfigError
 from serving.settings import ServerSettings
 from serving_harness import MODELS

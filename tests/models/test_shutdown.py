@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 import httpx
 import orjson
+
 from serving.manifest import load_manifest
 from serving_harness import wait_for
 

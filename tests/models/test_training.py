@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from serving.backends import load_backend
 from serving.errors import ModelLoadError
 from serving.export import PARITY_TOLERANCE, QualityGateFailed, check_metric, check_parity

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pulumi
 import pytest
+from pulumi.runtime import rpc
+
 from mlplatform import (
     AutoscalingConfig,
     BatchInference,
@@ -28,7 +30,6 @@ from mlplatform import (
 from mlplatform.config import ImagesConfig, RegistryConfig
 from mlplatform.gpu_backends import GpuPoolError, NodeInfo
 from mlplatform.plan.gpu import plan_placement
-from pulumi.runtime import rpc
 from pulumi_harness import capture, run_program
 
 

@@ -6,6 +6,8 @@ import typing
 
 import pytest
 import yaml
+from pydantic import BaseModel, ValidationError
+
 from mlplatform.config import (
     AutoscalingConfig,
     AutoscalingOverrides,
@@ -16,7 +18,6 @@ from mlplatform.config import (
 from mlplatform.config.issues import _unwrap
 from mlplatform.docs import render
 from mlplatform.loader import decode_config_value, load_stack_file, parse_stack_config
-from pydantic import BaseModel, ValidationError
 
 
 def all_config_models(root: type[BaseModel] = StackConfig) -> set[type[BaseModel]]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from mlplatform.config.errors import ConfigError
 from mlplatform.loader import parse_stack_config
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import runpy
 
 import yaml
+
 from pulumi_harness import run_program
 
 

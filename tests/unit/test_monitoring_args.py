@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pulumi
 import pytest
+from pydantic import ValidationError
+
 from factories import monitored_model, monitoring_args, slo
 from mlplatform.config import MonitoringConfig
 from mlplatform.config.errors import ConfigError
 from mlplatform.loader import parse_stack_config
 from mlplatform.monitoring import MonitoringStackArgs
 from mlplatform.plan.monitoring.inputs import monitored_models
-from pydantic import ValidationError
 
 MODELS = [{"name": "iris", "framework": "sklearn"}]
 

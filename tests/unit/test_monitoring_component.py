@@ -7,10 +7,11 @@ import json
 import pulumi
 import pytest
 import yaml
+from pulumi.runtime import rpc
+
 from factories import monitored_model, monitoring_args
 from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
 from mlplatform.plan.monitoring.inputs import MonitoredModel
-from pulumi.runtime import rpc
 from pulumi_harness import Graph, capture, run_program
 
 COMPONENT = "mlplatform:monitoring:MonitoringStack"

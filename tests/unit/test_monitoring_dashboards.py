@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from factories import slo
 from mlplatform.plan.monitoring import dashboards as dash
 from mlplatform.plan.monitoring.inputs import MonitoredModel

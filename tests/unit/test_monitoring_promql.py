@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from factories import slo
 from mlplatform.core import metrics as m
 from mlplatform.plan.monitoring.inputs import MonitoredModel

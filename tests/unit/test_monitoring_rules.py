@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+
 from factories import slo as make_slo
 from mlplatform.plan.monitoring import rules as rules
 from mlplatform.plan.monitoring.inputs import MonitoredModel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mlplatform.config import BatchJobConfig, GpuPoolConfig, ModelConfig, RegistryConfig
 from mlplatform.core.quantity import cpu_cores, memory_bytes
 from mlplatform.loader import parse_stack_config

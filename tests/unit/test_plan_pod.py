@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from mlplatform.config import BatchJobConfig, GpuPoolConfig, ModelConfig
 from mlplatform.plan.batch import plan_batch_job
 from mlplatform.plan.gpu import plan_placement

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mlplatform.config import AutoscalingConfig, IngressConfig, ModelConfig, PdbConfig, VpaConfig
 from mlplatform.plan.autoscaling import (
     hpa_resource_metrics,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
-import mlplatform.gpu_node_pool as gpu_node_pool
 import pytest
+from pulumi.runtime import rpc
+
+import mlplatform.gpu_node_pool as gpu_node_pool
 from conftest import stack_file_config
 from mlplatform.config.errors import ConfigError
 from mlplatform.gpu_backends import NodeInfo
-from pulumi.runtime import rpc
 from pulumi_harness import Graph, run_program
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
