@@ -11,12 +11,14 @@ from mlplatform.batch_job import BatchInference, BatchInferenceArgs
 from mlplatform.config import (
     AutoscalingConfig,
     BatchJobConfig,
+    GatewayConfig,
     GpuPoolConfig,
     IngressConfig,
     ModelConfig,
     StackConfig,
 )
 from mlplatform.config.errors import ConfigError, ConfigIssue
+from mlplatform.gateway import ModelGateway, ModelGatewayArgs
 from mlplatform.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from mlplatform.ingress import ModelIngress, ModelIngressArgs
 from mlplatform.loader import (
@@ -41,6 +43,7 @@ __all__ = [
     "BatchJobConfig",
     "ConfigError",
     "ConfigIssue",
+    "GatewayConfig",
     "GpuNodePool",
     "GpuNodePoolArgs",
     "GpuPlacement",
@@ -54,6 +57,8 @@ __all__ = [
     "MonitoringStack",
     "MonitoringStackArgs",
     "ModelConfig",
+    "ModelGateway",
+    "ModelGatewayArgs",
     "ModelImage",
     "ModelImageArgs",
     "ModelIngress",

@@ -1,4 +1,5 @@
-"""ModelIngress: the external route of one model (path or host, TLS, weighted canary)."""
+"""ModelIngress: the external route of one model (path or host, TLS, weighted canary), as a
+Gateway API HTTPRoute or, for clusters without the Gateway API, an Ingress."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlplatform.config import IngressConfig, ModelConfig
 from mlplatform.core.names import instance_name, object_labels
-from mlplatform.plan.routes import plan_ingress, plan_route
+from mlplatform.plan.routes import GATEWAY_API, Route, plan_http_route, plan_ingress, plan_route
 
 
 class ModelIngressArgs(BaseModel):
@@ -39,7 +40,8 @@ class ModelIngressArgs(BaseModel):
 
 
 class ModelIngress(pulumi.ComponentResource):
-    """An Ingress to the stable Service and, with a canary, an ingress-nginx canary twin."""
+    """One HTTPRoute with the stable and canary Services as weighted backends (api: gateway), or
+    an Ingress to the stable Service and, with controller 'nginx', its weighted canary twin."""
 
     url: pulumi.Output[str]
     """External base URL (http or https; host '<ingress-address>' when routing matches any host)."""
@@ -53,7 +55,42 @@ class ModelIngress(pulumi.ComponentResource):
         model, settings = args.model, args.ingress
         route = plan_route(model, settings)
         stable_service = args.service_name or instance_name(model.name, "stable")
-        annotations, spec = plan_ingress(route, settings, stable_service)
+        canary_service = None
+        if model.canary is not None:
+            canary_service = args.canary_service_name or instance_name(model.name, "canary")
+        child = pulumi.ResourceOptions(parent=self)
+        if settings.api == "gateway":
+            k8s.apiextensions.CustomResource(
+                f"{name}-httproute",
+                api_version=GATEWAY_API,
+                kind="HTTPRoute",
+                metadata={
+                    "name": model.name,
+                    "namespace": args.namespace,
+                    "annotations": dict(settings.annotations),
+                    "labels": object_labels(model.name, model.version),
+                },
+                spec=plan_http_route(
+                    route,
+                    settings,
+                    stable_service,
+                    canary_service,
+                    model.canary.weight if model.canary else 0,
+                ),
+                opts=child,
+            )
+        else:
+            self._ingresses(name, args, route, stable_service, canary_service)
+        self.url = pulumi.Output.from_input(route.url)
+        self.host = pulumi.Output.from_input(route.host)
+        self.path = pulumi.Output.from_input(route.path)
+        self.register_outputs({"url": self.url, "host": self.host, "path": self.path})
+
+    def _ingresses(
+        self, name: str, args: ModelIngressArgs, route: Route, stable: Any, canary: Any
+    ) -> None:
+        model, settings = args.model, args.ingress
+        annotations, spec = plan_ingress(route, settings, stable)
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata={
@@ -65,11 +102,9 @@ class ModelIngress(pulumi.ComponentResource):
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        canary = model.canary
-        if canary is not None and settings.controller == "nginx":
-            canary_service = args.canary_service_name or instance_name(model.name, "canary")
+        if model.canary is not None and settings.controller == "nginx":
             annotations, spec = plan_ingress(
-                route, settings, canary_service, canary_weight=canary.weight
+                route, settings, canary, canary_weight=model.canary.weight
             )
             k8s.networking.v1.Ingress(
                 f"{name}-canary-ingress",
@@ -77,12 +112,8 @@ class ModelIngress(pulumi.ComponentResource):
                     "name": instance_name(model.name, "canary"),
                     "namespace": args.namespace,
                     "annotations": annotations,
-                    "labels": object_labels(model.name, canary.version, "canary"),
+                    "labels": object_labels(model.name, model.canary.version, "canary"),
                 },
                 spec=spec,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        self.url = pulumi.Output.from_input(route.url)
-        self.host = pulumi.Output.from_input(route.host)
-        self.path = pulumi.Output.from_input(route.path)
-        self.register_outputs({"url": self.url, "host": self.host, "path": self.path})

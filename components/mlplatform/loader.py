@@ -9,6 +9,7 @@ Outputs, never as plain config.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from mlplatform.config import SECRET_KEYS, StackConfig, top_level_keys
 from mlplatform.config.errors import CONFIG_NAMESPACE, ConfigError, ConfigIssue, not_set
 from mlplatform.config.issues import issues_from_validation_error, unknown_key_issues
 from mlplatform.plan.checks import cross_check
-from mlplatform.sources import read_model_folders
+from mlplatform.sources import GATEWAY_CRDS_ENV, gateway_crd_files, read_model_folders
 
 __all__ = [
     "StackSecrets",
@@ -112,10 +113,42 @@ def runtime_config() -> dict[str, Any]:
 
 
 def load_stack_config(project_root: Path | None = None) -> StackConfig:
-    """Read and validate this stack's configuration once; raises ConfigError when it is invalid."""
-    return parse_stack_config(
-        runtime_config(), pulumi.get_stack(), project_root, secret_keys=sdk.secret_config_keys()
+    """Read and validate this stack's configuration once; raises ConfigError when it is invalid.
+
+    Beyond `parse_stack_config`, it checks what the config needs from this machine (files named
+    by config or environment)."""
+    stack = pulumi.get_stack()
+    config = parse_stack_config(
+        runtime_config(), stack, project_root, secret_keys=sdk.secret_config_keys()
     )
+    issues = environment_issues(config, stack, os.environ)
+    if issues:
+        raise ConfigError(stack, issues)
+    return config
+
+
+def environment_issues(
+    config: StackConfig, stack: str, environ: Mapping[str, str]
+) -> list[ConfigIssue]:
+    """What the config needs from the machine the program runs on and cannot find."""
+    ingress, issues = config.ingress, []
+    gateway = ingress.gateway
+    wants_crds = ingress.enabled and ingress.api == "gateway" and gateway.deploy
+    if wants_crds and gateway.install_crds and gateway_crd_files(gateway, environ) is None:
+        where = gateway.crds_path or environ.get(GATEWAY_CRDS_ENV)
+        missing = where or f"neither the key nor ${GATEWAY_CRDS_ENV} is set"
+        issues.append(
+            ConfigIssue(
+                path=f"{CONFIG_NAMESPACE}:ingress.gateway.crdsPath",
+                value=gateway.crds_path if gateway.crds_path else not_set(),
+                problem=f"the Gateway API CRDs to install are not there ({missing})",
+                allowed="a YAML file or a folder of YAML files holding the Gateway API CRDs",
+                fix="run `scripts/bootstrap.sh gateway` (it copies them from the pinned module and "
+                f"scripts/env.sh sets ${GATEWAY_CRDS_ENV}), or set "
+                f"{CONFIG_NAMESPACE}:ingress.gateway.installCrds false where the cluster has them",
+            )
+        )
+    return issues
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlplatform.batch_job import BatchInference, BatchInferenceArgs
 from mlplatform.config import StackConfig
+from mlplatform.gateway import ModelGateway, ModelGatewayArgs
 from mlplatform.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from mlplatform.ingress import ModelIngress, ModelIngressArgs
 from mlplatform.loader import StackSecrets
@@ -20,6 +21,7 @@ from mlplatform.model_service import MLModelService, MLModelServiceArgs
 from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
 from mlplatform.namespace import ModelNamespace, ModelNamespaceArgs
 from mlplatform.plan.namespaces import ingress_namespace_labels
+from mlplatform.sources import gateway_crd_files
 
 
 class MLPlatformArgs(BaseModel):
@@ -60,6 +62,8 @@ class MLPlatform(pulumi.ComponentResource):
     """Node names per GPU pool."""
     monitoring: MonitoringStack | None
     """The monitoring stack when `monitoring.enabled`, else None."""
+    gateway: ModelGateway | None
+    """The platform's own gateway (ingress.api 'gateway' with gateway.deploy), else None."""
 
     def __init__(self, name: str, args: MLPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:stack:MLPlatform", name, None, opts)
@@ -84,7 +88,8 @@ class MLPlatform(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        self._ingress_namespace(name, config)
+        gateway = self._gateway(name, config, self._ingress_namespace(name, config))
+        self.gateway = gateway
 
         pools = {
             pool.name: GpuNodePool(
@@ -137,7 +142,10 @@ class MLPlatform(pulumi.ComponentResource):
                         service_name=service.service_name,
                         canary_service_name=service.canary_service_name if model.canary else None,
                     ),
-                    opts=child,
+                    # The routes' kinds exist once the gateway's CRDs do.
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=[gateway] if gateway else []
+                    ),
                 )
                 endpoints[model.name] = route.url
 
@@ -220,21 +228,37 @@ class MLPlatform(pulumi.ComponentResource):
         )
         return image.ref
 
-    def _ingress_namespace(self, name: str, config: StackConfig) -> None:
+    def _ingress_namespace(self, name: str, config: StackConfig) -> list[pulumi.Resource]:
         ingress = config.ingress
         if not ingress.enabled or ingress.controller_namespace_mode == "none":
-            return
+            return []
         metadata = {"name": ingress.controller_namespace, "labels": ingress_namespace_labels()}
         if ingress.controller_namespace_mode == "create":
-            k8s.core.v1.Namespace(
-                f"{name}-ingress-namespace",
-                metadata=metadata,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        else:
-            # Adopt the controller's namespace: add our label, leave everything else alone.
+            return [
+                k8s.core.v1.Namespace(
+                    f"{name}-ingress-namespace",
+                    metadata=metadata,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            ]
+        # Adopt the controller's namespace: add our label, leave everything else alone.
+        return [
             k8s.core.v1.NamespacePatch(
                 f"{name}-ingress-namespace",
                 metadata=metadata,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        ]
+
+    def _gateway(
+        self, name: str, config: StackConfig, namespace: list[pulumi.Resource]
+    ) -> ModelGateway | None:
+        ingress = config.ingress
+        if not (ingress.enabled and ingress.api == "gateway" and ingress.gateway.deploy):
+            return None
+        files = gateway_crd_files(ingress.gateway) if ingress.gateway.install_crds else []
+        return ModelGateway(
+            f"{name}-gateway",
+            ModelGatewayArgs(ingress=ingress, crd_files=files or []),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=namespace),
+        )

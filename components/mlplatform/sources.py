@@ -7,9 +7,14 @@ and ModelImage tags each image with the hash.
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
+from mlplatform.config import GatewayConfig
 from mlplatform.plan.image import SHARED_RUNTIME, ModelFolder
+
+GATEWAY_CRDS_ENV = "MLP_GATEWAY_API_CRDS"
 
 # What models/.dockerignore leaves out of every build: caches and environments. The Dockerfile
 # is not copied but is the recipe, so it counts.
@@ -51,3 +56,19 @@ def read_model_folders(models_root: Path) -> dict[str, ModelFolder]:
         if name != SHARED_RUNTIME:
             folders[name] = ModelFolder(name, dockerfile.read_text())
     return folders
+
+
+def gateway_crd_files(
+    gateway: GatewayConfig, environ: Mapping[str, str] | None = None
+) -> list[Path] | None:
+    """The Gateway API CRD manifests to apply: `crdsPath` (a YAML file or a folder of them),
+    else $MLP_GATEWAY_API_CRDS. None when neither names something that exists."""
+    environ = os.environ if environ is None else environ
+    where = gateway.crds_path or environ.get(GATEWAY_CRDS_ENV)
+    if not where:
+        return None
+    path = Path(where).expanduser()
+    if path.is_dir():
+        files = sorted(path.glob("*.yaml"))
+        return files or None
+    return [path] if path.is_file() else None

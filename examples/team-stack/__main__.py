@@ -1,13 +1,15 @@
 """A team's stack using the mlplatform components directly, without the platform's StackConfig.
 
 It serves one model from a prebuilt image in its own namespace: default-deny networking, HPA,
-PDB, a weighted canary and a host route, all typed.
+PDB, and a host route with a weighted canary on the platform's shared Gateway (Gateway API
+HTTPRoute attached across namespaces), all typed.
 """
 
 import pulumi
 
 from mlplatform import (
     AutoscalingConfig,
+    GatewayConfig,
     IngressConfig,
     MLModelService,
     MLModelServiceArgs,
@@ -21,7 +23,8 @@ from mlplatform import (
 config = pulumi.Config()
 image = config.require("image")
 domain = config.require("domain")
-await_address = config.get_bool("awaitAddress", True)
+# The platform stack runs the Gateway; this stack only attaches its route to it.
+gateway = GatewayConfig(deploy=False, name=config.get("gateway") or "mlplatform")
 
 namespace = ModelNamespace("fraud", ModelNamespaceArgs(name="team-fraud"))
 
@@ -52,7 +55,12 @@ route = ModelIngress(
     "fraud-scorer-route",
     ModelIngressArgs(
         model=scorer,
-        ingress=IngressConfig(routing="host", domain=domain, await_address=await_address),
+        ingress=IngressConfig(
+            routing="host",
+            domain=domain,
+            gateway=gateway,
+            controller_namespace=config.get("gatewayNamespace") or "mlplatform-gateway",
+        ),
         namespace=namespace.name,
         service_name=service.service_name,
         canary_service_name=service.canary_service_name,

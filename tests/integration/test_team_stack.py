@@ -107,9 +107,19 @@ def team_stack(tmp_path_factory, tool_env, wheel, image):
 
     pulumi("stack", "init", "staging")
     pulumi("config", "set", "image", image)
-    pulumi("config", "set", "awaitAddress", "false")  # no ingress controller on this cluster
     yield TeamStack(project, pulumi)
     pulumi("destroy", "--yes")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gateway_api(tool_env, kubectl):
+    """The Gateway API CRDs, as the platform stack installs them (the route needs its kind)."""
+    crds = tool_env["MLP_GATEWAY_API_CRDS"]
+    before = kubectl("get", "crd", "httproutes.gateway.networking.k8s.io", check=False)
+    kubectl("apply", "--server-side", "-f", crds)
+    yield
+    if before.returncode != 0:
+        kubectl("delete", "-f", crds, "--wait=false")
 
 
 def test_the_example_venv_imports_the_installed_wheel_not_the_checkout(team_stack):
@@ -122,6 +132,9 @@ def test_preview_then_up_deploys_the_team_model_and_it_answers(team_stack, tool_
     preview = team_stack.pulumi("preview", "--diff")
     assert "mlplatform:k8s:MLModelService" in preview and "fraud-scorer" in preview
     team_stack.pulumi("up", "--yes", "--skip-preview")
+    route = kubectl("get", "httproute", "-n", NAMESPACE, "fraud-scorer", as_json=True)
+    assert route["spec"]["hostnames"] == ["fraud-scorer.fraud.example.com"]
+    assert route["spec"]["parentRefs"][0]["namespace"] == "mlplatform-gateway"
 
     def available(name: str):
         deployment = kubectl("get", "deployment", "-n", NAMESPACE, name, as_json=True)

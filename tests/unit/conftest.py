@@ -36,6 +36,9 @@ def project_root(tmp_path_factory) -> Path:
         (root / "models" / folder).mkdir(parents=True)
         (root / "models" / folder / "Dockerfile").write_text(f"FROM scratch\n# {folder}\n")
     (root / "models" / "serving" / "server.py").write_text("# stand-in runtime\n")
+    # Stand-in for the Gateway API CRDs bootstrap copies (mocks read no manifest).
+    (root / "gateway-api").mkdir()
+    (root / "gateway-api" / "gateway.networking.k8s.io_httproutes.yaml").write_text("# crd\n")
     return root
 
 

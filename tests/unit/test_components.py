@@ -333,7 +333,7 @@ def test_model_image_pushes_with_registry_credentials(models_root):
     assert build["platforms"] == ["linux/amd64"]
 
 
-def test_model_ingress_with_canary_creates_twin_routes():
+def test_model_route_is_one_httproute_with_weighted_stable_and_canary_backends():
     outputs: dict = {}
 
     def program():
@@ -341,7 +341,47 @@ def test_model_ingress_with_canary_creates_twin_routes():
             "iris",
             ModelIngressArgs(
                 model=model(canary={"version": "v2", "weight": 30}),
-                ingress=IngressConfig(routing="host", domain="ml.example.com"),
+                ingress=IngressConfig(routing="path", gateway={"listener": "http"}),
+                namespace="ml",
+            ),
+        )
+        return capture({"url": route.url}, outputs)
+
+    graph = run_program(program)
+    (route,) = graph.children_of(graph.named("iris"))
+    assert route.type == "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+    spec = route.inputs["spec"]
+    assert spec["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "mlplatform",
+            "namespace": "mlplatform-gateway",
+            "sectionName": "http",
+        }
+    ]
+    (rule,) = spec["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/models/iris"}}]
+    assert rule["filters"][0]["urlRewrite"]["path"]["replacePrefixMatch"] == "/"
+    assert rule["backendRefs"] == [
+        {"name": "iris", "port": 8080, "weight": 70},
+        {"name": "iris-canary", "port": 8080, "weight": 30},
+    ]
+    assert "hostnames" not in spec
+    assert outputs == {"url": "http://<gateway-address>/models/iris"}
+
+
+def test_plain_ingress_with_nginx_canary_creates_twin_ingresses():
+    outputs: dict = {}
+
+    def program():
+        route = ModelIngress(
+            "iris",
+            ModelIngressArgs(
+                model=model(canary={"version": "v2", "weight": 30}),
+                ingress=IngressConfig(
+                    api="ingress", controller="nginx", routing="host", domain="ml.example.com"
+                ),
                 namespace="ml",
             ),
         )

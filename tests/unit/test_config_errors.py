@@ -80,7 +80,7 @@ _DELETE = object()
 
 
 def canary_with_generic_ingress(config: dict) -> None:
-    config["mlplatform:ingress"] = {"controller": "generic"}
+    config["mlplatform:ingress"] = {"api": "ingress", "controller": "generic"}
     config["mlplatform:models"][0]["canary"] = {"version": "v2", "weight": 10}
 
 
@@ -182,7 +182,25 @@ CASES = [
         "canary-generic-ingress",
         canary_with_generic_ingress,
         "mlplatform:models[0].canary.weight",
-        "needs ingress.controller 'nginx'",
+        "a plain Ingress cannot split traffic by weight",
+    ),
+    (
+        "host-with-scheme",
+        key("mlplatform:ingress", {"routing": "host", "domain": "https://ml.example.com"}),
+        "mlplatform:ingress.domain",
+        "has a scheme (https://); give the host name only, e.g. 'ml.example.com'",
+    ),
+    (
+        "canary-weight-range",
+        model(0, canary={"version": "v2", "weight": 120}),
+        "mlplatform:models[0].canary.weight",
+        "less than or equal to 100",
+    ),
+    (
+        "gateway-node-port-range",
+        key("mlplatform:ingress", {"gateway": {"nodePort": 8080}}),
+        "mlplatform:ingress.gateway.nodePort",
+        "greater than or equal to 30000",
     ),
     (
         "slo-latency",

@@ -12,7 +12,7 @@ from pulumi_harness import run_program
 def test_example_project_declares_its_config(repo_root):
     project = yaml.safe_load((repo_root / "examples/team-stack/Pulumi.yaml").read_text())
     assert project["name"] == "team-fraud-scoring"
-    assert set(project["config"]) == {"image", "domain", "awaitAddress"}
+    assert set(project["config"]) == {"image", "domain", "gateway", "gatewayNamespace"}
     assert "../../components" in (repo_root / "examples/team-stack/requirements.txt").read_text()
 
 
@@ -44,12 +44,16 @@ def test_example_stack_builds_a_namespaced_model_with_canary_route(repo_root):
     assert container["image"] == "registry.example.com/fraud/scorer:1.5.0-rc1"
     assert {"name": "MODEL_VERSION", "value": "1.5.0-rc1"} in container["env"]
 
-    stable_route = graph.named("fraud-scorer-route-ingress").inputs
-    assert stable_route["spec"]["rules"][0]["host"] == "fraud-scorer.fraud.example.com"
-    canary_route = graph.named("fraud-scorer-route-canary-ingress").inputs
-    assert (
-        canary_route["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] == "5"
+    route = graph.named("fraud-scorer-route-httproute").inputs["spec"]
+    assert route["hostnames"] == ["fraud-scorer.fraud.example.com"]
+    assert (route["parentRefs"][0]["name"], route["parentRefs"][0]["namespace"]) == (
+        "mlplatform",
+        "mlplatform-gateway",
     )
+    weights = {b["name"]: b["weight"] for b in route["rules"][0]["backendRefs"]}
+    assert weights == {"fraud-scorer": 95, "fraud-scorer-canary": 5}
+    # The team attaches to the platform's Gateway; it runs no gateway of its own.
+    assert not graph.of_type("mlplatform:k8s:ModelGateway")
     assert graph.named("fraud-namespace").inputs["metadata"]["name"] == "team-fraud"
     # No platform resources leak into a team stack.
     assert not [

@@ -105,12 +105,12 @@ def model(**changes) -> ModelConfig:
 
 
 def test_path_route_rewrites_to_the_server_root_on_nginx():
-    ingress = IngressConfig()
+    ingress = IngressConfig(api="ingress", controller="nginx", class_name="nginx")
     route = plan_route(model(), ingress)
     assert (route.host, route.path, route.url) == (
         None,
         "/models/iris",
-        "http://<ingress-address>/models/iris",
+        "http://<gateway-address>/models/iris",
     )
     annotations, spec = plan_ingress(route, ingress, "iris")
     assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"

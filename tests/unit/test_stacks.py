@@ -35,6 +35,7 @@ class ClusterNodes:
 def run_stack(project_root: Path, stack: str, config: dict | None = None, **kwargs) -> Graph:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gpu_node_pool, "KubernetesNodeReader", ClusterNodes)
+        patch.setenv("MLP_GATEWAY_API_CRDS", str(project_root / "gateway-api"))
         return run_program(
             lambda: runpy.run_path(str(project_root / "__main__.py"), run_name="__main__"),
             stack=stack,
@@ -137,15 +138,29 @@ def test_prod_is_highly_available_with_tls_and_real_gpu_nodes(graphs):
         ):
             assert deployment.inputs["spec"]["replicas"] >= 3, deployment.name
     pdbs = graph.of_type("kubernetes:policy/v1:PodDisruptionBudget")
-    assert sorted(p.inputs["metadata"]["name"] for p in pdbs) == ["ml-model-1", "ml-model-2"]
-    for ingress in graph.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
-        if "canary" not in ingress.name:
-            assert ingress.inputs["spec"]["tls"][0]["hosts"][0].endswith(".ml.example.com")
+    assert sorted(p.inputs["metadata"]["name"] for p in pdbs) == [
+        "ml-model-1",
+        "ml-model-2",
+        "mlplatform-gateway",
+    ]
+    assert not graph.of_type("kubernetes:networking.k8s.io/v1:Ingress"), "prod is on Gateway API"
+    gateway = graph.named("mlplatform-gateway-gateway").inputs
+    https = next(x for x in gateway["spec"]["listeners"] if x["protocol"] == "HTTPS")
+    assert https["hostname"] == "*.ml.example.com"
+    assert https["tls"]["certificateRefs"] == [{"name": "ml-example-com-tls"}]
+    assert gateway["metadata"]["annotations"] == {
+        "cert-manager.io/cluster-issuer": "letsencrypt-prod"
+    }
+    routes = graph.of_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
+    assert sorted(r.inputs["spec"]["hostnames"][0] for r in routes) == [
+        "ml-model-1.ml.example.com",
+        "ml-model-2.ml.example.com",
+    ]
     patches = graph.of_type("kubernetes:core/v1:NodePatch")
     assert sorted(p.inputs["metadata"]["name"] for p in patches) == ["gpu-node-a", "gpu-node-b"]
     assert graph.of_type("kubernetes:apps/v1:DaemonSet")
     assert all(i.inputs["push"] is True for i in graph.of_type("docker-build:index:Image"))
-    assert graph.named("mlplatform-ingress-namespace").type == "kubernetes:core/v1:NamespacePatch"
+    assert graph.named("mlplatform-ingress-namespace").type == "kubernetes:core/v1:Namespace"
     assert (
         graph.named("mlplatform-batch-ml-model-1-nightly-cronjob").type
         == "kubernetes:batch/v1:CronJob"

@@ -172,19 +172,105 @@ class TlsConfig(ConfigModel):
     )
 
 
-class IngressConfig(ConfigModel):
-    """Per-model HTTP routes through an ingress controller."""
+class GatewayConfig(ConfigModel):
+    """The Gateway API entry point that every model's HTTPRoute attaches to."""
 
-    enabled: bool = setting(True, doc="Create Ingress objects.", allowed="true or false")
-    class_name: str = setting(
-        "nginx", doc="ingressClassName.", allowed="an IngressClass name", example="nginx"
+    deploy: bool = setting(
+        True,
+        doc="Run the platform's own gateway: a Traefik controller, its GatewayClass and a "
+        "Gateway in ingress.controllerNamespace. false attaches the routes to an existing "
+        "Gateway (gateway.name in that namespace) run by the cluster's own controller.",
+        allowed="true or false",
+    )
+    name: DnsLabel = setting(
+        "mlplatform",
+        doc="Name of the Gateway the routes attach to (their parentRef).",
+        allowed="RFC 1123 label",
+        example="public",
+    )
+    class_name: DnsName = setting(
+        "mlplatform",
+        doc="GatewayClass of the deployed Gateway (deploy: true).",
+        allowed="a GatewayClass name",
+        example="mlplatform",
+    )
+    listener: DnsLabel | None = setting(
+        None,
+        doc="Listener (sectionName) of the Gateway the routes attach to; null attaches to "
+        "every listener that admits them.",
+        allowed="a listener name of the Gateway, or null",
+        example="https",
+    )
+    image: PinnedImageRef = setting(
+        "traefik:v3.5.3",
+        doc="Gateway controller image (deploy: true).",
+        allowed="an image reference pinned by a tag other than 'latest' or by digest",
+        example="traefik:v3.5.3",
+    )
+    replicas: int = setting(
+        2,
+        doc="Gateway controller replicas (deploy: true); 2 or more keep routes up through "
+        "a node drain (a PodDisruptionBudget keeps one).",
+        allowed="an integer from 1 to 10",
+        ge=1,
+        le=10,
+    )
+    node_port: int | None = setting(
+        None,
+        doc="Fixed NodePort of the gateway's HTTP listener (deploy: true); null lets "
+        "Kubernetes pick. The local cluster forwards 127.0.0.1 to it.",
+        allowed="an integer from 30000 to 32767, or null",
+        example=30080,
+        ge=30000,
+        le=32767,
+    )
+    install_crds: bool = setting(
+        True,
+        doc="Apply the Gateway API CRDs (standard channel) with the gateway (deploy: true); "
+        "false where the cluster already has them.",
+        allowed="true or false",
+    )
+    crds_path: str | None = setting(
+        None,
+        doc="The Gateway API CRDs to apply: a YAML file or a folder of them; null uses "
+        "$MLP_GATEWAY_API_CRDS (scripts/env.sh points it at the CRDs bootstrap copies from "
+        "the pinned sigs.k8s.io/gateway-api module).",
+        allowed="a file or folder path, or null",
+        example="~/.cache/mlplatform/gateway-api/1.3.0/standard",
+    )
+
+
+class IngressConfig(ConfigModel):
+    """Per-model HTTP routes into the cluster: Gateway API routes, or Ingress objects."""
+
+    enabled: bool = setting(True, doc="Create a route per model.", allowed="true or false")
+    api: Literal["gateway", "ingress"] = setting(
+        "gateway",
+        doc="'gateway': an HTTPRoute per model on a Gateway (see gateway.*), canary as a "
+        "weighted backend. 'ingress': a networking.k8s.io Ingress per model for clusters "
+        "without the Gateway API (weighted canary only with controller 'nginx').",
+        allowed="'gateway' or 'ingress'",
+        example="gateway",
+    )
+    gateway: GatewayConfig = setting(
+        default_factory=GatewayConfig,
+        doc="The Gateway (api: gateway).",
+        allowed="see ingress.gateway.* keys",
+    )
+    class_name: str | None = setting(
+        None,
+        doc="ingressClassName of the Ingress objects (api: ingress); null uses the cluster's "
+        "default IngressClass.",
+        allowed="an IngressClass name, or null",
+        example="traefik",
     )
     controller: Literal["nginx", "generic"] = setting(
-        "nginx",
-        doc="Annotation dialect: 'nginx' (ingress-nginx) rewrites path routes to the "
-        "server's root and splits canary traffic by weight; 'generic' sets neither.",
+        "generic",
+        doc="Annotation dialect of Ingress objects (api: ingress): 'nginx' (ingress-nginx) "
+        "rewrites path routes to the server's root and splits canary traffic by weight; "
+        "'generic' sets neither.",
         allowed="'nginx' or 'generic'",
-        example="nginx",
+        example="generic",
     )
     routing: Literal["path", "host"] = setting(
         "path",
@@ -195,13 +281,13 @@ class IngressConfig(ConfigModel):
     host: DnsName | None = setting(
         None,
         doc="Single host for path routing; null matches any host.",
-        allowed="a DNS name",
+        allowed="a DNS name without scheme or port",
         example="ml.example.com",
     )
     domain: DnsName | None = setting(
         None,
         doc="Base domain for host routing.",
-        allowed="a DNS name (required for host routing)",
+        allowed="a DNS name without scheme or port (required for host routing)",
         example="ml.example.com",
     )
     path_prefix: UrlPath = setting(
@@ -211,9 +297,10 @@ class IngressConfig(ConfigModel):
         default_factory=TlsConfig, doc="TLS.", allowed="{enabled, secretName, clusterIssuer}"
     )
     controller_namespace: DnsLabel = setting(
-        "ingress-nginx",
-        doc="Namespace of the ingress controller; NetworkPolicies admit traffic "
-        "from it via the label mlplatform.io/role=ingress.",
+        "mlplatform-gateway",
+        doc="Namespace of the gateway (its controller and Gateway object) or of the ingress "
+        "controller; NetworkPolicies admit traffic from it via the label "
+        "mlplatform.io/role=ingress.",
         allowed="RFC 1123 label",
         example="ingress-nginx",
     )
@@ -226,13 +313,13 @@ class IngressConfig(ConfigModel):
     )
     annotations: dict[str, str] = setting(
         default_factory=dict,
-        doc="Extra annotations on every Ingress.",
+        doc="Extra annotations on every route object.",
         allowed="a map of annotation key to string",
     )
     await_address: bool = setting(
         True,
         doc="Make `pulumi up` wait until the ingress controller publishes an address for "
-        "each Ingress. Set false where no controller runs (the local KWOK cluster) or where "
+        "each Ingress (api: ingress). Set false where no controller runs or where "
         "addresses are published late; the routes are created either way.",
         allowed="true or false",
     )

@@ -103,13 +103,26 @@ DnsLabel = Annotated[
         "an RFC 1123 label (lowercase letters, digits, '-')",
     ),
 ]
-DnsName = Annotated[
-    str,
-    _pattern(
-        r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-        "a lowercase DNS name",
-    ),
-]
+_DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _dns_name(value: str) -> str:
+    if _DNS_NAME.match(value):
+        return value
+    scheme, sep, rest = value.partition("://")
+    if sep:
+        host = rest.split("/", 1)[0].split(":", 1)[0]
+        raise ValueError(
+            f"{value!r} has a scheme ({scheme}://); give the host name only, e.g. {host!r} "
+            "(TLS is set by the tls keys)"
+        )
+    if ":" in value or "/" in value:
+        host = value.split("/", 1)[0].split(":", 1)[0]
+        raise ValueError(f"{value!r} has a port or path; give the host name only, e.g. {host!r}")
+    raise ValueError(f"{value!r} is not a lowercase DNS name")
+
+
+DnsName = Annotated[str, AfterValidator(_dns_name)]
 LabelValue = Annotated[
     str, _pattern(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "a Kubernetes label value")
 ]

@@ -312,12 +312,15 @@ def _check_canary(issues: _Issues, index: int, model: ModelConfig, config: Stack
             f"a version other than {model.version!r}",
             example="v2",
         )
-    if canary.weight > 0 and config.ingress.controller != "nginx":
+    ingress = config.ingress
+    if canary.weight > 0 and ingress.api == "ingress" and ingress.controller != "nginx":
         issues.add(
             ("models", index, "canary", "weight"),
             canary.weight,
-            "weighted canary traffic needs ingress.controller 'nginx' (canary annotations)",
-            "0 with a 'generic' controller",
+            "a plain Ingress cannot split traffic by weight; only ingress-nginx's canary "
+            "annotations (ingress.controller 'nginx') or the Gateway API (ingress.api "
+            "'gateway', an HTTPRoute with weighted backends) can",
+            "0 with ingress.api 'ingress' and a 'generic' controller",
             example=0,
         )
     if canary.weight > 0 and not (config.ingress.enabled and model.ingress.enabled):

@@ -1,4 +1,4 @@
-"""Per-model ingress routes: host/path, TLS, rewrite and canary annotations."""
+"""Per-model routes: host/path, TLS, canary split; as a Gateway API HTTPRoute or an Ingress."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlplatform.config import IngressConfig, ModelConfig
-from mlplatform.core.names import PORT_NAME
+from mlplatform.core.names import PORT, PORT_NAME
 
 NGINX = "nginx.ingress.kubernetes.io"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_API = f"{GATEWAY_GROUP}/v1"
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class Route:
     @property
     def url(self) -> str:
         scheme = "https" if self.tls_secret else "http"
-        return f"{scheme}://{self.host or '<ingress-address>'}{self.path}"
+        return f"{scheme}://{self.host or '<gateway-address>'}{self.path}"
 
 
 def plan_route(model: ModelConfig, ingress: IngressConfig) -> Route:
@@ -82,3 +84,45 @@ def plan_ingress(
     if route.tls_secret and route.host:
         spec["tls"] = [{"hosts": [route.host], "secretName": route.tls_secret}]
     return annotations, spec
+
+
+def gateway_parent(ingress: IngressConfig) -> dict[str, str]:
+    """The parentRef of every model's route: the stack's Gateway (and listener, if named)."""
+    ref = {
+        "group": GATEWAY_GROUP,
+        "kind": "Gateway",
+        "name": ingress.gateway.name,
+        "namespace": ingress.controller_namespace,
+    }
+    if ingress.gateway.listener:
+        ref["sectionName"] = ingress.gateway.listener
+    return ref
+
+
+def plan_http_route(
+    route: Route,
+    ingress: IngressConfig,
+    stable_service: Any,
+    canary_service: Any = None,
+    canary_weight: int = 0,
+) -> dict[str, Any]:
+    """Spec of the HTTPRoute of one model: its host/path on the Gateway, the prefix stripped
+    (the server answers at its root), stable and canary Services as weighted backends."""
+    backends = [{"name": stable_service, "port": PORT, "weight": 100 - canary_weight}]
+    if canary_service is not None:
+        backends.append({"name": canary_service, "port": PORT, "weight": canary_weight})
+    rule: dict[str, Any] = {
+        "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
+        "backendRefs": backends,
+    }
+    if route.path != "/":
+        rule["filters"] = [
+            {
+                "type": "URLRewrite",
+                "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+            }
+        ]
+    spec: dict[str, Any] = {"parentRefs": [gateway_parent(ingress)], "rules": [rule]}
+    if route.host:
+        spec["hostnames"] = [route.host]
+    return spec
