@@ -22,6 +22,10 @@ PROMETHEUS_VERSION=3.5.0
 PROMETHEUS_MODULE_VERSION=0.305.0
 # CRDs for monitoring's operator mode (its tests install them).
 PROMETHEUS_OPERATOR_VERSION=0.85.0
+# The gateway: Traefik (Gateway API and Ingress controller, tools/go/traefik; v3.5.4 is the newest
+# 3.5 patch the Go proxy serves) and the Gateway API CRDs of the version Traefik itself requires.
+TRAEFIK_VERSION=3.5.4
+GATEWAY_API_VERSION=1.3.0
 # Dashboard checks: grafana-foundation-sdk's Go module (tools/go/grafana-check).
 GRAFANA_SDK_GO_VERSION=0.0.22
 # Real nodes: Debian's containerd (comes with docker.io), runc, CNI plugins; conntrack and ipset
