@@ -260,6 +260,33 @@ step_gateway() {
   run_step gateway-api-crds "$GATEWAY_API_VERSION" copy_gateway_api_crds
 }
 
+# NetworkPolicy enforcement on the real nodes: kube-network-policies with our main.go (kubeconfig,
+# clean stop on SIGTERM), built from a copy of the upstream module with one file patched: it queues
+# packets with the xtables NFQUEUE target, since this kernel has no nftables `queue` expression
+# (CONFIG_NFT_QUEUE is off and modules cannot be loaded). (`go build -overlay` may not replace files
+# in the module cache, so the copy is required through a replace in a copy of the wrapper.)
+build_network_policies() {
+  local out="$MLP_CACHE/kube-network-policies/$KUBE_NETWORK_POLICIES_VERSION" wrapper="$GO_TOOLS/kube-network-policies"
+  local src="$MLP_BUILD/kube-network-policies-src" mod
+  mod=$(cd "$wrapper" && module_dir "sigs.k8s.io/kube-network-policies@v$KUBE_NETWORK_POLICIES_VERSION")
+  rm -rf "$src" && mkdir -p "$src" && cp "$wrapper"/{go.mod,go.sum,main.go} "$src/"
+  cp -r "$mod" "$src/upstream" && chmod -R u+w "$src/upstream"
+  patch -d "$src/upstream" -p1 <"$wrapper/nfqueue-xt-target.patch"
+  cd "$src"
+  go mod edit -replace "sigs.k8s.io/kube-network-policies=./upstream"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  GOFLAGS="$GOFLAGS -mod=mod" go build -v -trimpath -ldflags "-s -w" -o "$out.tmp/" .
+  [[ $("$out.tmp/kube-network-policies" --help 2>&1) == *-kubeconfig* ]]
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+step_netpol() {
+  local d="$MLP_CACHE/kube-network-policies/$KUBE_NETWORK_POLICIES_VERSION"
+  run_step kube-network-policies "$KUBE_NETWORK_POLICIES_VERSION-$(hash_files "$GO_TOOLS"/kube-network-policies/*)" \
+    build_network_policies
+  ln -sfn "$d/kube-network-policies" "$MLP_BIN/kube-network-policies"
+}
+
 # The Prometheus Operator CRDs (monitoring's operator mode is tested against them) ship in the
 # operator's Go module; downloading it puts them in the module cache.
 fetch_operator_crds() {
@@ -285,11 +312,12 @@ summary() {
   printf '  %-26s %-22s %s\n' TOOL VERSION PATH
   local t v
   for t in pulumi pulumi-language-python kube-apiserver kube-controller-manager kube-scheduler kubectl \
-           kubelet kube-proxy crictl coredns etcd kwok kwokctl metrics-server prometheus \
+           kubelet kube-proxy kube-network-policies crictl coredns etcd kwok kwokctl metrics-server prometheus \
            promtool traefik; do
     case $t in
       pulumi) v=$("$MLP_BIN/pulumi" version 2>/dev/null) ;;
       pulumi-language-python) v="v$PULUMI_VERSION (ours)" ;;
+      kube-network-policies) v="v$KUBE_NETWORK_POLICIES_VERSION (patched)" ;;
       kube-*|kubelet) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk '{print $2}') ;;
       crictl) v=$("$MLP_BIN/crictl" --version 2>/dev/null | awk '{print $3}') ;;
       coredns) v=$("$MLP_BIN/coredns" -version 2>/dev/null | awk -F- 'NR==1{print $2}') ;;
@@ -313,7 +341,7 @@ summary() {
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
 }
 
-ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus gateway operator_crds grafana_check images"
+ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus gateway netpol operator_crds grafana_check images"
 read -ra steps <<<"${*:-$ALL_STEPS}"
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 [[ $# -gt 0 ]] || summary

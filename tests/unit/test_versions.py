@@ -61,3 +61,7 @@ def test_gateway_wrappers_pin_the_same_versions():
     assert f"github.com/traefik/traefik/v3 v{versions['TRAEFIK_VERSION']}" in traefik
     # The CRDs bootstrap installs are those of the Gateway API version Traefik itself is built on.
     assert f"sigs.k8s.io/gateway-api v{versions['GATEWAY_API_VERSION']}" in traefik
+    netpol = (tools / "kube-network-policies" / "go.mod").read_text()
+    assert (
+        f"sigs.k8s.io/kube-network-policies v{versions['KUBE_NETWORK_POLICIES_VERSION']}" in netpol
+    )
