@@ -232,6 +232,61 @@ step_prometheus() {
   ln -sfn "$d/prometheus" "$MLP_BIN/prometheus"; ln -sfn "$d/promtool" "$MLP_BIN/promtool"
 }
 
+# The gateway: Traefik (tools/go/traefik), whose Kubernetes Gateway provider serves Gateway API
+# routes (and Ingresses), and the Gateway API CRDs of the module version Traefik itself requires.
+# Only the standard channel (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant): Traefik
+# watches TCPRoute, TLSRoute and BackendTLSPolicy only when its experimentalChannel option is on.
+build_traefik() {
+  local out="$MLP_CACHE/traefik/$TRAEFIK_VERSION" v=github.com/traefik/traefik/v3/pkg/version
+  build_wrapper "$out" traefik "-X $v.Version=v$TRAEFIK_VERSION -X $v.BuildDate=1970-01-01T00:00:00Z" \
+    github.com/traefik/traefik/v3/cmd/traefik
+  "$out/traefik" version
+}
+
+copy_gateway_api_crds() {
+  local out="$MLP_CACHE/gateway-api/$GATEWAY_API_VERSION" mod
+  mod=$(cd "$GO_TOOLS/traefik" && module_dir "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION")
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp/standard"
+  cp "$mod"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$out.tmp/standard/"
+  chmod -R u+w "$out.tmp"
+  ls "$out.tmp/standard"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+step_gateway() {
+  local d="$MLP_CACHE/traefik/$TRAEFIK_VERSION"
+  run_step traefik "$TRAEFIK_VERSION-$(hash_files "$GO_TOOLS"/traefik/go.*)" build_traefik
+  ln -sfn "$d/traefik" "$MLP_BIN/traefik"
+  run_step gateway-api-crds "$GATEWAY_API_VERSION" copy_gateway_api_crds
+}
+
+# NetworkPolicy enforcement on the real nodes: kube-network-policies with our main.go (kubeconfig,
+# clean stop on SIGTERM), built from a copy of the upstream module with one file patched: it queues
+# packets with the xtables NFQUEUE target, since this kernel has no nftables `queue` expression
+# (CONFIG_NFT_QUEUE is off and modules cannot be loaded). (`go build -overlay` may not replace files
+# in the module cache, so the copy is required through a replace in a copy of the wrapper.)
+build_network_policies() {
+  local out="$MLP_CACHE/kube-network-policies/$KUBE_NETWORK_POLICIES_VERSION" wrapper="$GO_TOOLS/kube-network-policies"
+  local src="$MLP_BUILD/kube-network-policies-src" mod
+  mod=$(cd "$wrapper" && module_dir "sigs.k8s.io/kube-network-policies@v$KUBE_NETWORK_POLICIES_VERSION")
+  rm -rf "$src" && mkdir -p "$src" && cp "$wrapper"/{go.mod,go.sum,main.go} "$src/"
+  cp -r "$mod" "$src/upstream" && chmod -R u+w "$src/upstream"
+  patch -d "$src/upstream" -p1 <"$wrapper/nfqueue-xt-target.patch"
+  cd "$src"
+  go mod edit -replace "sigs.k8s.io/kube-network-policies=./upstream"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  GOFLAGS="$GOFLAGS -mod=mod" go build -v -trimpath -ldflags "-s -w" -o "$out.tmp/" .
+  [[ $("$out.tmp/kube-network-policies" --help 2>&1) == *-kubeconfig* ]]
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+step_netpol() {
+  local d="$MLP_CACHE/kube-network-policies/$KUBE_NETWORK_POLICIES_VERSION"
+  run_step kube-network-policies "$KUBE_NETWORK_POLICIES_VERSION-$(hash_files "$GO_TOOLS"/kube-network-policies/*)" \
+    build_network_policies
+  ln -sfn "$d/kube-network-policies" "$MLP_BIN/kube-network-policies"
+}
+
 # The Prometheus Operator CRDs (monitoring's operator mode is tested against them) ship in the
 # operator's Go module; downloading it puts them in the module cache.
 fetch_operator_crds() {
@@ -257,10 +312,12 @@ summary() {
   printf '  %-26s %-22s %s\n' TOOL VERSION PATH
   local t v
   for t in pulumi pulumi-language-python kube-apiserver kube-controller-manager kube-scheduler kubectl \
-           kubelet kube-proxy crictl coredns etcd kwok kwokctl metrics-server prometheus promtool; do
+           kubelet kube-proxy kube-network-policies crictl coredns etcd kwok kwokctl metrics-server prometheus \
+           promtool traefik; do
     case $t in
       pulumi) v=$("$MLP_BIN/pulumi" version 2>/dev/null) ;;
       pulumi-language-python) v="v$PULUMI_VERSION (ours)" ;;
+      kube-network-policies) v="v$KUBE_NETWORK_POLICIES_VERSION (patched)" ;;
       kube-*|kubelet) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk '{print $2}') ;;
       crictl) v=$("$MLP_BIN/crictl" --version 2>/dev/null | awk '{print $3}') ;;
       coredns) v=$("$MLP_BIN/coredns" -version 2>/dev/null | awk -F- 'NR==1{print $2}') ;;
@@ -269,12 +326,14 @@ summary() {
       kwok|kwokctl) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk '{print $3}') ;;
       metrics-server) v=v$METRICS_SERVER_VERSION ;;
       prometheus|promtool) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk 'NR==1{print $3}') ;;
+      traefik) v=$("$MLP_BIN/traefik" version 2>/dev/null | awk '/^Version:/{print $2}') ;;
     esac
     printf '  %-26s %-22s %s\n' "$t" "${v:-?}" "$(readlink -f "$MLP_BIN/$t")"
   done
   printf '  %-26s %-22s %s\n' "plugin kubernetes" "v$K8S_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-kubernetes-v$K8S_PROVIDER_VERSION"
   printf '  %-26s %-22s %s\n' "plugin docker-build" "v$DOCKER_BUILD_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-docker-build-v$DOCKER_BUILD_PROVIDER_VERSION"
   printf '  %-26s %-22s %s\n' "docker buildx (CLI plugin)" "v$BUILDX_VERSION" "$(readlink -f "$HOME/.docker/cli-plugins/docker-buildx")"
+  printf '  %-26s %-22s %s\n' "Gateway API CRDs" "v$GATEWAY_API_VERSION" "$MLP_CACHE/gateway-api/$GATEWAY_API_VERSION/standard"
   printf '  %-26s %-22s %s\n' "pause" "$("$MLP_BIN/pause" -v 2>/dev/null | awk '{print $2}')" "$(readlink -f "$MLP_BIN/pause")"
   printf '  %-26s %-22s %s\n' "containerd" "$(containerd --version 2>/dev/null | awk '{print $3}')" "$(command -v containerd)"
   printf '  %-26s %-22s %s\n' "docker-registry" "$(docker-registry --version 2>/dev/null | awk '{print $3}')" "$(command -v docker-registry)"
@@ -282,7 +341,7 @@ summary() {
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
 }
 
-ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus operator_crds grafana_check images"
+ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus gateway netpol operator_crds grafana_check images"
 read -ra steps <<<"${*:-$ALL_STEPS}"
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 [[ $# -gt 0 ]] || summary

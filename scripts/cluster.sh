@@ -112,7 +112,9 @@ YAML
 }
 
 control_plane_up() {
-  if kwokctl get clusters 2>/dev/null | grep -qx "$MLP_CLUSTER" && kubectl get --raw /readyz >/dev/null 2>&1; then
+  # grep reads the whole list (not -q): under pipefail, kwokctl killed by SIGPIPE after an early
+  # match would read as "no such cluster", and a running control plane would be recreated.
+  if kwokctl get clusters 2>/dev/null | grep -x "$MLP_CLUSTER" >/dev/null && kubectl get --raw /readyz >/dev/null 2>&1; then
     progress "cluster $MLP_CLUSTER: control plane already up"
     return 0
   fi

@@ -23,6 +23,9 @@ if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:
   fi
   export PULUMI_CONFIG_PASSPHRASE_FILE="$MLP_CACHE/pulumi-passphrase"
 fi
+# The Gateway API CRDs (standard channel) of the pinned version, copied from its Go module by
+# `scripts/bootstrap.sh gateway`: one YAML file per CRD, for `kubectl apply --server-side -f`.
+export MLP_GATEWAY_API_CRDS="${MLP_GATEWAY_API_CRDS:-$MLP_CACHE/gateway-api/$(source "$_here/scripts/versions.sh" && echo "$GATEWAY_API_VERSION")/standard}"
 # The local cluster (scripts/cluster.sh) writes its kubeconfig here.
 export MLP_CLUSTER="${MLP_CLUSTER:-mlplatform}"
 export KUBECONFIG="${KUBECONFIG:-$HOME/.kwok/clusters/$MLP_CLUSTER/kubeconfig.yaml}"

@@ -3,8 +3,9 @@
 # simulated ones. Called by scripts/cluster.sh (after the control plane is up, before it goes).
 #
 # A node is a network namespace with its own IP on a host bridge, its own containerd (root, state,
-# socket), kubelet and kube-proxy (iptables mode), and a cgroup under mlplatform/<cluster>/. Every
-# process is started here, its pid written under $CLUSTER_RUN/pids, and stopped by that pid.
+# socket), kubelet, kube-proxy (iptables mode) and kube-network-policies (NetworkPolicy
+# enforcement), and a cgroup under mlplatform/<cluster>/. Every process is started here, its pid
+# written under $CLUSTER_RUN/pids, and stopped by that pid.
 # Names, addresses and folders come from scripts/cluster-layout.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -197,6 +198,7 @@ node_up() {
   sign "$dir/pki" kubelet-serving "$name" "" "IP:$ip,DNS:$name" serverAuth
   kubeconfig "$dir/kubelet.kubeconfig" "system:node:$name" "$dir/pki/kubelet-client.crt" "$dir/pki/kubelet-client.key"
   kubeconfig "$dir/kube-proxy.kubeconfig" system:kube-proxy "$CLUSTER_STATE/pki/kube-proxy.crt" "$CLUSTER_STATE/pki/kube-proxy.key"
+  kubeconfig "$dir/netpol.kubeconfig" mlplatform:kube-network-policies "$CLUSTER_STATE/pki/netpol.crt" "$CLUSTER_STATE/pki/netpol.key"
 
   put "$dir/containerd.toml" "containerd-$i" <<TOML
 version = 2
@@ -290,6 +292,11 @@ YAML
     --root-dir "$dir/kubelet" --cert-dir "$dir/pki" --v=1 \
     --node-labels "node.mlplatform.io/kind=real,mlplatform.io/pool=cpu,topology.kubernetes.io/zone=$(node_zone "$i")"
   start "kube-proxy-$i" "$ns" "$MLP_BIN/kube-proxy" --config "$dir/kube-proxy.yaml" --v=1
+  # NetworkPolicies: the first packet of each new connection to or from a local pod that a policy
+  # selects goes to netfilter queue 100 in this node's namespace; the verdict comes from the
+  # policies. SIGTERM (stop) makes it delete its nftables table before it exits.
+  start "netpol-$i" "$ns" "$MLP_BIN/kube-network-policies" --kubeconfig "$dir/netpol.kubeconfig" \
+    --hostname-override "$name" --nfqueue-id 100 --metrics-bind-address "$ip:9080" --v=1
 }
 
 # ---------------------------------------------------------------- the registry
@@ -374,20 +381,47 @@ COREFILE
   wait_http "http://$BRIDGE_IP:8181/ready" coredns
 }
 
+# ---------------------------------------------------------------- NetworkPolicy enforcement
+
+# kube-network-policies reads policies, pods and namespaces with its own identity (a client
+# certificate, as kube-proxy's) and records events.
+netpol_rbac() {
+  sign "$CLUSTER_STATE/pki" netpol mlplatform:kube-network-policies "" "" clientAuth
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "mlplatform:kube-network-policies"}
+rules:
+- {apiGroups: [""], resources: [pods, namespaces], verbs: [list, watch]}
+- {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [list, watch]}
+- {apiGroups: ["", events.k8s.io], resources: [events], verbs: [create, patch, update]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "mlplatform:kube-network-policies"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "mlplatform:kube-network-policies"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "mlplatform:kube-network-policies"}]
+YAML
+}
+
 # ---------------------------------------------------------------- up / down / status
 
 up() {
-  for b in kubelet kube-proxy crictl pause coredns prometheus kubectl; do need "$b"; done
+  for b in kubelet kube-proxy kube-network-policies crictl pause coredns prometheus traefik kubectl; do need "$b"; done
   mkdir -p "$PIDS" "$CLUSTER_LOGS" "$CLUSTER_STATE/pki"
   net_up
   registry_up
   binary_image pause "$PAUSE_VERSION" "$MLP_BIN/pause" 65535
   binary_image mlplatform/prometheus "v$PROMETHEUS_VERSION" "$MLP_BIN/prometheus" 65534
+  # The gateway's image (Traefik reads the API with its pod's service account; it writes nothing,
+  # so it runs as any non-root user with a read-only root filesystem).
+  binary_image mlplatform/traefik "v$TRAEFIK_VERSION" "$MLP_BIN/traefik" 65532
   # The host's resolver without its search domains: upstream of cluster DNS, and what pods with
   # dnsPolicy Default get.
   grep -v '^search' /etc/resolv.conf | put "$CLUSTER_STATE/resolv.conf"
   dns_up
   sign "$CLUSTER_STATE/pki" kube-proxy system:kube-proxy "" "" clientAuth
+  netpol_rbac
   local i
   for i in $(seq 1 "$MLP_REAL_NODES"); do node_up "$i"; done
   progress "nodes: waiting for $MLP_REAL_NODES real nodes to be Ready"
@@ -410,7 +444,9 @@ wait_for_node() {
 down() {
   local i
   mkdir -p "$PIDS"
-  for i in $(seq 1 "$MLP_REAL_NODES"); do stop "kubelet-$i"; stop "kube-proxy-$i"; done
+  # kube-network-policies first: on SIGTERM it deletes its nftables table (the node's namespace,
+  # deleted below, would take the table and the queue binding with it anyway).
+  for i in $(seq 1 "$MLP_REAL_NODES"); do stop "netpol-$i"; stop "kubelet-$i"; stop "kube-proxy-$i"; done
   for i in $(seq 1 "$MLP_REAL_NODES"); do remove_pods "$i"; stop "containerd-$i"; done
   stop registry
   stop coredns
@@ -450,9 +486,9 @@ status() {
   local i name
   for i in $(seq 1 "$MLP_REAL_NODES"); do
     name=$(node_name "$i")
-    printf 'real node:  %-24s %-15s containerd %-4s kubelet %-4s kube-proxy %s\n' "$name" "$(node_ip "$i")" \
+    printf 'real node:  %-24s %-15s containerd %-4s kubelet %-4s kube-proxy %-4s netpol %s\n' "$name" "$(node_ip "$i")" \
       "$(alive "containerd-$i" && echo up || echo down)" "$(alive "kubelet-$i" && echo up || echo down)" \
-      "$(alive "kube-proxy-$i" && echo up || echo down)"
+      "$(alive "kube-proxy-$i" && echo up || echo down)" "$(alive "netpol-$i" && echo up || echo down)"
   done
   printf 'registry:   %-24s %s\n' "$REGISTRY" "$(alive registry && echo up || echo down)"
   printf 'dns:        %-24s %s\n' "$BRIDGE_IP:53" "$(alive coredns && echo up || echo down)"

@@ -22,8 +22,15 @@ PROMETHEUS_VERSION=3.5.0
 PROMETHEUS_MODULE_VERSION=0.305.0
 # CRDs for monitoring's operator mode (its tests install them).
 PROMETHEUS_OPERATOR_VERSION=0.85.0
+# The gateway: Traefik (Gateway API and Ingress controller, tools/go/traefik; v3.5.4 is the newest
+# 3.5 patch the Go proxy serves) and the Gateway API CRDs of the version Traefik itself requires.
+TRAEFIK_VERSION=3.5.4
+GATEWAY_API_VERSION=1.3.0
+# NetworkPolicy enforcement on the real nodes (tools/go/kube-network-policies; what kind runs).
+KUBE_NETWORK_POLICIES_VERSION=0.8.0
 # Dashboard checks: grafana-foundation-sdk's Go module (tools/go/grafana-check).
 GRAFANA_SDK_GO_VERSION=0.0.22
 # Real nodes: Debian's containerd (comes with docker.io), runc, CNI plugins; conntrack and ipset
-# for kube-proxy; docker-registry for the local OCI registry; openssl for the node certificates.
-APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps containerd runc containernetworking-plugins conntrack ipset iptables docker-registry openssl util-linux shellcheck"
+# for kube-proxy; docker-registry for the local OCI registry; openssl for the node certificates;
+# patch for the one upstream file kube-network-policies is built with.
+APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps containerd runc containernetworking-plugins conntrack ipset iptables docker-registry openssl util-linux shellcheck patch"

@@ -52,3 +52,16 @@ def test_go_wrappers_pin_the_same_versions():
         f"github.com/prometheus/prometheus v{versions['PROMETHEUS_MODULE_VERSION']}"
         in (tools / "prometheus" / "go.mod").read_text()
     )
+
+
+def test_gateway_wrappers_pin_the_same_versions():
+    versions = shell_vars(REPO / "scripts" / "versions.sh")
+    tools = REPO / "tools" / "go"
+    traefik = (tools / "traefik" / "go.mod").read_text()
+    assert f"github.com/traefik/traefik/v3 v{versions['TRAEFIK_VERSION']}" in traefik
+    # The CRDs bootstrap installs are those of the Gateway API version Traefik itself is built on.
+    assert f"sigs.k8s.io/gateway-api v{versions['GATEWAY_API_VERSION']}" in traefik
+    netpol = (tools / "kube-network-policies" / "go.mod").read_text()
+    assert (
+        f"sigs.k8s.io/kube-network-policies v{versions['KUBE_NETWORK_POLICIES_VERSION']}" in netpol
+    )
