@@ -31,6 +31,10 @@ CLUSTER_DOMAIN="cluster.local"
 BRIDGE="mlp${MLP_SLOT}br"
 REGISTRY_PORT=$((5000 + MLP_SLOT))
 REGISTRY="localhost:$REGISTRY_PORT"
+# The gateway on loopback: 127.0.0.1:(9080+S) forwards to the gateway Service's NodePort (the
+# dev stack fixes it at 30080) on the first real node, as kind's extraPortMappings do.
+GATEWAY_PORT=$((9080 + MLP_SLOT))
+GATEWAY_NODE_PORT=30080
 # Rules we add to the host's iptables carry this comment; cluster-down removes exactly those.
 RULE_TAG="mlplatform:$MLP_CLUSTER"
 

@@ -404,6 +404,17 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "mlplatform:k
 YAML
 }
 
+# ---------------------------------------------------------------- the gateway on loopback
+
+# 127.0.0.1:GATEWAY_PORT on the host -> the gateway's NodePort on node 1 (kube-proxy there sends
+# it on to a gateway pod on any node). Bound to loopback only; refused until a stack deploys the
+# gateway.
+gateway_forward() {
+  ((MLP_REAL_NODES > 0)) || return 0
+  start_host gateway-forward socat "TCP-LISTEN:$GATEWAY_PORT,bind=127.0.0.1,reuseaddr,fork" \
+    "TCP:$(node_ip 1):$GATEWAY_NODE_PORT"
+}
+
 # ---------------------------------------------------------------- up / down / status
 
 up() {
@@ -424,6 +435,7 @@ up() {
   netpol_rbac
   local i
   for i in $(seq 1 "$MLP_REAL_NODES"); do node_up "$i"; done
+  gateway_forward
   progress "nodes: waiting for $MLP_REAL_NODES real nodes to be Ready"
   for i in $(seq 1 "$MLP_REAL_NODES"); do
     wait_for_node "$(node_name "$i")" || {
@@ -448,6 +460,7 @@ down() {
   # deleted below, would take the table and the queue binding with it anyway).
   for i in $(seq 1 "$MLP_REAL_NODES"); do stop "netpol-$i"; stop "kubelet-$i"; stop "kube-proxy-$i"; done
   for i in $(seq 1 "$MLP_REAL_NODES"); do remove_pods "$i"; stop "containerd-$i"; done
+  stop gateway-forward
   stop registry
   stop coredns
   unmount_under "$CLUSTER_STATE" "$CLUSTER_RUN"
@@ -491,6 +504,7 @@ status() {
       "$(alive "kube-proxy-$i" && echo up || echo down)" "$(alive "netpol-$i" && echo up || echo down)"
   done
   printf 'registry:   %-24s %s\n' "$REGISTRY" "$(alive registry && echo up || echo down)"
+  printf 'gateway:    %-24s %s\n' "127.0.0.1:$GATEWAY_PORT -> :$GATEWAY_NODE_PORT" "$(alive gateway-forward && echo up || echo down)"
   printf 'dns:        %-24s %s\n' "$BRIDGE_IP:53" "$(alive coredns && echo up || echo down)"
 }
 

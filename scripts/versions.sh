@@ -33,4 +33,4 @@ GRAFANA_SDK_GO_VERSION=0.0.22
 # Real nodes: Debian's containerd (comes with docker.io), runc, CNI plugins; conntrack and ipset
 # for kube-proxy; docker-registry for the local OCI registry; openssl for the node certificates;
 # patch for the one upstream file kube-network-policies is built with.
-APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps containerd runc containernetworking-plugins conntrack ipset iptables docker-registry openssl util-linux shellcheck patch"
+APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps containerd runc containernetworking-plugins conntrack ipset iptables docker-registry openssl util-linux shellcheck patch socat"

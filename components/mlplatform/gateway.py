@@ -129,7 +129,7 @@ class ModelGateway(pulumi.ComponentResource):
                 "name": ingress.gateway.name,
                 "namespace": namespace,
                 "labels": labels,
-                "annotations": plan.gateway_annotations(ingress),
+                **({"annotations": notes} if (notes := plan.gateway_annotations(ingress)) else {}),
             },
             spec=plan.gateway_spec(ingress),
             opts=after_crds,

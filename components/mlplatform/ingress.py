@@ -64,11 +64,13 @@ class ModelIngress(pulumi.ComponentResource):
                 f"{name}-httproute",
                 api_version=GATEWAY_API,
                 kind="HTTPRoute",
+                # An empty annotations map would be dropped by the API server and show as a
+                # change in every preview.
                 metadata={
                     "name": model.name,
                     "namespace": args.namespace,
-                    "annotations": dict(settings.annotations),
                     "labels": object_labels(model.name, model.version),
+                    **({"annotations": dict(settings.annotations)} if settings.annotations else {}),
                 },
                 spec=plan_http_route(
                     route,

@@ -134,6 +134,22 @@ class MLModelService(pulumi.ComponentResource):
                 account,
             )
             canary_service = self._service(name, args, "canary", model.canary.version)
+            if model.canary.replicas >= 2:
+                # A canary with traffic is served like the stable track through a drain: one
+                # replica at a time. (A single replica cannot be protected without blocking
+                # drains; its share fails while it moves, so give a weighted canary 2.)
+                k8s.policy.v1.PodDisruptionBudget(
+                    f"{name}-canary-pdb",
+                    metadata={
+                        "name": instance_name(model.name, "canary"),
+                        "namespace": namespace,
+                        "labels": object_labels(model.name, model.canary.version, "canary"),
+                    },
+                    spec=plan_pdb(
+                        selector_labels(model.name, "canary"), model.canary.replicas - 1
+                    ),
+                    opts=child,
+                )
 
         self.deployment_name = stable.metadata.name
         self.service_name = stable_service.metadata.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -174,3 +175,41 @@ def port_forward(
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# One new HTTP connection, bounded: 2 s to connect, 3 s in all; prints only the status code.
+CURL = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "2"]
+CURL += ["--max-time", "3"]
+
+
+class PodNet:
+    """Runs curl inside a pod's own network namespace (found through its node's containerd), so
+    the connection comes from the pod's address, as the pod's own would."""
+
+    def __init__(self, layout, kubectl):
+        self.layout, self.kubectl = layout, kubectl
+        self._pids: dict[tuple[str, str], int] = {}
+
+    def pid(self, namespace: str, name: str) -> int:
+        """The pod sandbox's process, through crictl on the pod's node's containerd."""
+        if (namespace, name) not in self._pids:
+            pod = self.kubectl("get", "pod", "-n", namespace, name, as_json=True)
+            sock = f"{self.layout['CLUSTER_RUN']}/nodes/{pod['spec']['nodeName']}/containerd.sock"
+            crictl = [tool("crictl"), "--runtime-endpoint", f"unix://{sock}"]
+            query = ["pods", "-q", "--name", f"^{name}$", "--namespace", f"^{namespace}$"]
+            ids = subprocess.run(
+                [*crictl, *query], capture_output=True, text=True, check=True
+            ).stdout.split()
+            assert len(ids) == 1, (namespace, name, ids)
+            info = subprocess.run(
+                [*crictl, "inspectp", ids[0]], capture_output=True, text=True, check=True
+            ).stdout
+            self._pids[namespace, name] = json.loads(info)["info"]["pid"]
+        return self._pids[namespace, name]
+
+    def reaches(self, namespace: str, name: str, url: str) -> bool:
+        netns = f"--net=/proc/{self.pid(namespace, name)}/ns/net"
+        proc = subprocess.run(
+            ["nsenter", netns, "--", *CURL, url], capture_output=True, text=True, timeout=10
+        )
+        return proc.stdout == "200"

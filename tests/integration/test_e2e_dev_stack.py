@@ -89,6 +89,9 @@ def stack(tmp_path_factory, tool_env, layout):
     monitoring["prometheusImage"] = monitoring["prometheusImage"].replace(
         "localhost:5001", layout["REGISTRY"]
     )
+    gateway = doc["config"]["mlplatform:ingress"]["gateway"]
+    gateway["image"] = gateway["image"].replace("localhost:5001", layout["REGISTRY"])
+    gateway["nodePort"] = int(layout["GATEWAY_NODE_PORT"])
     stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     state = work / "state"
     state.mkdir()

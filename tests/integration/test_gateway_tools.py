@@ -18,12 +18,12 @@ pod's own network namespace, each attempt bounded by a few seconds.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
-from harness import cluster_layout, port_forward, tool, wait_for
+
+from harness import PodNet, cluster_layout, port_forward, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -330,44 +330,6 @@ def test_traefik_image_runs_and_routes_an_httproute(traefik, kubectl, tool_env):
 
 
 NP_SERVER, NP_CLIENT, NP_OTHER = "gw-it-np-server", "gw-it-np-client", "gw-it-np-other"
-
-
-# One new HTTP connection, bounded: 2 s to connect, 3 s in all; prints only the status code.
-CURL = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "2"]
-CURL += ["--max-time", "3"]
-
-
-class PodNet:
-    """Runs curl inside a pod's own network namespace (found through its node's containerd), so
-    the connection comes from the pod's address, as the pod's own would."""
-
-    def __init__(self, layout, kubectl):
-        self.layout, self.kubectl = layout, kubectl
-        self._pids: dict[tuple[str, str], int] = {}
-
-    def pid(self, namespace: str, name: str) -> int:
-        """The pod sandbox's process, through crictl on the pod's node's containerd."""
-        if (namespace, name) not in self._pids:
-            pod = self.kubectl("get", "pod", "-n", namespace, name, as_json=True)
-            sock = f"{self.layout['CLUSTER_RUN']}/nodes/{pod['spec']['nodeName']}/containerd.sock"
-            crictl = [tool("crictl"), "--runtime-endpoint", f"unix://{sock}"]
-            query = ["pods", "-q", "--name", f"^{name}$", "--namespace", f"^{namespace}$"]
-            ids = subprocess.run(
-                [*crictl, *query], capture_output=True, text=True, check=True
-            ).stdout.split()
-            assert len(ids) == 1, (namespace, name, ids)
-            info = subprocess.run(
-                [*crictl, "inspectp", ids[0]], capture_output=True, text=True, check=True
-            ).stdout
-            self._pids[namespace, name] = json.loads(info)["info"]["pid"]
-        return self._pids[namespace, name]
-
-    def reaches(self, namespace: str, name: str, url: str) -> bool:
-        netns = f"--net=/proc/{self.pid(namespace, name)}/ns/net"
-        proc = subprocess.run(
-            ["nsenter", netns, "--", *CURL, url], capture_output=True, text=True, timeout=10
-        )
-        return proc.stdout == "200"
 
 
 @pytest.fixture

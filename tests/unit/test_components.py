@@ -65,6 +65,23 @@ def test_model_service_with_one_replica_has_no_pdb():
     assert outputs == {"url": "http://iris.ml.svc:8080", "canary": None}
 
 
+def test_a_canary_with_two_replicas_keeps_one_through_a_drain():
+    graph = run_program(
+        lambda: MLModelService(
+            "iris",
+            MLModelServiceArgs(
+                model=model(canary={"version": "v2", "weight": 20, "replicas": 2}),
+                namespace="ml",
+                image="img:1",
+            ),
+        )
+    )
+    pdb = graph.named("iris-canary-pdb").inputs
+    assert pdb["metadata"]["name"] == "iris-canary"
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "iris-canary"
+
+
 def test_model_service_children_and_wiring_for_ha_and_canary():
     scaling = AutoscalingConfig(min_replicas=3, max_replicas=9)
     args = MLModelServiceArgs(
@@ -78,6 +95,7 @@ def test_model_service_children_and_wiring_for_ha_and_canary():
     names = sorted(r.name for r in graph.children_of(graph.named("iris")))
     assert names == [
         "iris-canary-deployment",
+        "iris-canary-pdb",
         "iris-canary-service",
         "iris-deployment",
         "iris-hpa",

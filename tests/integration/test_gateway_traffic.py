@@ -1,0 +1,341 @@
+"""Traffic for real through the platform's gateway: the dev stack (trimmed, see `stack`) deployed
+on the local cluster's real nodes, requests from a bounded client on 127.0.0.1 into the gateway
+(Traefik, Gateway API HTTPRoutes), counted where they land: each model pod's own /metrics.
+
+The tests run in order against one deployed stack; later ones change it (canary weight, version,
+a drained node, a killed container). Numbers worth reporting are printed, never timed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import httpx
+import pytest
+import yaml
+
+from harness import PodNet, Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
+from traffic import Load
+
+pytestmark = pytest.mark.integration
+
+NAMESPACE = "ml-models"
+MODEL = "ml-model-1"
+REQUESTS = 3000
+SUCCESS = "model_infer_request_success_total"
+
+
+@pytest.fixture(scope="module")
+def layout(tool_env) -> dict[str, str]:
+    return cluster_layout(tool_env)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, tool_env, layout):
+    """The dev stack with ml-model-1 at 3 stable replicas and a 2-replica v2 canary at weight 0,
+    no batch job; images pushed to the test cluster's registry."""
+    work = tmp_path_factory.mktemp("gateway")
+    project = copy_project(work / "project")
+    stack_file = project / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(stack_file.read_text())
+    config = doc["config"]
+    config["mlplatform:registry"] = {"server": layout["REGISTRY"]}
+    model = next(m for m in config["mlplatform:models"] if m["name"] == MODEL)
+    model["autoscaling"] = {"minReplicas": 3, "maxReplicas": 3}
+    model["canary"] = {"version": "v2", "weight": 0, "replicas": 2}
+    config.pop("mlplatform:batchJobs", None)
+    for section, key in (("mlplatform:monitoring", "prometheusImage"),):
+        config[section][key] = config[section][key].replace("localhost:5001", layout["REGISTRY"])
+    gateway = config["mlplatform:ingress"]["gateway"]
+    gateway["image"] = gateway["image"].replace("localhost:5001", layout["REGISTRY"])
+    gateway["nodePort"] = int(layout["GATEWAY_NODE_PORT"])
+    stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    state = work / "state"
+    state.mkdir()
+    pulumi = Pulumi(project, dict(tool_env, PULUMI_BACKEND_URL=f"file://{state}"))
+    pulumi("stack", "init", "dev")
+    pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy", timeout=1800)
+    yield pulumi
+    pulumi("destroy", "--yes", check=False, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def gateway(stack, layout) -> str:
+    """Base URL of the gateway on loopback (cluster-up forwards it to the gateway's NodePort)."""
+    base = f"http://127.0.0.1:{layout['GATEWAY_PORT']}"
+
+    def routed():
+        try:
+            return httpx.get(f"{base}/models/{MODEL}/v2/health/ready", timeout=2).is_success
+        except httpx.HTTPError:
+            return False
+
+    wait_for("the gateway routes to ml-model-1", routed, timeout=180, interval=1)
+    return base
+
+
+def _kubectl(tool_env, *args: str) -> str:
+    proc = subprocess.run(
+        [tool("kubectl"), *args], env=tool_env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def _pods(tool_env, track: str | None = None, model: str = MODEL) -> list[dict]:
+    selector = f"app.kubernetes.io/name={model}"
+    if track:
+        selector += f",mlplatform.io/track={track}"
+    out = _kubectl(tool_env, "get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json")
+    return [
+        p
+        for p in json.loads(out)["items"]
+        if p["status"].get("phase") == "Running" and "deletionTimestamp" not in p["metadata"]
+    ]
+
+
+def _infer_request(gateway: str, tool_env, model: str = MODEL) -> tuple[str, dict]:
+    """URL and body of an Open Inference Protocol request with the model's recorded sample."""
+    base = f"{gateway}/models/{model}"
+    meta = httpx.get(f"{base}/v2/models/{model}", timeout=10).json()
+    pod = _pods(tool_env, model=model)[0]["metadata"]["name"]
+    manifest = json.loads(
+        _kubectl(tool_env, "exec", "-n", NAMESPACE, pod, "--", "cat", "/model/model.json")
+    )
+    rows = manifest["sample"]["inputs"][:1]
+    tensor = meta["inputs"][0]
+    body = {
+        "inputs": [
+            {
+                "name": tensor["name"],
+                "shape": [len(rows), len(rows[0])],
+                "datatype": tensor["datatype"],
+                "data": [x for row in rows for x in row],
+            }
+        ]
+    }
+    return f"{base}/v2/models/{model}/infer", body
+
+
+def _served(tool_env, pods: list[dict]) -> dict[str, float]:
+    """Requests each pod answered successfully, read from the pod's own /metrics."""
+    counts = {}
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        with port_forward(tool_env, NAMESPACE, f"pod/{name}", 8080) as base:
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+        counts[name] = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(SUCCESS + "{")
+        )
+    return counts
+
+
+def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
+def test_every_model_answers_through_its_route_and_unknown_paths_get_404(gateway, tool_env):
+    for model in ("ml-model-1", "ml-model-2"):
+        url, body = _infer_request(gateway, tool_env, model)
+        response = httpx.post(url, json=body, timeout=30)
+        assert response.status_code == 200, (model, response.text[:300])
+        assert response.json()["model_name"] == model
+    missing = httpx.get(f"{gateway}/models/no-such-model/v2/health/ready", timeout=10)
+    assert missing.status_code == 404
+
+
+def test_load_spreads_evenly_over_the_stable_replicas(gateway, tool_env):
+    stable = _pods(tool_env, "stable")
+    assert len(stable) == 3, [p["metadata"]["name"] for p in stable]
+    canary = _pods(tool_env, "canary")
+    before = _served(tool_env, stable + canary)
+    url, body = _infer_request(gateway, tool_env)
+    result = Load(url, body, requests=REQUESTS, max_seconds=240, concurrency=8).run()
+    print(f"\n[gateway] load balancing: {result.summary()}")
+    assert result.ok == REQUESTS, result.summary()
+    served = _delta(before, _served(tool_env, stable + canary))
+    print(f"[gateway] per pod: {served}")
+    even = REQUESTS / len(stable)
+    for pod in stable:
+        name = pod["metadata"]["name"]
+        assert abs(served[name] - even) <= 0.15 * even, (name, served)
+    assert all(served[p["metadata"]["name"]] == 0 for p in canary), "weight 0 sends nothing"
+
+
+def test_canary_weight_change_updates_only_the_route(stack):
+    stack("config", "set", "--path", "mlplatform:models[0].canary.weight", "20")
+    preview = stack("preview", "--json").stdout
+    steps = json.loads(preview).get("steps", [])
+    changed = {(s["op"], s["urn"].rsplit("::", 1)[1]) for s in steps if s["op"] != "same"}
+    assert changed == {("update", f"mlplatform-route-{MODEL}-httproute")}, (
+        changed,
+        stack("preview", "--diff").stdout[-6000:],
+    )
+    stack("up", "--yes", "--skip-preview", "--policy-pack", "policy", timeout=900)
+    stack("preview", "--expect-no-changes")
+
+
+def test_canary_receives_its_weight(gateway, tool_env):
+    stable, canary = _pods(tool_env, "stable"), _pods(tool_env, "canary")
+    before = _served(tool_env, stable + canary)
+    url, body = _infer_request(gateway, tool_env)
+    result = Load(url, body, requests=REQUESTS, max_seconds=240, concurrency=8).run()
+    assert result.ok == REQUESTS, result.summary()
+    served = _delta(before, _served(tool_env, stable + canary))
+    share = sum(served[p["metadata"]["name"]] for p in canary) / REQUESTS
+    print(f"\n[gateway] canary share at weight 20: {share:.1%} ({result.summary()})")
+    assert abs(share - 0.20) <= 0.04, served
+    assert set(result.versions) == {"v1", "v2"}, result.versions
+
+
+def test_rolling_update_under_load_drops_nothing(stack, gateway, tool_env):
+    url, body = _infer_request(gateway, tool_env)
+    stack("config", "set", "--path", "mlplatform:models[0].version", "v3")
+    with Load(url, body, requests=100_000, max_seconds=600, concurrency=4) as load:
+        time.sleep(3)
+        stack("up", "--yes", "--skip-preview", "--policy-pack", "policy", timeout=900)
+        time.sleep(3)
+    result = load.result
+    print(f"\n[gateway] rolling update v1 -> v3 under load: {result.summary()}")
+    assert result.failed == 0, result.summary()
+    assert result.versions["v1"] > 0 and result.versions["v3"] > 0, result.versions
+    assert {
+        p["metadata"]["labels"]["app.kubernetes.io/version"] for p in _pods(tool_env, "stable")
+    } == {"v3"}
+
+
+def test_node_drain_under_load_keeps_the_budget_and_drops_nothing(gateway, tool_env, layout):
+    stable = _pods(tool_env, "stable")
+    node = stable[0]["spec"]["nodeName"]
+    url, body = _infer_request(gateway, tool_env)
+    budgets: list[int] = []
+    stop = threading.Event()
+
+    def watch_budget():
+        while not stop.is_set():
+            pdb = json.loads(_kubectl(tool_env, "get", "pdb", "-n", NAMESPACE, MODEL, "-o", "json"))
+            budgets.append(pdb["status"].get("disruptionsAllowed", 0))
+            stop.wait(0.5)
+
+    watcher = threading.Thread(target=watch_budget, daemon=True)
+    watcher.start()
+    try:
+        with Load(url, body, requests=100_000, max_seconds=600, concurrency=4) as load:
+            time.sleep(2)
+            _kubectl(
+                tool_env,
+                "drain",
+                node,
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--pod-selector",
+                f"app.kubernetes.io/name={MODEL}",
+                "--timeout=300s",
+            )
+            wait_for(
+                f"{MODEL} back to 3 ready stable replicas",
+                lambda: len([p for p in _pods(tool_env, "stable") if _ready(p)]) == 3,
+                timeout=300,
+            )
+            time.sleep(2)
+    finally:
+        stop.set()
+        watcher.join(5)
+        _kubectl(tool_env, "uncordon", node)
+    result = load.result
+    print(f"\n[gateway] drain of {node} under load: {result.summary()}; budgets {set(budgets)}")
+    assert result.failed == 0, result.summary()
+    assert budgets and min(budgets) >= 0, budgets
+    assert all(p["spec"]["nodeName"] != node for p in _pods(tool_env, "stable"))
+
+
+def _ready(pod: dict) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", [])
+    )
+
+
+def test_a_killed_replica_fails_only_until_its_endpoint_leaves_rotation(gateway, tool_env, layout):
+    """SIGKILL one stable replica's container under load. Requests routed to it fail from the
+    kill until its kubelet reports it not Ready and the gateway drops the endpoint (the gateway
+    does not retry); after that window nothing fails, and the replica comes back."""
+    victim = _pods(tool_env, "stable")[0]
+    name, node = victim["metadata"]["name"], victim["spec"]["nodeName"]
+    status = victim["status"]["containerStatuses"][0]
+    container = status["containerID"].removeprefix("containerd://")
+    socket = f"unix://{layout['CLUSTER_RUN']}/nodes/{node}/containerd.sock"
+    url, body = _infer_request(gateway, tool_env)
+    with Load(url, body, requests=100_000, max_seconds=300, concurrency=8) as load:
+        time.sleep(2)
+        killed = time.monotonic()
+        subprocess.run(
+            [tool("crictl"), "--runtime-endpoint", socket, "stop", "--timeout", "0", container],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+        def replaced():
+            pod = json.loads(_kubectl(tool_env, "get", "pod", "-n", NAMESPACE, name, "-o", "json"))
+            restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+            return restarts > status["restartCount"] and _ready(pod)
+
+        wait_for(f"{name} restarted and Ready", replaced, timeout=180)
+        back = time.monotonic()
+        time.sleep(3)
+    result = load.result
+    window = max((t - killed for t in result.failure_times), default=0.0)
+    print(
+        f"\n[gateway] container of {name} killed under load: {result.failed} failed "
+        f"({dict(result.statuses)} {dict(result.errors)}) within {window:.2f}s of the kill; "
+        f"replica Ready again after {back - killed:.1f}s; {result.summary()}"
+    )
+    # Only the dead replica's share fails, and only between the kill and its replacement.
+    assert all(killed <= t <= back for t in result.failure_times), result.summary()
+    assert result.failed <= result.sent / 3, result.summary()
+
+
+def test_network_policy_admits_the_gateway_and_prometheus_but_not_other_namespaces(
+    gateway, tool_env, layout, kubectl
+):
+    """New connections to a model pod, each made from inside another pod's own network
+    namespace: from the gateway's and Prometheus' pods they are answered, from a pod of an
+    unrelated namespace they are not (kube-network-policies enforces the default-deny)."""
+    url = f"http://{_pods(tool_env, 'stable')[0]['status']['podIP']}:8080/v2/health/live"
+    net = PodNet(layout, kubectl)
+    outsider = "gw-it-outsider"
+    pause = f"{layout['REGISTRY']}/pause:3.10.1"
+    kubectl("create", "namespace", outsider)
+    try:
+        kubectl("run", "outsider", "-n", outsider, "--image", pause, "--restart=Never")
+        kubectl("wait", "-n", outsider, "pod/outsider", "--for=condition=Ready", "--timeout=120s")
+        gateway_pod = json.loads(
+            _kubectl(tool_env, "get", "pods", "-n", "mlplatform-gateway", "-o", "json")
+        )["items"][0]["metadata"]["name"]
+        prometheus_pod = json.loads(
+            _kubectl(
+                tool_env,
+                "get",
+                "pods",
+                "-n",
+                "monitoring",
+                "-l",
+                "app.kubernetes.io/name=prometheus",
+                "-o",
+                "json",
+            )
+        )["items"][0]["metadata"]["name"]
+        assert net.reaches("mlplatform-gateway", gateway_pod, url)
+        assert net.reaches("monitoring", prometheus_pod, url)
+        assert not net.reaches(outsider, "outsider", url)
+    finally:
+        kubectl("delete", "namespace", outsider, "--wait=false", check=False)
+
+
+def test_preview_after_everything_has_no_changes(stack):
+    stack("preview", "--expect-no-changes")
