@@ -24,6 +24,8 @@ PROMETHEUS_MODULE_VERSION=0.305.0
 PROMETHEUS_OPERATOR_VERSION=0.85.0
 # Dashboard checks: grafana-foundation-sdk's Go module (tools/go/grafana-check).
 GRAFANA_SDK_GO_VERSION=0.0.22
+# gRPC load generator of the serving benchmark (tools/go/ghz; `scripts/bootstrap.sh bench_peers`).
+GHZ_VERSION=0.121.0
 # Real nodes: Debian's containerd (comes with docker.io), runc, CNI plugins; conntrack and ipset
 # for kube-proxy; docker-registry for the local OCI registry; openssl for the node certificates.
 APT_PACKAGES="docker.io etcd-server debootstrap wrk iproute2 procps containerd runc containernetworking-plugins conntrack ipset iptables docker-registry openssl util-linux shellcheck"
