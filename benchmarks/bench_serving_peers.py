@@ -610,7 +610,12 @@ def write_report(report: dict, stem: str) -> Path:
         "",
         "Left out: MLServer in the binary scenarios (MLServer has no REST binary tensor "
         "extension). Peers' per-request log lines are off (ours logs none by default) except "
-        "mlserver-sklearn's, which runs with MLServer's defaults.",
+        "mlserver-sklearn's, which runs with MLServer's defaults. Triton runs from PyTriton's "
+        "wheel on this CPU-only machine (its Python backend stub is pointed at this "
+        "interpreter's libpython: peers/pytriton_onnx.py).",
+        "",
+        "Where the time goes, and what would close the gaps: "
+        "[serving-peers-profile.md](serving-peers-profile.md).",
     ]
     path = RESULTS / f"{stem}.md"
     path.write_text("\n".join(lines) + "\n")

@@ -1,4 +1,5 @@
-"""The plot of benchmarks/bench_serving_peers.py: req/s and p99 per scenario and server.
+"""The plot of benchmarks/bench_serving_peers.py: req/s, p99 and CPU per request, per scenario and
+server.
 
     benchmarks/peers/.venv-plot/bin/python benchmarks/plot_serving_peers.py RESULTS.json OUT.png
 
@@ -28,24 +29,31 @@ def main(source: str, target: str) -> None:
     report = json.loads(open(source).read())
     scenarios = report["scenarios"]
     servers = [s for s in COLORS if any(s in r["servers"] for r in scenarios.values())]
-    fig, (rps_ax, p99_ax) = plt.subplots(2, 1, figsize=(13, 8.5), sharex=True)
+    fig, (rps_ax, p99_ax, cpu_ax) = plt.subplots(3, 1, figsize=(13, 11), sharex=True)
     width = 0.8 / len(servers)
     for i, server in enumerate(servers):
-        xs, rps, p99 = [], [], []
+        xs, rps, p99, cpu = [], [], [], []
         for j, r in enumerate(scenarios.values()):
             m = r["servers"].get(server)
             if m:
                 xs.append(j - 0.4 + width * (i + 0.5))
                 rps.append(m["rps"])
                 p99.append(m["p99_ms"] or 0)
+                cpu.append(m["cpu_us_per_req"] or 0)
         rps_ax.bar(xs, rps, width, label=server, color=COLORS[server])
         p99_ax.bar(xs, p99, width, color=COLORS[server])
-    for ax, label in ((rps_ax, "req/s (log)"), (p99_ax, "p99 latency, ms (log)")):
+        cpu_ax.bar(xs, cpu, width, color=COLORS[server])
+    axes = (
+        (rps_ax, "req/s (log)"),
+        (p99_ax, "p99 latency, ms (log)"),
+        (cpu_ax, "server CPU µs per request (log)"),
+    )
+    for ax, label in axes:
         ax.set_yscale("log")
         ax.set_ylabel(label)
         ax.grid(axis="y", which="both", alpha=0.3)
     names = list(scenarios)
-    p99_ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    cpu_ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     rps_ax.legend(ncol=4, fontsize=8, loc="upper right")
     load = [r["loadavg_before"][0] for r in scenarios.values()]
     rps_ax.set_title(
