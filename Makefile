@@ -81,6 +81,7 @@ demo:            ## bootstrap, cluster up, deploy the dev stack, show endpoints 
 	scripts/demo.sh
 
 bench:           ## benchmarks: serving vs peers, up → first prediction, IaC scaling (benchmarks/results/)
+	scripts/bootstrap.sh venv bench_peers
 	$(ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 # The model server's gRPC stubs are generated from its .proto and committed (the images install

@@ -18,8 +18,8 @@ Scenarios (16 connections each):
 Also: cold start (process start -> ready) for each server; with Docker, image sizes (ours vs the
 train stage, which is base + tensorflow-cpu) and container start -> ready.
 
-Peers get their own venvs under ~/.cache/mlplatform/ (built on first use from
-benchmarks/peers/requirements-*.txt). Results: benchmarks/results/serving.{json,md}
+Peers get their own venvs, built by `scripts/bootstrap.sh bench_peers` from
+benchmarks/peers/requirements-*.txt. Results: benchmarks/results/serving.{json,md}
 (serving-quick.* for --quick).
 """
 
@@ -37,7 +37,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -81,33 +80,14 @@ def _digest(*paths: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def peer_venv(name: str, requirements: Path, borrow_main: bool = False) -> Path:
-    """A venv under ~/.cache/mlplatform built from ``requirements``, reused while unchanged."""
-    key = _digest(requirements)
-    if borrow_main:
-        key += "-" + hashlib.sha256(sysconfig.get_paths()["purelib"].encode()).hexdigest()[:6]
-    venv = CACHE / f"venv-{name}-{key}"
-    done = venv / ".complete"
-    if done.exists():
-        return venv
-    log(f"building peer venv {venv} from {requirements.name} (first run only)")
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([venv / "bin" / "pip", "install", "-q", "-r", str(requirements)], check=True)
-    if borrow_main:
-        # TensorFlow from the main environment, read-only, behind the peer's own packages.
-        site = subprocess.run(
-            [
-                venv / "bin" / "python",
-                "-c",
-                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        Path(site, "zz-main-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    done.write_text("ok\n")
+def peer_venv(name: str) -> Path:
+    """A peer's venv, built by ``scripts/bootstrap.sh bench_peers`` (``make bench`` runs it) from
+    benchmarks/peers/requirements-NAME.txt and linked as benchmarks/peers/.venv-NAME."""
+    venv = PEERS / f".venv-{name}"
+    if not (venv / "bin" / "python").exists():
+        raise SystemExit(
+            f"no peer venv {venv}: run `scripts/bootstrap.sh venv bench_peers` (make bench does)"
+        )
     return venv
 
 
@@ -205,8 +185,13 @@ _LAT = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(port: int, path: str, body: Path | None, seconds: float) -> dict:
-    """One wrk run (1 thread, CONNECTIONS connections) pinned to LOAD_CPU."""
+def wrk(
+    port: int, path: str, body: Path | None, seconds: float, header_length: int | None = None
+) -> dict:
+    """One wrk run (1 thread, CONNECTIONS connections) pinned to LOAD_CPU.
+
+    ``header_length``: the body is an OIP binary-extension one, its JSON header that long.
+    """
     argv = [
         "taskset",
         "-c",
@@ -223,6 +208,7 @@ def wrk(port: int, path: str, body: Path | None, seconds: float) -> dict:
     if body is not None:
         argv += ["-s", str(PEERS / "post.lua")]
         env["BODY_FILE"] = str(body)
+        env["INFERENCE_HEADER_LENGTH"] = "" if header_length is None else str(header_length)
     out = subprocess.run(
         [*argv, f"http://127.0.0.1:{port}{path}"],
         capture_output=True,
@@ -641,8 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     loadavg_before = [round(x, 2) for x in os.getloadavg()]
     models = trained_models()
-    mlserver = peer_venv("mlserver", PEERS / "requirements-mlserver.txt")
-    fastapi_tf = peer_venv("fastapi-tf", PEERS / "requirements-fastapi-tf.txt", borrow_main=True)
+    mlserver = peer_venv("mlserver")
+    fastapi_tf = peer_venv("fastapi-tf")
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     bodies = payloads(work)
 

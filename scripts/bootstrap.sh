@@ -305,6 +305,40 @@ step_grafana_check() {
   ln -sfn "$d/grafana-check" "$MLP_BIN/grafana-check"
 }
 
+# Peers of the serving benchmarks (benchmarks/bench_serving*.py), each in a venv of its own keyed by
+# its requirements file and linked as benchmarks/peers/.venv-NAME (kserve cannot join the repo
+# venv, pytriton needs numpy < 2), and ghz, their gRPC load generator. Not in ALL_STEPS: ~2 GB that
+# only `make bench` needs, and it runs this step.
+step_bench_peers() {
+  local peers="$REPO_ROOT/benchmarks/peers" name req key dir
+  for name in kserve mlserver pytriton plot; do
+    req="$peers/requirements-$name.txt"
+    key=$(hash_files "$req")
+    dir="$MLP_CACHE/venv-peer-$name-$key"
+    run_step "venv-peer-$name-$key" "$key" venv_build "$dir" "$req"
+    link_venv "$dir" "$peers/.venv-$name"
+  done
+  # FastAPI + TensorFlow: its own web stack, TensorFlow read from the repo venv (a .pth file)
+  # instead of a second 1.9 GB copy; keyed by both requirements files.
+  key=$(hash_files "$peers/requirements-fastapi-tf.txt" "$REPO_ROOT/requirements.txt")
+  dir="$MLP_CACHE/venv-peer-fastapi-tf-$key"
+  run_step "venv-peer-fastapi-tf-$key" "$key" venv_build_borrowing "$dir" "$peers/requirements-fastapi-tf.txt"
+  link_venv "$dir" "$peers/.venv-fastapi-tf"
+
+  dir="$MLP_CACHE/ghz/$GHZ_VERSION"
+  run_step ghz "$GHZ_VERSION-$(hash_files "$GO_TOOLS"/ghz/*)" build_wrapper "$dir" ghz \
+    "-X main.version=v$GHZ_VERSION" github.com/bojand/ghz/cmd/ghz
+  ln -sfn "$dir/ghz" "$MLP_BIN/ghz"
+}
+
+venv_build_borrowing() { # DIR REQUIREMENTS: venv_build, then the repo venv's packages behind its own
+  venv_build "$1" "$2"
+  local site main
+  site=$("$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  main=$("$(readlink -f "$REPO_ROOT/.venv")/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$main" >"$site/zz-repo-venv.pth"
+}
+
 step_images() { "$REPO_ROOT/scripts/base-images.sh"; }
 
 summary() {

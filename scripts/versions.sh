@@ -30,6 +30,8 @@ GATEWAY_API_VERSION=1.3.0
 KUBE_NETWORK_POLICIES_VERSION=0.8.0
 # Dashboard checks: grafana-foundation-sdk's Go module (tools/go/grafana-check).
 GRAFANA_SDK_GO_VERSION=0.0.22
+# gRPC load generator of the serving benchmark (tools/go/ghz; `scripts/bootstrap.sh bench_peers`).
+GHZ_VERSION=0.121.0
 # Real nodes: Debian's containerd (comes with docker.io), runc, CNI plugins; conntrack and ipset
 # for kube-proxy; docker-registry for the local OCI registry; openssl for the node certificates;
 # patch for the one upstream file kube-network-policies is built with.

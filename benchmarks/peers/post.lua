@@ -1,6 +1,14 @@
--- wrk script: POST the file named by $BODY_FILE (read once per thread) as JSON.
+-- wrk script: POST the file named by $BODY_FILE (read once per thread). The body is JSON unless
+-- $INFERENCE_HEADER_LENGTH is set: then it is an Open Inference Protocol binary-extension body,
+-- whose first $INFERENCE_HEADER_LENGTH bytes are the JSON header and the rest raw tensor bytes.
 local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
-wrk.headers["Content-Type"] = "application/json"
+local header_length = os.getenv("INFERENCE_HEADER_LENGTH")
+if header_length and header_length ~= "" then
+  wrk.headers["Content-Type"] = "application/octet-stream"
+  wrk.headers["Inference-Header-Content-Length"] = header_length
+else
+  wrk.headers["Content-Type"] = "application/json"
+end

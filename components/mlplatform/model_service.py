@@ -145,9 +145,7 @@ class MLModelService(pulumi.ComponentResource):
                         "namespace": namespace,
                         "labels": object_labels(model.name, model.canary.version, "canary"),
                     },
-                    spec=plan_pdb(
-                        selector_labels(model.name, "canary"), model.canary.replicas - 1
-                    ),
+                    spec=plan_pdb(selector_labels(model.name, "canary"), model.canary.replicas - 1),
                     opts=child,
                 )
 

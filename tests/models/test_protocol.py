@@ -262,6 +262,53 @@ def test_infer_with_strings_in_parameters_still_takes_numbers_from_data():
     np.testing.assert_array_equal(parse_infer(raw, F, "input-0").x, [[1, 2, 3]])
 
 
+_T = b'"name": "x", "shape": [%d, 3], "datatype": "FP32"'
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # Booleans, strings and null in the data, where the raw-byte scan must not be fooled:
+        # an escaped key with a decoy "data" elsewhere, two "data" keys in either order, nesting.
+        b'{"inputs": [{' + _T % 1 + b', "d\\u0061ta": [1, true, 3]}], "parameters": {"data": [1]}}',
+        b'{"inputs": [{' + _T % 1 + b', "data": [1, true, 3]}], "parameters": {"data": [1, 2, 3]}}',
+        b'{"parameters": {"data": [1, 2, 3]}, "inputs": [{'
+        + _T % 1
+        + b', "data": [1, false, 3]}]}',
+        b'{"inputs": [{' + _T % 2 + b', "data": [[1, 2, 3], [4, true, 6]]}]}',
+        b'{"inputs": [{' + _T % 1 + b', "data": [1, "2", 3]}]}',
+        b'{"inputs": [{' + _T % 1 + b', "data": [1, null, 3]}]}',
+        b'{"id": "true", "inputs": [{' + _T % 1 + b', "data": [1, true, 3]}]}',
+        # Numbers only, however spaced or written: the fast path must equal the exact rules.
+        b'{"inputs": [{' + _T % 1 + b', "data" :\n [ 1e-5 ,-2E+3,\t3.25 ]}]}',
+        b'{"inputs":[{"data":[1,2,3],"name":"x","shape":[1,3],"datatype":"FP32"}]}',
+        b'{"id": "a\\"data\\"", "inputs": [{' + _T % 1 + b', "data": [1, 2, 3]}]}',
+        b'{"parameters": {"binary_data_output": true}, "inputs": [{'
+        + _T % 1
+        + b', "data": [1, 2, 3]}]}',
+        b'{"inputs": [{' + _T % 2 + b', "data": [[1, 2, 3], [4, 5, 6]]}]}',
+    ],
+)
+def test_infer_raw_body_scan_decides_like_the_exact_path(raw):
+    """The fast path's guard reads the raw bytes; whatever they hold, the answer is the exact
+    rules' (same numbers, or a refusal)."""
+    from serving.protocol.rest import _parse_tensor
+
+    tensor = orjson.loads(raw)["inputs"][0]
+    try:
+        expected = _parse_tensor(tensor, F, "input-0", fast=False)
+    except InvalidInput:
+        expected = None
+    try:
+        got = parse_infer(raw, F, "input-0").x
+    except InvalidInput:
+        got = None
+    if expected is None:
+        assert got is None, f"fast path accepted what the exact rules refuse: {raw!r}"
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_infer_response_shapes_and_datatypes():
     probabilities = np.array([[0.25, 0.75]], dtype=np.float32)
     doc = orjson.loads(encode_infer(probabilities, "m", "1", "id-1"))

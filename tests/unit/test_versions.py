@@ -52,6 +52,10 @@ def test_go_wrappers_pin_the_same_versions():
         f"github.com/prometheus/prometheus v{versions['PROMETHEUS_MODULE_VERSION']}"
         in (tools / "prometheus" / "go.mod").read_text()
     )
+    assert (
+        f"github.com/bojand/ghz v{versions['GHZ_VERSION']}"
+        in (tools / "ghz" / "go.mod").read_text()
+    )
 
 
 def test_gateway_wrappers_pin_the_same_versions():
@@ -65,3 +69,13 @@ def test_gateway_wrappers_pin_the_same_versions():
     assert (
         f"sigs.k8s.io/kube-network-policies v{versions['KUBE_NETWORK_POLICIES_VERSION']}" in netpol
     )
+
+
+def test_benchmark_peers_run_the_servers_runtimes():
+    """The serving benchmark's peers serve the same ONNX file with the same ONNX Runtime, and
+    MLServer's scikit-learn runtime unpickles the forest with the scikit-learn that trained it."""
+    req = pins(REPO / "requirements.txt")
+    peers = REPO / "benchmarks" / "peers"
+    for name in ("kserve", "mlserver", "pytriton"):
+        assert pins(peers / f"requirements-{name}.txt")["onnxruntime"] == req["onnxruntime"], name
+    assert pins(peers / "requirements-mlserver.txt")["scikit-learn"] == req["scikit-learn"]

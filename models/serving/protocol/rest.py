@@ -6,15 +6,19 @@ their JSON header is validated by the same rules.
 
 Parsing has a fast path and an exact path. The fast path lets numpy convert the data straight to
 float32, which is lenient: it takes `true` as 1, the string "1.5" as 1.5 and null as NaN. So it
-runs only when a cheap scan of the raw body proves none of those can be in the data (no `true` /
-`false` tokens; no quotes beyond those of the keys and strings outside the data) and its result
-is kept only if it has the right shape and is finite. Anything else goes to the exact path, which
-walks the values, decides, and names the first offending one. The exact path is the authority;
+runs only when a cheap scan of the raw body proves none of those can be in the data (for an OIP
+body whose one flat `"data"` array can be located in the raw bytes, no `t`, `f` or `"` byte inside
+that array; otherwise no `true` / `false` tokens and no quotes beyond those of the keys and
+strings outside the data) and its result is kept only if it has the right shape and is finite.
+Anything else goes to the exact path, which walks the values, decides, and names the first
+offending one. The exact path is the authority;
 the fast path only ever accepts what the exact path would accept, with the same numbers.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,6 +89,34 @@ def _has_bool(body: bytes) -> bool:
     return b"true" in body or b"false" in body
 
 
+_DATA_KEY = re.compile(rb'"data"[ \t\n\r]*:[ \t\n\r]*\[')
+
+
+def _plain_flat_data(body: bytes) -> bool | None:
+    """Whether the body's one `"data": [...]` array, flat, holds nothing but JSON numbers (and
+    null, which becomes NaN and fails the finiteness check); None when the raw bytes do not show
+    that array plainly: escapes, a nested array, no or several "data" keys.
+
+    Only single-byte searches (memchr speed) run over the array; `"data"` is searched before and
+    after it, where the body is short. Without backslashes a raw `"data"` followed by a colon is
+    a key (quotes pair up as string delimiters in a valid document), and a unique one is the
+    tensor's. ``_has_bool`` over a 100-row body costs ~80 us, this ~5 us.
+    """
+    if b"\\" in body:
+        return None
+    key = body.find(b'"data"')
+    match = _DATA_KEY.match(body, key) if key != -1 else None
+    if match is None:
+        return None
+    start = match.end()
+    end = body.find(b"]", start)
+    if end == -1 or body.find(b"[", start, end) != -1 or body.find(b'"data"', end) != -1:
+        return None
+    return body.find(b'"', start, end) == -1 and (
+        body.find(b"t", start, end) == -1 and body.find(b"f", start, end) == -1
+    )
+
+
 # --------------------------------------------------------------------------------------- /predict
 
 
@@ -135,20 +167,26 @@ def to_matrix(value: Any, features: int, path: str, fast: bool = False) -> np.nd
     return _exact_matrix(value, features, path)
 
 
+_EXACT_INT = float(2**53)
+"""Below this magnitude float64 holds every integer exactly, so float64 -> float32 rounds once,
+as the exact path's conversion does."""
+
+
 def _fast_float32(value: list, limit: float = F32_MAX) -> np.ndarray | None:
-    """numpy's float32 conversion, or None when it fails or yields values beyond ``limit``/NaN."""
+    """numpy's conversion to float32, or None when it fails or meets a value at or beyond
+    ``limit`` (or 2**53), NaN or null.
+
+    Through float64, which no JSON number overflows, so the range check needs no errstate (~3 us
+    per request) and NaN fails the comparison. Values at or beyond the bound are left to the exact
+    path (which also accepts F32_MAX itself, and decimals slightly above it that round to it).
+    """
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            arr = np.array(value, dtype=np.float32)
+        arr = np.array(value, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
         return None
-    # Strictly below F32_MAX (which also excludes NaN and infinity): a decimal slightly above it
-    # rounds to F32_MAX in float32, so values that land there are left to the exact path.
-    if arr.size == 0 or not (np.abs(arr) < F32_MAX).all():
+    if arr.size == 0 or not np.abs(arr).max() < min(limit, _EXACT_INT):
         return None
-    if limit < F32_MAX and np.abs(arr).max() >= limit:
-        return None
-    return arr
+    return arr.astype(np.float32)
 
 
 def _exact_matrix(rows: list, features: int, path: str) -> np.ndarray:
@@ -214,14 +252,17 @@ def parse_infer(
     binary = None
     if header_length is not None:
         body, binary = split_body(body, header_length)
-    expected = infer_example(features, input_name)
-    doc = _loads(body, expected)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = _loads(body, infer_example(features, input_name))  # raises, naming the problem
     if type(doc) is not dict:
         raise InvalidInput(
-            f"request body must be a JSON object, got {_kind(doc)}; expected {expected}"
+            f"request body must be a JSON object, got {_kind(doc)}; expected "
+            + infer_example(features, input_name)
         )
-    unknown = sorted(set(doc) - _INFER_KEYS)
-    if unknown:
+    if not _INFER_KEYS.issuperset(doc):
+        unknown = sorted(set(doc) - _INFER_KEYS)
         raise InvalidInput(
             f"unknown field(s) {unknown}; allowed fields: id, parameters, inputs, outputs "
             "(and model_name, which must name the model in the URL)"
@@ -241,15 +282,19 @@ def parse_infer(
             f"'parameters.binary_data_output' is {_show(binary_default)}; expected true or false"
         )
     if "inputs" not in doc:
-        raise InvalidInput(f"missing field 'inputs'; expected {expected}")
+        raise InvalidInput(
+            f"missing field 'inputs'; expected {infer_example(features, input_name)}"
+        )
     inputs = doc["inputs"]
     if type(inputs) is not list or len(inputs) != 1:
         got = f"{len(inputs)} tensors" if type(inputs) is list else _kind(inputs)
         raise InvalidInput(
             f"'inputs' must be a list holding exactly one tensor ('{input_name}'), got {got}"
         )
-    # Quotes beyond those of the strings outside the data mean strings inside it.
-    fast = not _has_bool(body) and body.count(b'"') == 2 * _strings_outside_data(doc)
+    fast = _plain_flat_data(body)
+    if fast is None:
+        # Quotes beyond those of the strings outside the data mean strings inside it.
+        fast = not _has_bool(body) and body.count(b'"') == 2 * _strings_outside_data(doc)
     x = _parse_tensor(inputs[0], features, input_name, fast=fast, binary=binary)
     if binary is not None:
         binary.finish()
@@ -301,8 +346,8 @@ def _parse_tensor(
         raise InvalidInput(
             f"'{where}' must be an object with name, shape, datatype, data; got {_kind(tensor)}"
         )
-    unknown = sorted(set(tensor) - _TENSOR_KEYS)
-    if unknown:
+    if not _TENSOR_KEYS.issuperset(tensor):
+        unknown = sorted(set(tensor) - _TENSOR_KEYS)
         raise InvalidInput(
             f"unknown field(s) {unknown} in '{where}'; "
             "allowed: name, shape, datatype, parameters, data"
@@ -333,7 +378,8 @@ def _parse_tensor(
     if (
         type(shape) is not list
         or len(shape) != 2
-        or any(type(d) is not int for d in shape)
+        or type(shape[0]) is not int
+        or type(shape[1]) is not int
         or shape[0] < 1
         or shape[1] != features
     ):
@@ -530,7 +576,8 @@ def encode_infer(
 
 def non_finite_rows(probabilities: np.ndarray) -> list[int]:
     """Rows whose outputs hold NaN or infinity (empty when all are finite)."""
-    finite = np.isfinite(probabilities)
-    if finite.all():
+    # One reduction: a NaN or infinity anywhere makes the sum non-finite (a finite sum may also
+    # overflow, and then the exact check below finds no row).
+    if math.isfinite(probabilities.sum()):
         return []
-    return np.flatnonzero(~finite.all(axis=1)).tolist()
+    return np.flatnonzero(~np.isfinite(probabilities).all(axis=1)).tolist()
