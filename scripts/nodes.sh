@@ -89,6 +89,11 @@ net_up() {
   # cross our bridge.
   iptables_tagged filter FORWARD -i "$BRIDGE" -j ACCEPT
   iptables_tagged filter FORWARD -o "$BRIDGE" -j ACCEPT
+  # Service addresses exist only as kube-proxy's rules inside the nodes. Without them (a node
+  # whose kube-proxy is down), a packet to a ClusterIP would follow the default route to the
+  # host and out: the host drops the whole Service range instead (shared by every cluster).
+  ip route show type blackhole | grep -q "^blackhole $SERVICE_CIDR" ||
+    ip route add blackhole "$SERVICE_CIDR"
   local i ns veth
   for i in $(seq 1 "$MLP_REAL_NODES"); do
     ns=$(node_netns "$i") veth=$(node_veth "$i")
@@ -470,8 +475,10 @@ down() {
   # into this cluster's pod-logs folders.
   find /var/log/containers -maxdepth 1 -lname "$CLUSTER_STATE/*" -delete 2>/dev/null || true
   rm -rf "$CLUSTER_STATE" "$CLUSTER_RUN"
-  # The shared parents go with the last cluster.
-  rmdir "$(dirname "$CLUSTER_STATE")" "$(dirname "$CLUSTER_RUN")" 2>/dev/null || true
+  # The shared parents (and the Service range's blackhole route) go with the last cluster.
+  if rmdir "$(dirname "$CLUSTER_STATE")" "$(dirname "$CLUSTER_RUN")" 2>/dev/null; then
+    ip route del blackhole "$SERVICE_CIDR" 2>/dev/null || true
+  fi
 }
 
 # remove_pods I: stop and remove every pod sandbox of node I (their CNI DEL releases the pod
