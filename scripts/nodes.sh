@@ -271,7 +271,9 @@ resolvConf: "$CLUSTER_STATE/resolv.conf"
 podLogsDir: "$dir/pod-logs"
 serializeImagePulls: false
 maxPods: 110
-evictionHard: {memory.available: 200Mi, nodefs.available: 5%, imagefs.available: 5%}
+# The nodes share the host's disk with builds and caches: a percentage of a large disk (5% of
+# 250 GB) would evict every pod while gigabytes are still free, so the floors are absolute.
+evictionHard: {memory.available: 200Mi, nodefs.available: 2Gi, imagefs.available: 2Gi}
 YAML
 
   put "$dir/kube-proxy.yaml" "kube-proxy-$i" <<YAML
