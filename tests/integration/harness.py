@@ -196,7 +196,8 @@ class PodNet:
             pod = self.kubectl("get", "pod", "-n", namespace, name, as_json=True)
             sock = f"{self.layout['CLUSTER_RUN']}/nodes/{pod['spec']['nodeName']}/containerd.sock"
             crictl = [tool("crictl"), "--runtime-endpoint", f"unix://{sock}"]
-            query = ["pods", "-q", "--name", f"^{name}$", "--namespace", f"^{namespace}$"]
+            # By UID: a sandbox of an earlier pod of the same name may still be on the node.
+            query = ["pods", "-q", "--label", f"io.kubernetes.pod.uid={pod['metadata']['uid']}"]
             ids = subprocess.run(
                 [*crictl, *query], capture_output=True, text=True, check=True
             ).stdout.split()

@@ -95,13 +95,24 @@ def _http_server(registry: str, name: str, namespace: str, node: str) -> dict:
     return pod
 
 
+def _fresh_namespaces(kubectl, *names: str) -> None:
+    """Wait (bounded) until an earlier run's namespaces of these names are gone: nothing can be
+    created in a namespace that is still terminating."""
+
+    def terminating():
+        found = kubectl("get", "namespaces", *names, "--ignore-not-found", "-o", "name").stdout
+        return not found.strip()
+
+    wait_for(f"earlier namespaces {names} to finish terminating", terminating, 180, 2)
+
+
 def _wait_ready(kubectl, namespace: str, *pods: str) -> None:
     proc = kubectl(
         "wait",
         "-n",
         namespace,
         "--for=condition=Ready",
-        "--timeout=120s",
+        "--timeout=180s",
         *(f"pod/{p}" for p in pods),
         check=False,
     )
@@ -149,8 +160,9 @@ def gateway_crds(tool_env, kubectl):
     }
     kubectl("apply", "--server-side", *(arg for f in files for arg in ("-f", str(f))))
     yield files
-    for name in CRDS - had:
-        kubectl("delete", "crd", name, "--wait=false", check=False)
+    # Waited for: a CRD still being deleted would count as present for the next run.
+    if CRDS - had:
+        kubectl("delete", "crd", *sorted(CRDS - had), "--timeout=120s", check=False)
 
 
 def test_gateway_api_crds_apply_and_are_established(gateway_crds, kubectl):
@@ -261,6 +273,7 @@ def traefik(kubectl, layout, real_nodes, gateway_crds):
         "periodSeconds": 2,
     }
     try:
+        _fresh_namespaces(kubectl, TRAEFIK_NS)
         _apply(kubectl, _namespace(TRAEFIK_NS))
         kubectl("apply", "-f", "-", input=TRAEFIK_OBJECTS)
         _apply(kubectl, pod, _http_server(registry, "backend", TRAEFIK_NS, node))
@@ -341,6 +354,7 @@ def np_pods(kubectl, layout, real_nodes):
     pause = f"{registry}/pause:3.10.1"
     clients = {"near": (NP_CLIENT, near), "far": (NP_CLIENT, far), "stranger": (NP_OTHER, far)}
     try:
+        _fresh_namespaces(kubectl, NP_SERVER, NP_CLIENT, NP_OTHER)
         _apply(
             kubectl,
             *(_namespace(ns) for ns in (NP_SERVER, NP_CLIENT, NP_OTHER)),
