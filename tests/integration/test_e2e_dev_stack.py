@@ -642,20 +642,19 @@ def test_hpa_targets_exist_and_real_cpu_load_scales_out(
     before = dep.spec.replicas
     pod = next(p for p in _pods(core, dep) if p.status.phase == "Running")
     sample = _model_manifest(tool_env, ns, pod.metadata.name)["sample"]["inputs"][:1]
-    service = core.read_namespaced_service(dep.metadata.labels["app.kubernetes.io/name"], ns)
-    # Real requests from inside a node's network namespace to the Service's ClusterIP (kube-proxy
-    # balances them over the pods); bounded: 20 s per round, at most 12 rounds.
+    model = dep.metadata.labels["app.kubernetes.io/name"]
+    # Real requests through the gateway on loopback (its route balances them over the pods);
+    # bounded: 20 s per round, at most 12 rounds.
     script = tmp_path / "predict.lua"
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = {json.dumps(json.dumps({'instances': sample}))}\n"
     )
-    url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/predict"
-    netns = f"/run/netns/{layout['MLP_CLUSTER']}-node-1"
+    url = f"http://127.0.0.1:{layout['GATEWAY_PORT']}/models/{model}/predict"
     started = time.monotonic()
     for _ in range(12):
         subprocess.run(
-            ["nsenter", f"--net={netns}", "wrk", "-t1", "-c4", "-d20s", "-s", str(script), url],
+            ["wrk", "-t1", "-c4", "-d20s", "-s", str(script), url],
             check=True,
             capture_output=True,
             timeout=60,
