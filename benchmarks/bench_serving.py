@@ -449,6 +449,8 @@ def server_specs(
             "DRAIN_SECONDS": "0",
             "MODEL_DIR": str(models[model]),
             "PORT": str(port),
+            # REST only here; several servers run at once and would all claim gRPC's 8081.
+            "GRPC_PORT": "0",
             **env,
         }
         # SIGINT: stop without the drain wait.
