@@ -633,7 +633,9 @@ def write_report(report: dict, stem: str) -> Path:
         "extension). Peers' per-request log lines are off (ours logs none by default) except "
         "mlserver-sklearn's, which runs with MLServer's defaults. Triton runs from PyTriton's "
         "wheel on this CPU-only machine (its Python backend stub is pointed at this "
-        "interpreter's libpython: peers/pytriton_onnx.py).",
+        "interpreter's libpython: peers/pytriton_onnx.py). The TensorFlow model's scenarios "
+        "compare ours with FastAPI + TensorFlow only: the ONNX peers would serve its ONNX file "
+        "through the same code as the forest's, and the run stays near 25 minutes.",
         "",
         "Where the time goes, and what would close the gaps: "
         "[serving-peers-profile.md](serving-peers-profile.md).",
