@@ -168,6 +168,7 @@ def servers(models: dict[str, Path], work: Path) -> dict[str, Server]:
 
     port, grpc_port = free_port(), free_port()
     env = {"MODEL_NAME": "ml_model_1", "MODEL_PATH": onnx, "METRICS_PORT": str(free_port())}
+    env["TRITON_WORKSPACE"] = str(work / "pytriton")
     env |= {"HTTP_PORT": str(port), "GRPC_PORT": str(grpc_port)}
     python = str(peer_venv("pytriton") / "bin" / "python")
     add("pytriton-onnx", "ml_model_1", [python, "pytriton_onnx.py"],
