@@ -450,6 +450,8 @@ def server_specs(
             "DRAIN_SECONDS": "0",
             "MODEL_DIR": str(models[model]),
             "PORT": str(port),
+            # REST only here; several servers run at once and would all claim gRPC's 8081.
+            "GRPC_PORT": "0",
             **env,
         }
         # SIGINT: stop without the drain wait.
@@ -648,9 +650,11 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     log("cold starts: " + ", ".join(f"{k} {statistics.median(v):.2f}s" for k, v in cold.items()))
 
-    running = {name: Running(spec, log_dir) for name, spec in specs().items()}
+    running: dict[str, Running] = {}
     runs: dict[str, dict[str, list[dict]]] = {s: {} for s in SCENARIOS}
     try:
+        for name, spec in specs().items():  # in the try: a failed start stops those before it
+            running[name] = Running(spec, log_dir)
         for scenario, entries in SCENARIOS.items():
             for name, path, body in entries:  # warm-up
                 wrk(running[name].spec.port, path, bodies.get(body), 1)

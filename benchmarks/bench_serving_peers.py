@@ -168,6 +168,7 @@ def servers(models: dict[str, Path], work: Path) -> dict[str, Server]:
 
     port, grpc_port = free_port(), free_port()
     env = {"MODEL_NAME": "ml_model_1", "MODEL_PATH": onnx, "METRICS_PORT": str(free_port())}
+    env["TRITON_WORKSPACE"] = str(work / "pytriton")
     env |= {"HTTP_PORT": str(port), "GRPC_PORT": str(grpc_port)}
     python = str(peer_venv("pytriton") / "bin" / "python")
     add("pytriton-onnx", "ml_model_1", [python, "pytriton_onnx.py"],
@@ -528,36 +529,49 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def evaluate(results: dict) -> list[dict]:
-    """Ratios to the best same-model peer, and the issue's targets."""
+    """Ratios to the best same-model peer, and the issue's targets, by req/s and by CPU time per
+    request (the second holds up better when other work takes the server's core)."""
     rows = []
+
+    def row(check: str, rps: float, cpu: float, target: float | None) -> None:
+        met = None if target is None else rps >= target and cpu >= target
+        rows.append(
+            {
+                "check": check,
+                "value": rps,
+                "cpu_value": cpu,
+                "target": f">= {target}" if target else "",
+                "met": met,
+            }
+        )
+
     for scenario, r in results.items():
         s = r["servers"]
-        peers = {n: s[n]["rps"] for n in ONNX_PEERS if n in s}
+        peers = [n for n in ONNX_PEERS if n in s]
         if "ours" in s and peers:
-            best = max(peers, key=peers.get)
-            ratio = s["ours"]["rps"] / peers[best]
-            target = TARGETS.get(scenario)
-            rows.append(
-                {
-                    "check": f"{scenario}: ours / best ONNX peer ({best})",
-                    "value": ratio,
-                    "target": f">= {target}" if target else "",
-                    "met": None if target is None else ratio >= target,
-                }
+            best = max(peers, key=lambda n: s[n]["rps"])
+            leanest = min(s[n]["cpu_us_per_req"] for n in peers)
+            row(
+                f"{scenario}: ours / best ONNX peer ({best})",
+                s["ours"]["rps"] / s[best]["rps"],
+                leanest / s["ours"]["cpu_us_per_req"],
+                TARGETS.get(scenario),
             )
     for protocol in ("binary", "grpc"):
         fast, slow = results.get(f"forest-100row-{protocol}"), results.get("forest-100row-json")
         if fast and slow:
-            ratio = fast["servers"]["ours"]["rps"] / slow["servers"]["ours"]["rps"]
-            rows.append(
-                {
-                    "check": f"forest-100row: ours {protocol} / ours JSON",
-                    "value": ratio,
-                    "target": f">= {PROTOCOL_TARGET}",
-                    "met": ratio >= PROTOCOL_TARGET,
-                }
+            fast, slow = fast["servers"]["ours"], slow["servers"]["ours"]
+            row(
+                f"forest-100row: ours {protocol} / ours JSON",
+                fast["rps"] / slow["rps"],
+                slow["cpu_us_per_req"] / fast["cpu_us_per_req"],
+                PROTOCOL_TARGET,
             )
     return rows
+
+
+BUSY = 0.25
+"""Other processes' CPU (share of a core) above which a scenario's numbers are flagged."""
 
 
 def write_report(report: dict, stem: str) -> Path:
@@ -583,6 +597,7 @@ def write_report(report: dict, stem: str) -> Path:
         "other work on the machine disturbs far less than req/s; CPU ratio: the leanest ONNX "
         "peer's CPU µs/req over this server's (above 1: fewer CPU cycles per request).",
         "",
+        *_busy_warning(report),
         "| scenario | server | req/s | p50 ms | p99 ms | ratio | CPU µs/req | CPU ratio | errors "
         "| load | others |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
@@ -593,7 +608,7 @@ def write_report(report: dict, stem: str) -> Path:
         leanest = min((s[n]["cpu_us_per_req"] for n in ONNX_PEERS if n in s), default=None)
         load_cell = f"{r['loadavg_before'][0]:.2f} -> {r['loadavg_after'][0]:.2f}"
         other = f"{r['other_cpu_share']:.2f}"
-        if r["other_cpu_share"] > 0.1:
+        if r["other_cpu_share"] > BUSY:
             other += " (busy)"
         for name, m in s.items():
             cpu = m["cpu_us_per_req"]
@@ -601,10 +616,17 @@ def write_report(report: dict, stem: str) -> Path:
             cells.append(f"{m['rps'] / best:.2f}" if best else "")
             cells += [f"{cpu:.0f}", f"{leanest / cpu:.2f}" if leanest else ""]
             lines.append("| " + " | ".join([*cells, str(m["errors"]), load_cell, other]) + " |")
-    lines += ["", "| check | measured | target | met |", "|---|---:|---:|---|"]
+    lines += [
+        "",
+        "Checks: met when both the req/s ratio and the CPU ratio reach the target.",
+        "",
+        "| check | by req/s | by CPU µs/req | target | met |",
+        "|---|---:|---:|---:|---|",
+    ]
     for c in report["checks"]:
         met = "" if c["met"] is None else ("yes" if c["met"] else "NO")
-        lines.append(f"| {c['check']} | {c['value']:.2f} | {c['target']} | {met} |")
+        cells = [c["check"], f"{c['value']:.2f}", f"{c['cpu_value']:.2f}", c["target"], met]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         f"![req/s per scenario]({stem}.png)",
@@ -613,7 +635,9 @@ def write_report(report: dict, stem: str) -> Path:
         "extension). Peers' per-request log lines are off (ours logs none by default) except "
         "mlserver-sklearn's, which runs with MLServer's defaults. Triton runs from PyTriton's "
         "wheel on this CPU-only machine (its Python backend stub is pointed at this "
-        "interpreter's libpython: peers/pytriton_onnx.py).",
+        "interpreter's libpython: peers/pytriton_onnx.py). The TensorFlow model's scenarios "
+        "compare ours with FastAPI + TensorFlow only: the ONNX peers would serve its ONNX file "
+        "through the same code as the forest's, and the run stays near 25 minutes.",
         "",
         "Where the time goes, and what would close the gaps: "
         "[serving-peers-profile.md](serving-peers-profile.md).",
@@ -621,6 +645,19 @@ def write_report(report: dict, stem: str) -> Path:
     path = RESULTS / f"{stem}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _busy_warning(report: dict) -> list[str]:
+    busiest = max((r["other_cpu_share"] for r in report["scenarios"].values()), default=0.0)
+    if busiest <= BUSY:
+        return []
+    return [
+        f"**The machine was busy**: other processes took up to {busiest:.2f} of a core during "
+        "the measured runs (load column). The servers' req/s then swing with whoever else is "
+        "running (their ratios by 20-40% between runs here, either way); the CPU columns hold up "
+        "better. Rerun on a quiet machine for numbers to quote.",
+        "",
+    ]
 
 
 def _ms(value: float | None) -> str:
@@ -641,7 +678,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of one load run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median taken)")
     parser.add_argument("--only", help="only scenarios whose name contains this")
+    parser.add_argument(
+        "--render", type=Path, help="only rewrite the report and plot from this results JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        report = json.loads(args.render.read_text())
+        report["checks"] = evaluate(report["scenarios"])
+        stem = args.render.stem
+        print(write_report(report, stem).read_text())
+        plot(RESULTS / f"{stem}.json", RESULTS / f"{stem}.png")
+        return 0
     if args.quick:
         args.seconds, args.rounds = 3.0, 1
     if (os.cpu_count() or 1) < 2 or not shutil.which("wrk") or not shutil.which("taskset"):

@@ -311,6 +311,7 @@ step_grafana_check() {
 # only `make bench` needs, and it runs this step.
 step_bench_peers() {
   local peers="$REPO_ROOT/benchmarks/peers" name req key dir
+  [[ -e $REPO_ROOT/.venv ]] || step_venv # the FastAPI + TensorFlow peer reads TensorFlow from it
   for name in kserve mlserver pytriton plot; do
     req="$peers/requirements-$name.txt"
     key=$(hash_files "$req")

@@ -1,7 +1,7 @@
 """Peer: NVIDIA Triton Inference Server through PyTriton (its Python backend), ONNX Runtime inside.
 
     MODEL_NAME=ml_model_1 MODEL_PATH=.../model.onnx HTTP_PORT=8000 GRPC_PORT=8001 \
-        METRICS_PORT=8002 python pytriton_onnx.py
+        METRICS_PORT=8002 [TRITON_WORKSPACE=DIR] python pytriton_onnx.py
 
 PyTriton starts the tritonserver binary its wheel ships; every request goes tritonserver -> its
 Python backend stub -> this process (over shared memory), which runs the ONNX session. Triton
@@ -59,7 +59,8 @@ def main() -> None:
         metrics_port=int(os.environ["METRICS_PORT"]),
         log_verbose=0,
     )
-    with Triton(config=config) as triton:
+    # The bench's own folder (removed after the run): a killed PyTriton leaves its workspace.
+    with Triton(config=config, workspace=os.environ.get("TRITON_WORKSPACE")) as triton:
         triton.bind(
             model_name=os.environ["MODEL_NAME"],
             infer_func=infer,
