@@ -704,7 +704,7 @@ def markdown(report: dict) -> str:
     timing = report["seconds"]
     lines += [
         "",
-        *reading(rows),
+        *reading(rows, report["model_resources"]["limits"]["cpu"]),
         f"Rerun: `make bench` (all benchmarks) or, as root after `make bootstrap`, "
         "`.venv/bin/python benchmarks/bench_gateway.py [--rounds N] [--seconds S] [--warmup S]`. "
         f"This run: cluster up {timing['cluster_up']:.0f} s, `pulumi up` {timing['pulumi_up']:.0f} "
@@ -733,7 +733,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reading(rows: list[dict]) -> list[str]:
+def _cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity ("500m", "1") in cores."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def reading(rows: list[dict], cpu_limit: str) -> list[str]:
     """What the tables say in numbers, computed so that a rerun keeps it true."""
 
     def row(path: str, connections: int) -> dict:
@@ -747,6 +752,12 @@ def reading(rows: list[dict]) -> list[str]:
     )
     gw, pod = row("gateway", many), row("pod", many)
     cpu = gw["cpu_ms_per_request"]
+    # Straight to a pod, the model pods' CPU is (all but idle) that one pod's.
+    used = [
+        f"{r['cpu_ms_per_request']['model'] * r['rps'] / 1000:.2f}"
+        for r in (pod, pod1)
+        if r["cpu_ms_per_request"]["model"] is not None
+    ]
     return [
         f"In numbers: at {one} connection, the median over straight-to-pod "
         f"({pod1['p50_ms']:.2f} ms): {added}. At {many} connections the gateway serves "
@@ -757,7 +768,14 @@ def reading(rows: list[dict]) -> list[str]:
         f"Through the gateway the stable replicas' spread "
         f"is {_spread(gw)} and the canary gets {_share(gw)}; the model Service balances "
         "connections, not requests (kube-proxy picks a pod per connection), so with keep-alive "
-        "clients its spread follows how the few connections fell.",
+        "clients its spread follows how the few connections fell."
+        + (
+            f" Straight to a pod, the model pods used {' and '.join(used)} CPU at {many} and "
+            f"{one} connections, against the one pod's limit of {_cores(cpu_limit):g}: `pod` "
+            "runs at its CPU limit at both levels."
+            if len(used) == 2
+            else ""
+        ),
         "",
     ]
 
