@@ -134,18 +134,21 @@ def cluster_layout(env: dict[str, str]) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+EVICTION_FLOOR_GIB = 2  # nodefs.available in scripts/nodes.sh
+
+
 def check_disk(margin_gib: float = 2.0) -> None:
-    """The nodes' kubelets evict pods once their filesystem (the host's) has under 5 % free
+    """The nodes' kubelets evict pods once their filesystem (the host's) has under 2 GiB free
     (scripts/nodes.sh, evictionHard); the cluster's registry and three nodes' copies of the
     stack's images take about 1 GiB more. Refuse to start below that, rather than measure a
-    stack whose pods were evicted and crowded onto one node (seen here at 13 GB free)."""
+    stack whose pods were evicted and crowded onto one node."""
     disk = os.statvfs("/var/lib")
-    free, size = disk.f_bavail * disk.f_frsize, disk.f_blocks * disk.f_frsize
-    need = 0.05 * size + margin_gib * 2**30
+    free = disk.f_bavail * disk.f_frsize
+    need = (EVICTION_FLOOR_GIB + margin_gib) * 2**30
     if free < need:
         raise SystemExit(
-            f"{free / 2**30:.1f} GiB free on /var/lib; the nodes evict pods under 5 % "
-            f"({0.05 * size / 2**30:.1f} GiB): free at least {need / 2**30:.1f} GiB first"
+            f"{free / 2**30:.1f} GiB free on /var/lib; the nodes evict pods under "
+            f"{EVICTION_FLOOR_GIB} GiB: free at least {need / 2**30:.1f} GiB first"
         )
 
 
