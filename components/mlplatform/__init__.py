@@ -15,6 +15,7 @@ from mlplatform.config import (
     GpuPoolConfig,
     IngressConfig,
     ModelConfig,
+    SignalsConfig,
     StackConfig,
 )
 from mlplatform.config.errors import ConfigError, ConfigIssue
@@ -38,6 +39,7 @@ from mlplatform.provider import kubernetes_provider
 
 __all__ = [
     "AutoscalingConfig",
+    "SignalsConfig",
     "BatchInference",
     "BatchInferenceArgs",
     "BatchJobConfig",

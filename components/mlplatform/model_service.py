@@ -20,7 +20,17 @@ from mlplatform.core.names import (
     object_labels,
     selector_labels,
 )
-from mlplatform.plan.autoscaling import pdb_min_available, plan_hpa, plan_pdb, plan_vpa
+from mlplatform.plan.autoscaling import (
+    KEDA_API_VERSION,
+    KEDA_TRANSFER_HPA,
+    autoscaler_kind,
+    pdb_min_available,
+    plan_hpa,
+    plan_pdb,
+    plan_scaled_object,
+    plan_vpa,
+    signal_queries,
+)
 from mlplatform.plan.gpu import GpuPlacement
 from mlplatform.plan.network import plan_model_allow
 from mlplatform.plan.pod import plan_deployment
@@ -46,8 +56,18 @@ class MLModelServiceArgs(BaseModel):
     )
     autoscaling: AutoscalingConfig = Field(
         default_factory=AutoscalingConfig,
-        description="Effective HPA settings (StackConfig.effective_autoscaling(model)). Default: "
-        "AutoscalingConfig() defaults.",
+        description="Effective autoscaling (StackConfig.effective_autoscaling(model)). Only "
+        "cpu/memory signals: an HPA; any Prometheus signal: a KEDA ScaledObject (needs KEDA in "
+        "the cluster). Default: AutoscalingConfig() defaults (CPU 70 %).",
+    )
+    prometheus_address: str | None = Field(
+        default=None,
+        description="Prometheus the ScaledObject's triggers query (autoscaling.prometheus_address"
+        "(config)). Required with Prometheus signals.",
+    )
+    rate_window: str = Field(
+        default="60s",
+        description="Range of the rates Prometheus signals read (rate_window(scrape interval)).",
     )
     placement: GpuPlacement | None = Field(
         default=None,
@@ -60,10 +80,18 @@ class MLModelServiceArgs(BaseModel):
             raise ValueError(
                 f"model {self.model.name!r} requests GPUs; pass the GpuNodePool's placement"
             )
+        prometheus = self.autoscaling.signals.prometheus_signals()
+        if prometheus and not self.prometheus_address:
+            raise ValueError(
+                f"model {self.model.name!r} scales on {', '.join(prometheus)}, read from "
+                "Prometheus; pass prometheus_address (mlplatform.plan.autoscaling."
+                "prometheus_address(config))"
+            )
 
 
 class MLModelService(pulumi.ComponentResource):
-    """ServiceAccount, Deployment, Service, HPA, optional VPA, PDB, NetworkPolicy, canary track."""
+    """ServiceAccount, Deployment, Service, HPA or KEDA ScaledObject, optional VPA, PDB,
+    NetworkPolicy, canary track."""
 
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
@@ -92,12 +120,7 @@ class MLModelService(pulumi.ComponentResource):
         )
         stable_service = self._service(name, args, "stable", model.version)
 
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa",
-            metadata={"name": model.name, "namespace": namespace, "labels": labels},
-            spec=plan_hpa(model.name, args.autoscaling),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[stable]),
-        )
+        self._autoscaler(name, args, stable, labels)
         min_available = pdb_min_available(model.pdb, args.autoscaling)
         if min_available is not None:
             k8s.policy.v1.PodDisruptionBudget(
@@ -166,6 +189,45 @@ class MLModelService(pulumi.ComponentResource):
                 "namespace": self.namespace,
                 "clusterUrl": self.cluster_url,
             }
+        )
+
+    def _autoscaler(
+        self,
+        name: str,
+        args: MLModelServiceArgs,
+        stable: k8s.apps.v1.Deployment,
+        labels: dict[str, str],
+    ) -> None:
+        """An HPA on resource signals, or a KEDA ScaledObject when any signal is Prometheus'.
+
+        Both name their HPA after the model: switching kinds hands the live HPA (and the current
+        scale) from one owner to the other instead of two autoscalers fighting over replicas.
+        """
+        model, scaling = args.model, args.autoscaling
+        metadata = {"name": model.name, "namespace": args.namespace, "labels": labels}
+        opts = pulumi.ResourceOptions(parent=self, depends_on=[stable])
+        if autoscaler_kind(scaling) == "hpa":
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa", metadata=metadata, spec=plan_hpa(model.name, scaling), opts=opts
+            )
+            return
+        address = args.prometheus_address or ""
+        spec = pulumi.Output.from_input(args.namespace).apply(
+            lambda namespace: plan_scaled_object(
+                model.name,
+                model.name,
+                scaling,
+                signal_queries(namespace, model.name, scaling, args.rate_window),
+                address,
+            )
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-scaledobject",
+            api_version=KEDA_API_VERSION,
+            kind="ScaledObject",
+            metadata={**metadata, "annotations": {KEDA_TRANSFER_HPA: "true"}},
+            spec=spec,
+            opts=opts,
         )
 
     def _track(

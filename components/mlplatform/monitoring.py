@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlplatform.config import MonitoringConfig, StackConfig
+from mlplatform.core.names import PROMETHEUS_PORT, prometheus_url
 from mlplatform.plan.monitoring import dashboards as dashboards
 from mlplatform.plan.monitoring import prometheus as prom
 from mlplatform.plan.monitoring import rules as rules
@@ -300,7 +301,9 @@ class MonitoringStack(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        return self._url(self._service("prometheus", prom.PROMETHEUS_PORT), prom.PROMETHEUS_PORT)
+        self._service("prometheus", PROMETHEUS_PORT)
+        # The one spelling of this URL: KEDA's Prometheus triggers are written with it too.
+        return prometheus_url(self._name, self._args.settings.namespace)
 
     def _grafana(self, prometheus_url: str, dashboard_maps: list[pulumi.Output[str]]) -> str:
         args, name = self._args, self._name

@@ -20,6 +20,7 @@ from mlplatform.model_image import ModelImage, ModelImageArgs
 from mlplatform.model_service import MLModelService, MLModelServiceArgs
 from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
 from mlplatform.namespace import ModelNamespace, ModelNamespaceArgs
+from mlplatform.plan.autoscaling import prometheus_address, rate_window
 from mlplatform.plan.namespaces import ingress_namespace_labels
 from mlplatform.sources import gateway_crd_files
 
@@ -127,6 +128,8 @@ class MLPlatform(pulumi.ComponentResource):
                     image=image,
                     canary_image=canary_image,
                     autoscaling=config.effective_autoscaling(model),
+                    prometheus_address=prometheus_address(config),
+                    rate_window=rate_window(config.monitoring.scrape_interval),
                     placement=pool.placement if pool else None,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[pool] if pool else []),

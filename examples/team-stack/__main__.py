@@ -18,6 +18,7 @@ from mlplatform import (
     ModelIngressArgs,
     ModelNamespace,
     ModelNamespaceArgs,
+    SignalsConfig,
 )
 
 config = pulumi.Config()
@@ -47,7 +48,9 @@ service = MLModelService(
         namespace=namespace.name,
         image=image,
         canary_image=image.rsplit(":", 1)[0] + ":1.5.0-rc1",
-        autoscaling=AutoscalingConfig(min_replicas=2, max_replicas=6, in_flight_target=16),
+        autoscaling=AutoscalingConfig(
+            min_replicas=2, max_replicas=6, signals=SignalsConfig(cpu=60)
+        ),
     ),
 )
 

@@ -12,6 +12,7 @@ from mlplatform.config import (
     AutoscalingConfig,
     AutoscalingOverrides,
     ModelConfig,
+    SignalsConfig,
     StackConfig,
     top_level_keys,
 )
@@ -111,17 +112,20 @@ def test_reference_lists_every_key():
 
 
 def test_model_overrides_inherit_unless_set():
-    defaults = AutoscalingConfig(min_replicas=2, max_replicas=6, target_cpu_utilization=60)
+    defaults = AutoscalingConfig(min_replicas=2, max_replicas=6, signals=SignalsConfig(cpu=60))
     merged = defaults.merged(AutoscalingOverrides.model_validate({"maxReplicas": 9}))
-    assert (merged.min_replicas, merged.max_replicas, merged.target_cpu_utilization) == (2, 9, 60)
+    assert (merged.min_replicas, merged.max_replicas, merged.signals.cpu) == (2, 9, 60)
 
 
-def test_explicit_null_disables_a_metric_but_omission_inherits():
-    defaults = AutoscalingConfig()
-    disabled = defaults.merged(AutoscalingOverrides.model_validate({"targetCpuUtilization": None}))
-    assert disabled.target_cpu_utilization is None
-    assert disabled.target_memory_utilization == defaults.target_memory_utilization
-    assert defaults.merged(AutoscalingOverrides()).target_cpu_utilization == 70
+def test_a_models_signals_replace_the_whole_default_set():
+    defaults = AutoscalingConfig(signals=SignalsConfig(cpu=60, memory=80))
+    merged = defaults.merged(AutoscalingOverrides.model_validate({"signals": {"inFlight": 4}}))
+    assert merged.signals.targets() == {"in_flight": 4}
+    assert defaults.merged(AutoscalingOverrides()).signals.targets() == {"cpu": 60, "memory": 80}
+
+
+def test_default_autoscaling_is_cpu_only():
+    assert AutoscalingConfig().signals.targets() == {"cpu": 70}
 
 
 def test_camel_case_in_yaml_snake_case_in_python():

@@ -72,6 +72,14 @@ def job(**changes: Any) -> Callable[[dict], None]:
     return mutate
 
 
+def both(*mutations: Callable[[dict], None]) -> Callable[[dict], None]:
+    def mutate(config: dict) -> None:
+        for mutation in mutations:
+            mutation(config)
+
+    return mutate
+
+
 def duplicate_model(config: dict) -> None:
     config["mlplatform:models"][1] = {"name": "iris", "framework": "sklearn"}
 
@@ -158,7 +166,7 @@ CASES = [
         "vpa-fights-hpa",
         model(0, vpa={"mode": "auto"}),
         "mlplatform:models[0].vpa.controlledResources",
-        "both act on cpu, memory",
+        "signals.cpu would both act on cpu",
     ),
     (
         "vpa-mode",
@@ -316,17 +324,46 @@ CASES = [
         "required key is missing",
     ),
     (
-        "all-metrics-off",
-        model(
-            0,
-            autoscaling={
-                "targetCpuUtilization": None,
-                "targetMemoryUtilization": None,
-                "inFlightTarget": None,
-            },
+        "no-signal",
+        model(0, autoscaling={"signals": {}}),
+        "mlplatform:models[0].autoscaling.signals",
+        "no autoscaling signal is set",
+    ),
+    (
+        "moved-autoscaling-key",
+        key("mlplatform:autoscaling", {"targetCpuUtilization": 70}),
+        "mlplatform:autoscaling.targetCpuUtilization",
+        "moved to mlplatform:autoscaling.signals.cpu",
+    ),
+    (
+        "prometheus-signal-without-monitoring",
+        both(
+            model(0, autoscaling={"signals": {"inFlight": 4}}),
+            key("mlplatform:monitoring", {"enabled": False}),
         ),
-        "mlplatform:models[0].autoscaling",
-        "every HPA metric is disabled",
+        "mlplatform:models[0].autoscaling.signals.inFlight",
+        "monitoring is off",
+    ),
+    (
+        "gpu-signal-on-cpu-model",
+        model(0, autoscaling={"signals": {"gpuUtilization": 80}}),
+        "mlplatform:models[0].autoscaling.signals.gpuUtilization",
+        "requests no GPU",
+    ),
+    (
+        "operator-mode-without-prometheus-address",
+        both(
+            model(0, autoscaling={"signals": {"latencyP99Ms": 100}}),
+            key("mlplatform:monitoring", {"mode": "operator"}),
+        ),
+        "mlplatform:autoscaling.prometheusAddress",
+        "runs no Prometheus of its own",
+    ),
+    (
+        "in-flight-target-range",
+        key("mlplatform:autoscaling", {"signals": {"inFlight": 0}}),
+        "mlplatform:autoscaling.signals.inFlight",
+        "> 0",
     ),
     (
         "annotation-type",
@@ -336,8 +373,8 @@ CASES = [
     ),
     (
         "cpu-target",
-        key("mlplatform:autoscaling", {"targetCpuUtilization": 150}),
-        "mlplatform:autoscaling.targetCpuUtilization",
+        key("mlplatform:autoscaling", {"signals": {"cpu": 150}}),
+        "mlplatform:autoscaling.signals.cpu",
         "1..100",
     ),
     ("batch-size", model(0, maxBatchSize=0), "mlplatform:models[0].maxBatchSize", "1..100000"),

@@ -284,7 +284,7 @@ def test_consistent_config_has_no_issues():
                     "autoscaling": {
                         "minReplicas": 2,
                         "maxReplicas": 6,
-                        "targetMemoryUtilization": None,
+                        "signals": {"cpu": 70},
                     },
                     "vpa": {"mode": "auto", "controlledResources": ["memory"]},
                 },

@@ -1,4 +1,4 @@
-"""HPA, PDB, VPA, routes and network policy planning."""
+"""PDB, VPA, HPA behaviour, routes and network policy planning (signals: test_plan_autoscaling)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from mlplatform.config import AutoscalingConfig, IngressConfig, ModelConfig, PdbConfig, VpaConfig
 from mlplatform.plan.autoscaling import (
-    hpa_resource_metrics,
     pdb_min_available,
     plan_hpa,
     plan_pdb,
@@ -15,31 +14,6 @@ from mlplatform.plan.autoscaling import (
 )
 from mlplatform.plan.network import plan_default_deny, plan_model_allow
 from mlplatform.plan.routes import plan_ingress, plan_route
-
-
-def test_hpa_scales_on_cpu_memory_and_in_flight_requests():
-    spec = plan_hpa("iris", AutoscalingConfig(min_replicas=2, max_replicas=7, in_flight_target=2.5))
-    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"}
-    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 7)
-    metrics = {
-        m["type"] + ":" + (m.get("resource", {}).get("name") or m["pods"]["metric"]["name"]): m
-        for m in spec["metrics"]
-    }
-    assert metrics["Resource:cpu"]["resource"]["target"] == {
-        "type": "Utilization",
-        "averageUtilization": 70,
-    }
-    assert metrics["Resource:memory"]["resource"]["target"]["averageUtilization"] == 80
-    pods = metrics["Pods:model_infer_requests_in_flight"]["pods"]
-    assert pods["target"] == {"type": "AverageValue", "averageValue": "2500m"}
-
-
-def test_disabled_metrics_are_left_out():
-    spec = plan_hpa(
-        "iris", AutoscalingConfig(target_cpu_utilization=None, target_memory_utilization=None)
-    )
-    assert [m["type"] for m in spec["metrics"]] == ["Pods"]
-    assert hpa_resource_metrics(AutoscalingConfig(target_memory_utilization=None)) == ["cpu"]
 
 
 def test_hpa_scales_up_fast_and_down_slowly():

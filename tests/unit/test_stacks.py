@@ -95,7 +95,7 @@ def test_every_kubernetes_resource_uses_the_explicit_provider(graphs, stack):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_model_has_deployment_service_hpa_and_policy(graphs, stack):
+def test_every_model_has_deployment_service_autoscaler_and_policy(graphs, stack):
     graph = graphs[stack]
     for model in ("ml-model-1", "ml-model-2"):
         children = {r.name for r in graph.children_of(graph.named(f"mlplatform-model-{model}"))}
@@ -103,10 +103,25 @@ def test_every_model_has_deployment_service_hpa_and_policy(graphs, stack):
         assert {
             f"{prefix}-deployment",
             f"{prefix}-service",
-            f"{prefix}-hpa",
             f"{prefix}-netpol",
             f"{prefix}-sa",
         } <= children
+        # exactly one autoscaler owns the stable Deployment's scale
+        assert len({f"{prefix}-hpa", f"{prefix}-scaledobject"} & children) == 1
+
+
+def test_prometheus_signals_compile_to_scaled_objects_reading_the_stacks_prometheus(graphs):
+    graph = graphs["prod"]
+    (scaled,) = [
+        r
+        for r in graph.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")
+        if r.name == "mlplatform-model-ml-model-2-scaledobject"
+    ]
+    triggers = {t.get("name", t["type"]): t for t in scaled.inputs["spec"]["triggers"]}
+    assert set(triggers) == {"gpu-utilization", "in-flight"}
+    address = triggers["in-flight"]["metadata"]["serverAddress"]
+    assert address == "http://monitoring-prometheus.monitoring.svc:9090"
+    assert 'namespace="ml-prod"' in triggers["in-flight"]["metadata"]["query"]
 
 
 def test_dev_simulates_gpus_and_pulls_by_digest_from_the_local_registry(graphs):

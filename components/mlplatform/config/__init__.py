@@ -31,6 +31,7 @@ from mlplatform.config.model import (
     PdbConfig,
     ResourceAmounts,
     ResourcesConfig,
+    SignalsConfig,
     SloConfig,
     VpaConfig,
 )
@@ -39,6 +40,7 @@ from mlplatform.config.stack import SECRET_KEYS, StackConfig, top_level_keys
 __all__ = [
     "SECRET_KEYS",
     "AutoscalingConfig",
+    "SignalsConfig",
     "AutoscalingOverrides",
     "BatchDataConfig",
     "BatchJobConfig",

@@ -55,7 +55,7 @@ def _shown_factory_default(factory: Callable[[], Any]) -> str:
                 return "see the sub-keys"
         except ValidationError:
             pass
-        return json.dumps(value.model_dump(by_alias=True))
+        return json.dumps(value.model_dump(by_alias=True, exclude_none=True))
     return json.dumps(value)
 
 
@@ -150,6 +150,10 @@ PinnedImageRef = Annotated[
     ),
 ]
 UrlPath = Annotated[str, _pattern(r"^/[A-Za-z0-9._~\-/]*$", "an absolute path")]
+HttpUrl = Annotated[
+    str,
+    _pattern(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?(/[A-Za-z0-9._~\-/]*)?$", "an http(s) URL"),
+]
 PromDuration = Annotated[
     str, _pattern(r"^(?=.)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$", "a Prometheus duration")
 ]

@@ -145,6 +145,10 @@ def issues_from_validation_error(
             known = sorted(f.alias or n for n, f in owner.model_fields.items()) if owner else []
             close = difflib.get_close_matches(str(loc[-1]), known, n=1)
             suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+            moved = getattr(owner, "moved_keys", {}).get(str(loc[-1]))
+            if moved:
+                parent = key_path(*loc[:-1]) if loc[:-1] else "mlplatform"
+                suggestion = f" (moved to {parent}.{moved})"
             if "password" in str(loc[-1]).lower():
                 suggestion += (
                     "; passwords never go in plain config: "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import field_validator
 
@@ -11,6 +11,7 @@ from mlplatform.config.fields import (
     CpuQuantity,
     DnsLabel,
     DnsName,
+    HttpUrl,
     ImageRef,
     LabelValue,
     MemoryQuantity,
@@ -19,7 +20,13 @@ from mlplatform.config.fields import (
     UrlPath,
     setting,
 )
-from mlplatform.core.metrics import LATENCY_BUCKETS_SECONDS
+from mlplatform.core.metrics import (
+    GPU_UTIL,
+    IN_FLIGHT,
+    LATENCY_BUCKETS_SECONDS,
+    REQUEST_DURATION_BUCKET,
+    REQUEST_DURATION_COUNT,
+)
 from mlplatform.core.slo import FAST_BURN, MAX_BUDGET_PERCENT, MIN_AVAILABILITY_PERCENT
 
 
@@ -57,12 +64,106 @@ class ResourcesConfig(ConfigModel):
     )
 
 
+class SignalsConfig(ConfigModel):
+    """What the autoscaler scales on: each signal set here is a target, at most one per kind.
+
+    `cpu` and `memory` are resource metrics the HPA reads from metrics-server. The others are read
+    from Prometheus (the monitoring stack's, from the names the model server exports) by a KEDA
+    ScaledObject, which then owns the Deployment's scale and its HPA. The desired replica count is
+    the largest any signal asks for.
+    """
+
+    cpu: int | None = setting(
+        None,
+        doc="Average CPU utilization per pod, in percent of the CPU request (metrics-server).",
+        allowed="integer 1..100",
+        example=70,
+        ge=1,
+        le=100,
+    )
+    memory: int | None = setting(
+        None,
+        doc="Average memory utilization per pod, in percent of the memory request "
+        "(metrics-server). Model servers rarely shed memory when load drops; prefer VPA on memory.",
+        allowed="integer 1..100",
+        example=80,
+        ge=1,
+        le=100,
+    )
+    in_flight: float | None = setting(
+        None,
+        doc=f"Requests being processed per pod (`{IN_FLIGHT}`, summed over the stable pods and "
+        "divided by their count; Prometheus).",
+        allowed="number > 0 and <= 10000",
+        example=4,
+        gt=0,
+        le=10000,
+    )
+    rps: float | None = setting(
+        None,
+        doc=f"Inference requests per second per pod (rate of `{REQUEST_DURATION_COUNT}` over the "
+        "stable pods; Prometheus).",
+        allowed="number > 0 and <= 1000000",
+        example=100,
+        gt=0,
+        le=1_000_000,
+    )
+    latency_p99_ms: float | None = setting(
+        None,
+        doc=f"99th-percentile request latency of the stable pods in milliseconds (from "
+        f"`{REQUEST_DURATION_BUCKET}`; Prometheus). Replicas grow in proportion to how far the "
+        "latency is above the target.",
+        allowed="number >= 1 and <= 600000",
+        example=100,
+        ge=1,
+        le=600_000,
+    )
+    gpu_utilization: int | None = setting(
+        None,
+        doc=f"Average GPU utilization of the stable pods in percent (`{GPU_UTIL}` from NVIDIA's "
+        "dcgm-exporter; Prometheus). Needs resources.gpus > 0.",
+        allowed="integer 1..100",
+        example=80,
+        ge=1,
+        le=100,
+    )
+
+    def targets(self) -> dict[str, float]:
+        """The signals that are set, by attribute name, in declaration order."""
+        return {
+            name: getattr(self, name)
+            for name in type(self).model_fields
+            if getattr(self, name) is not None
+        }
+
+    def resource_signals(self) -> list[str]:
+        """Container resources scaled on (what a VPA must then leave alone)."""
+        return [name for name in RESOURCE_SIGNALS if getattr(self, name) is not None]
+
+    def prometheus_signals(self) -> list[str]:
+        """Signals read from Prometheus, which need monitoring and KEDA."""
+        return [name for name in PROMETHEUS_SIGNALS if getattr(self, name) is not None]
+
+
+RESOURCE_SIGNALS = ("cpu", "memory")
+PROMETHEUS_SIGNALS = ("in_flight", "rps", "latency_p99_ms", "gpu_utilization")
+
+# Keys of the autoscaling API before signals, and where each went (named in the unknown-key error).
+MOVED_AUTOSCALING_KEYS = {
+    "targetCpuUtilization": "signals.cpu",
+    "targetMemoryUtilization": "signals.memory",
+    "inFlightTarget": "signals.inFlight",
+}
+
+
 class AutoscalingConfig(ConfigModel):
-    """HPA settings. As `mlplatform:autoscaling` these are the defaults for every model."""
+    """Autoscaling. As `mlplatform:autoscaling` these are the defaults for every model."""
+
+    moved_keys: ClassVar[dict[str, str]] = MOVED_AUTOSCALING_KEYS
 
     min_replicas: int = setting(
         1,
-        doc="HPA minReplicas (also the initial Deployment size).",
+        doc="Fewest replicas (also the initial Deployment size).",
         allowed="integer 1..1000",
         example=2,
         ge=1,
@@ -70,40 +171,23 @@ class AutoscalingConfig(ConfigModel):
     )
     max_replicas: int = setting(
         3,
-        doc="HPA maxReplicas.",
+        doc="Most replicas.",
         allowed="integer 1..1000, >= minReplicas",
         example=5,
         ge=1,
         le=1000,
     )
-    target_cpu_utilization: int | None = setting(
-        70,
-        doc="Average CPU utilization target in percent of the request; null disables it.",
-        allowed="integer 1..100 or null",
-        example=70,
-        ge=1,
-        le=100,
-    )
-    target_memory_utilization: int | None = setting(
-        80,
-        doc="Average memory utilization target in percent of the request; null disables it.",
-        allowed="integer 1..100 or null",
-        example=80,
-        ge=1,
-        le=100,
-    )
-    in_flight_target: float | None = setting(
-        4.0,
-        doc="Average `model_infer_requests_in_flight` per pod (a Pods metric served by a "
-        "custom-metrics adapter); null disables it.",
-        allowed="number > 0 and <= 10000, or null",
-        example=4,
-        gt=0,
-        le=10000,
+    signals: SignalsConfig = setting(
+        default_factory=lambda: SignalsConfig(cpu=70),
+        doc="What to scale on, each with its target; see autoscaling.signals.* keys. Only cpu and "
+        "memory: an autoscaling/v2 HPA. Any other signal: a KEDA ScaledObject (cpu/memory become "
+        "its resource triggers).",
+        allowed="{cpu, memory, inFlight, rps, latencyP99Ms, gpuUtilization}, at least one set",
+        example="{inFlight: 4}",
     )
     scale_up_stabilization_seconds: int = setting(
         0,
-        doc="HPA scale-up stabilization window.",
+        doc="Scale-up stabilization window.",
         allowed="integer 0..3600",
         example=0,
         ge=0,
@@ -111,33 +195,44 @@ class AutoscalingConfig(ConfigModel):
     )
     scale_down_stabilization_seconds: int = setting(
         300,
-        doc="HPA scale-down stabilization window; long enough to ride out request bursts.",
+        doc="Scale-down stabilization window; long enough to ride out request bursts.",
         allowed="integer 0..3600",
         example=300,
         ge=0,
         le=3600,
     )
+    polling_interval_seconds: int = setting(
+        15,
+        doc="How often KEDA evaluates a ScaledObject's triggers (KEDA's own default is 30 s; 15 "
+        "matches the HPA's sync period, which reads the same metrics).",
+        allowed="integer 1..300",
+        example=15,
+        ge=1,
+        le=300,
+    )
+    prometheus_address: HttpUrl | None = setting(
+        None,
+        doc="Prometheus that KEDA queries for Prometheus signals; null means the monitoring "
+        "stack's own Prometheus (monitoring.mode deploy). Required with monitoring.mode operator.",
+        allowed="an http(s) URL such as 'http://prometheus-operated.monitoring.svc:9090'",
+        example="http://prometheus-operated.monitoring.svc:9090",
+    )
 
     def merged(self, overrides: AutoscalingOverrides) -> AutoscalingConfig:
-        """These defaults with a model's overrides applied.
-
-        Only keys the model actually sets count: an explicit null on a metric target disables that
-        metric for the model, an omitted key inherits the stack default.
-        """
+        """These defaults with a model's overrides applied: every key the model sets replaces the
+        stack's (a model's `signals` replaces the whole set, so it scales on exactly those)."""
         values = self.model_dump()
         for name in overrides.model_fields_set:
             value = getattr(overrides, name)
-            if value is None and name not in _NULLABLE_TARGETS:
-                continue
-            values[name] = value
+            if value is not None:
+                values[name] = value.model_dump() if isinstance(value, ConfigModel) else value
         return AutoscalingConfig.model_validate(values)
 
 
-_NULLABLE_TARGETS = {"target_cpu_utilization", "target_memory_utilization", "in_flight_target"}
-
-
 class AutoscalingOverrides(ConfigModel):
-    """Per-model HPA overrides; each key omitted here inherits `mlplatform:autoscaling`."""
+    """Per-model autoscaling; each key omitted here inherits `mlplatform:autoscaling`."""
+
+    moved_keys: ClassVar[dict[str, str]] = MOVED_AUTOSCALING_KEYS
 
     min_replicas: int | None = setting(
         None,
@@ -155,29 +250,11 @@ class AutoscalingOverrides(ConfigModel):
         ge=1,
         le=1000,
     )
-    target_cpu_utilization: int | None = setting(
+    signals: SignalsConfig | None = setting(
         None,
-        doc="Overrides the CPU target; explicit null disables the CPU metric.",
-        allowed="integer 1..100 or null",
-        example=70,
-        ge=1,
-        le=100,
-    )
-    target_memory_utilization: int | None = setting(
-        None,
-        doc="Overrides the memory target; explicit null disables the memory metric.",
-        allowed="integer 1..100 or null",
-        example=80,
-        ge=1,
-        le=100,
-    )
-    in_flight_target: float | None = setting(
-        None,
-        doc="Overrides the in-flight target; explicit null disables the custom metric.",
-        allowed="number > 0 and <= 10000, or null",
-        example=4,
-        gt=0,
-        le=10000,
+        doc="Replaces autoscaling.signals for this model (the whole set, not key by key).",
+        allowed="{cpu, memory, inFlight, rps, latencyP99Ms, gpuUtilization}, at least one set",
+        example="{inFlight: 4}",
     )
     scale_up_stabilization_seconds: int | None = setting(
         None,
@@ -194,6 +271,14 @@ class AutoscalingOverrides(ConfigModel):
         example=300,
         ge=0,
         le=3600,
+    )
+    polling_interval_seconds: int | None = setting(
+        None,
+        doc="Overrides the KEDA polling interval.",
+        allowed="integer 1..300",
+        example=15,
+        ge=1,
+        le=300,
     )
 
 

@@ -19,7 +19,9 @@ READY_PATH = "/v2/health/ready"
 METRICS_PATH = "/metrics"
 MODEL_DIR = "/model"
 # The per-pod gauge the HPA's Pods metric averages (exported by models/serving).
-IN_FLIGHT_METRIC = "model_infer_requests_in_flight"
+# MLPlatform's MonitoringStack: its component name prefixes its objects ("monitoring-prometheus").
+MONITORING_COMPONENT = "monitoring"
+PROMETHEUS_PORT = 9090
 
 PART_OF = "mlplatform"
 COMPONENT = "model-server"
@@ -74,3 +76,8 @@ def platform_labels(component: str) -> dict[str, str]:
         "app.kubernetes.io/managed-by": "pulumi",
         "app.kubernetes.io/component": component,
     }
+
+
+def prometheus_url(component: str, namespace: str) -> str:
+    """In-cluster URL of the Prometheus a MonitoringStack named `component` deploys."""
+    return f"http://{component}-prometheus.{namespace}.svc:{PROMETHEUS_PORT}"

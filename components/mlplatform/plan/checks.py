@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mlplatform.config import ModelConfig, StackConfig
+from mlplatform.config import AutoscalingConfig, ModelConfig, StackConfig
 from mlplatform.config.errors import ConfigIssue, key_path, rm_command, set_command
 from mlplatform.core.quantity import cpu_cores, memory_bytes
-from mlplatform.plan.autoscaling import hpa_resource_metrics
+from mlplatform.plan.autoscaling import prometheus_address
 from mlplatform.plan.image import SOURCE_ARG, ModelFolder, foreign_copies
 from mlplatform.plan.routes import plan_route
 
@@ -113,21 +113,21 @@ def _check_scaling(issues: _Issues, index: int, model: ModelConfig, config: Stac
             f"an integer >= {scaling.min_replicas}",
             example=scaling.min_replicas,
         )
-    if (
-        scaling.target_cpu_utilization is None
-        and scaling.target_memory_utilization is None
-        and scaling.in_flight_target is None
-    ):
+    own_signals = "signals" in model.autoscaling.model_fields_set
+    signals_base = (
+        ("models", index, "autoscaling", "signals") if own_signals else ("autoscaling", "signals")
+    )
+    targets = scaling.signals.targets()
+    if not targets:
         issues.add(
-            ("models", index, "autoscaling"),
-            model.autoscaling.model_dump(by_alias=True, exclude_unset=True),
-            "every HPA metric is disabled (the HPA would fall back to an implicit CPU target)",
-            "at least one of targetCpuUtilization, targetMemoryUtilization, inFlightTarget",
+            signals_base,
+            {},
+            f"no autoscaling signal is set for model {model.name!r}",
+            "at least one of cpu, memory, inFlight, rps, latencyP99Ms, gpuUtilization",
             example=70,
-            fix=set_command(
-                issues.stack, key_path("models", index, "autoscaling", "targetCpuUtilization"), 70
-            ),
+            fix=set_command(issues.stack, key_path(*signals_base, "cpu"), 70),
         )
+    _check_signals(issues, signals_base, model, scaling, config)
     min_available = model.pdb.min_available
     if min_available is not None and min_available >= scaling.min_replicas:
         issues.add(
@@ -140,19 +140,82 @@ def _check_scaling(issues: _Issues, index: int, model: ModelConfig, config: Stac
             + " (the default is minReplicas-1), or raise minReplicas",
         )
     if model.vpa is not None and model.vpa.mode != "off":
-        overlap = sorted(set(model.vpa.controlled_resources) & set(hpa_resource_metrics(scaling)))
+        overlap = sorted(
+            set(model.vpa.controlled_resources) & set(scaling.signals.resource_signals())
+        )
         if overlap:
             issues.add(
                 ("models", index, "vpa", "controlledResources"),
                 list(model.vpa.controlled_resources),
-                f"VPA mode {model.vpa.mode!r} and the HPA would both act on {', '.join(overlap)}"
-                " and fight each other",
-                "resources the HPA does not target, or VPA mode 'off'",
+                f"VPA mode {model.vpa.mode!r} and the autoscaler's "
+                f"{' and '.join(f'signals.{r}' for r in overlap)} would both act on "
+                f"{', '.join(overlap)} and fight each other",
+                "resources no autoscaling signal targets, or VPA mode 'off'",
                 example='["memory"]' if overlap == ["cpu"] else "<value>",
                 fix=set_command(issues.stack, key_path("models", index, "vpa", "mode"), "off")
-                + ", or disable the HPA target (e.g. autoscaling.targetCpuUtilization: null)"
+                + ", or scale on another signal (e.g. autoscaling.signals: {inFlight: 4})"
                 " and keep the VPA on that resource",
             )
+
+
+_SIGNAL_KEYS = {
+    "cpu": "cpu",
+    "memory": "memory",
+    "in_flight": "inFlight",
+    "rps": "rps",
+    "latency_p99_ms": "latencyP99Ms",
+    "gpu_utilization": "gpuUtilization",
+}
+
+
+def _check_signals(
+    issues: _Issues,
+    base: tuple[str | int, ...],
+    model: ModelConfig,
+    scaling: AutoscalingConfig,
+    config: StackConfig,
+) -> None:
+    """Each Prometheus signal must be readable: a Prometheus that scrapes the model, and (for GPU
+    utilization) a GPU to measure."""
+    prometheus = scaling.signals.prometheus_signals()
+    for name in prometheus:
+        key = (*base, _SIGNAL_KEYS[name])
+        value = getattr(scaling.signals, name)
+        if name == "gpu_utilization" and model.resources.gpus == 0:
+            issues.add(
+                key,
+                value,
+                f"model {model.name!r} requests no GPU, so dcgm-exporter reports no utilization "
+                "for its pods and the signal would never have a value",
+                "gpuUtilization only with resources.gpus > 0; cpu, inFlight or latencyP99Ms "
+                "for CPU models",
+                fix=rm_command(issues.stack, key_path(*key)),
+            )
+    if not prometheus:
+        return
+    first = (*base, _SIGNAL_KEYS[prometheus[0]])
+    if not config.monitoring.enabled:
+        issues.add(
+            first,
+            getattr(scaling.signals, prometheus[0]),
+            f"Prometheus signals ({', '.join(_SIGNAL_KEYS[n] for n in prometheus)}) are read "
+            "from the monitoring stack's Prometheus, but monitoring is off",
+            "Prometheus signals with monitoring.enabled true; cpu/memory without it",
+            fix=set_command(issues.stack, key_path("monitoring", "enabled"), "true"),
+        )
+    elif prometheus_address(config) is None:
+        issues.add(
+            ("autoscaling", "prometheusAddress"),
+            None,
+            f"model {model.name!r} scales on Prometheus signals, and with monitoring.mode "
+            f"{config.monitoring.mode!r} the platform runs no Prometheus of its own to ask",
+            "the URL of the Prometheus that scrapes the model pods",
+            fix=set_command(
+                issues.stack,
+                key_path("autoscaling", "prometheusAddress"),
+                "http://prometheus-operated.monitoring.svc:9090",
+            ),
+        )
 
 
 def _check_gpu(issues: _Issues, index: int, model: ModelConfig, config: StackConfig) -> None:

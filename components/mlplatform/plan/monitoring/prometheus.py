@@ -11,9 +11,9 @@ from typing import Any
 
 from mlplatform.config import MonitoringConfig
 from mlplatform.core import metrics as m
+from mlplatform.core.names import PROMETHEUS_PORT
 from mlplatform.plan.monitoring.inputs import MonitoredModel
 
-PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
 ALERTMANAGER_PORT = 9093
 CONFIG_DIR = "/etc/prometheus"

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from mlplatform.config import MonitoringConfig
+from mlplatform.core.names import PROMETHEUS_PORT
 from mlplatform.plan.monitoring import prometheus as p
 
 NOBODY = 65534  # the uid the prometheus and alertmanager images run as
@@ -119,11 +120,11 @@ def prometheus_deployment(
                             f"--config.file={p.CONFIG_DIR}/prometheus.yml",
                             "--storage.tsdb.path=/prometheus",
                             f"--storage.tsdb.retention.time={settings.retention}",
-                            f"--web.listen-address=:{p.PROMETHEUS_PORT}",
+                            f"--web.listen-address=:{PROMETHEUS_PORT}",
                         ],
-                        "ports": [{"name": "http", "containerPort": p.PROMETHEUS_PORT}],
-                        "readinessProbe": _probe("/-/ready", p.PROMETHEUS_PORT, 5),
-                        "livenessProbe": _probe("/-/healthy", p.PROMETHEUS_PORT, 30),
+                        "ports": [{"name": "http", "containerPort": PROMETHEUS_PORT}],
+                        "readinessProbe": _probe("/-/ready", PROMETHEUS_PORT, 5),
+                        "livenessProbe": _probe("/-/healthy", PROMETHEUS_PORT, 30),
                         "resources": _resources("250m", "512Mi", "1", "2Gi"),
                         "securityContext": _container_security(),
                         "volumeMounts": [
