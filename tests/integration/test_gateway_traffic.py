@@ -77,19 +77,11 @@ def gateway(stack, layout) -> str:
     return base
 
 
-def _kubectl(tool_env, *args: str) -> str:
-    proc = subprocess.run(
-        [tool("kubectl"), *args], env=tool_env, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
-
-
-def _pods(tool_env, track: str | None = None, model: str = MODEL) -> list[dict]:
+def _pods(kubectl, track: str | None = None, model: str = MODEL) -> list[dict]:
     selector = f"app.kubernetes.io/name={model}"
     if track:
         selector += f",mlplatform.io/track={track}"
-    out = _kubectl(tool_env, "get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json")
+    out = kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json").stdout
     return [
         p
         for p in json.loads(out)["items"]
@@ -97,13 +89,13 @@ def _pods(tool_env, track: str | None = None, model: str = MODEL) -> list[dict]:
     ]
 
 
-def _infer_request(gateway: str, tool_env, model: str = MODEL) -> tuple[str, dict]:
+def _infer_request(gateway: str, kubectl, model: str = MODEL) -> tuple[str, dict]:
     """URL and body of an Open Inference Protocol request with the model's recorded sample."""
     base = f"{gateway}/models/{model}"
     meta = httpx.get(f"{base}/v2/models/{model}", timeout=10).json()
-    pod = _pods(tool_env, model=model)[0]["metadata"]["name"]
+    pod = _pods(kubectl, model=model)[0]["metadata"]["name"]
     manifest = json.loads(
-        _kubectl(tool_env, "exec", "-n", NAMESPACE, pod, "--", "cat", "/model/model.json")
+        kubectl("exec", "-n", NAMESPACE, pod, "--", "cat", "/model/model.json").stdout
     )
     rows = manifest["sample"]["inputs"][:1]
     tensor = meta["inputs"][0]
@@ -139,9 +131,9 @@ def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float
     return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
-def test_every_model_answers_through_its_route_and_unknown_paths_get_404(gateway, tool_env):
+def test_every_model_answers_through_its_route_and_unknown_paths_get_404(gateway, kubectl):
     for model in ("ml-model-1", "ml-model-2"):
-        url, body = _infer_request(gateway, tool_env, model)
+        url, body = _infer_request(gateway, kubectl, model)
         response = httpx.post(url, json=body, timeout=30)
         assert response.status_code == 200, (model, response.text[:300])
         assert response.json()["model_name"] == model
@@ -149,12 +141,12 @@ def test_every_model_answers_through_its_route_and_unknown_paths_get_404(gateway
     assert missing.status_code == 404
 
 
-def test_load_spreads_evenly_over_the_stable_replicas(gateway, tool_env):
-    stable = _pods(tool_env, "stable")
+def test_load_spreads_evenly_over_the_stable_replicas(gateway, tool_env, kubectl):
+    stable = _pods(kubectl, "stable")
     assert len(stable) == 3, [p["metadata"]["name"] for p in stable]
-    canary = _pods(tool_env, "canary")
+    canary = _pods(kubectl, "canary")
     before = _served(tool_env, stable + canary)
-    url, body = _infer_request(gateway, tool_env)
+    url, body = _infer_request(gateway, kubectl)
     result = Load(url, body, requests=REQUESTS, max_seconds=240, concurrency=8).run()
     print(f"\n[gateway] load balancing: {result.summary()}")
     assert result.ok == REQUESTS, result.summary()
@@ -180,10 +172,10 @@ def test_canary_weight_change_updates_only_the_route(stack):
     stack("preview", "--expect-no-changes")
 
 
-def test_canary_receives_its_weight(gateway, tool_env):
-    stable, canary = _pods(tool_env, "stable"), _pods(tool_env, "canary")
+def test_canary_receives_its_weight(gateway, tool_env, kubectl):
+    stable, canary = _pods(kubectl, "stable"), _pods(kubectl, "canary")
     before = _served(tool_env, stable + canary)
-    url, body = _infer_request(gateway, tool_env)
+    url, body = _infer_request(gateway, kubectl)
     result = Load(url, body, requests=REQUESTS, max_seconds=240, concurrency=8).run()
     assert result.ok == REQUESTS, result.summary()
     served = _delta(before, _served(tool_env, stable + canary))
@@ -193,8 +185,8 @@ def test_canary_receives_its_weight(gateway, tool_env):
     assert set(result.versions) == {"v1", "v2"}, result.versions
 
 
-def test_rolling_update_under_load_drops_nothing(stack, gateway, tool_env):
-    url, body = _infer_request(gateway, tool_env)
+def test_rolling_update_under_load_drops_nothing(stack, gateway, kubectl):
+    url, body = _infer_request(gateway, kubectl)
     stack("config", "set", "--path", "mlplatform:models[0].version", "v3")
     with Load(url, body, requests=100_000, max_seconds=600, concurrency=4) as load:
         time.sleep(3)
@@ -205,20 +197,20 @@ def test_rolling_update_under_load_drops_nothing(stack, gateway, tool_env):
     assert result.failed == 0, result.summary()
     assert result.versions["v1"] > 0 and result.versions["v3"] > 0, result.versions
     assert {
-        p["metadata"]["labels"]["app.kubernetes.io/version"] for p in _pods(tool_env, "stable")
+        p["metadata"]["labels"]["app.kubernetes.io/version"] for p in _pods(kubectl, "stable")
     } == {"v3"}
 
 
-def test_node_drain_under_load_keeps_the_budget_and_drops_nothing(gateway, tool_env, layout):
-    stable = _pods(tool_env, "stable")
+def test_node_drain_under_load_keeps_the_budget_and_drops_nothing(gateway, kubectl, layout):
+    stable = _pods(kubectl, "stable")
     node = stable[0]["spec"]["nodeName"]
-    url, body = _infer_request(gateway, tool_env)
+    url, body = _infer_request(gateway, kubectl)
     budgets: list[int] = []
     stop = threading.Event()
 
     def watch_budget():
         while not stop.is_set():
-            pdb = json.loads(_kubectl(tool_env, "get", "pdb", "-n", NAMESPACE, MODEL, "-o", "json"))
+            pdb = json.loads(kubectl("get", "pdb", "-n", NAMESPACE, MODEL, "-o", "json").stdout)
             budgets.append(pdb["status"].get("disruptionsAllowed", 0))
             stop.wait(0.5)
 
@@ -227,8 +219,7 @@ def test_node_drain_under_load_keeps_the_budget_and_drops_nothing(gateway, tool_
     try:
         with Load(url, body, requests=100_000, max_seconds=600, concurrency=4) as load:
             time.sleep(2)
-            _kubectl(
-                tool_env,
+            kubectl(
                 "drain",
                 node,
                 "--ignore-daemonsets",
@@ -239,19 +230,19 @@ def test_node_drain_under_load_keeps_the_budget_and_drops_nothing(gateway, tool_
             )
             wait_for(
                 f"{MODEL} back to 3 ready stable replicas",
-                lambda: len([p for p in _pods(tool_env, "stable") if _ready(p)]) == 3,
+                lambda: len([p for p in _pods(kubectl, "stable") if _ready(p)]) == 3,
                 timeout=300,
             )
             time.sleep(2)
     finally:
         stop.set()
         watcher.join(5)
-        _kubectl(tool_env, "uncordon", node)
+        kubectl("uncordon", node)
     result = load.result
     print(f"\n[gateway] drain of {node} under load: {result.summary()}; budgets {set(budgets)}")
     assert result.failed == 0, result.summary()
     assert budgets and min(budgets) >= 0, budgets
-    assert all(p["spec"]["nodeName"] != node for p in _pods(tool_env, "stable"))
+    assert all(p["spec"]["nodeName"] != node for p in _pods(kubectl, "stable"))
 
 
 def _ready(pod: dict) -> bool:
@@ -260,16 +251,16 @@ def _ready(pod: dict) -> bool:
     )
 
 
-def test_a_killed_replica_fails_only_until_its_endpoint_leaves_rotation(gateway, tool_env, layout):
+def test_a_killed_replica_fails_only_until_its_endpoint_leaves_rotation(gateway, kubectl, layout):
     """SIGKILL one stable replica's container under load. Requests routed to it fail from the
     kill until its kubelet reports it not Ready and the gateway drops the endpoint (the gateway
     does not retry); after that window nothing fails, and the replica comes back."""
-    victim = _pods(tool_env, "stable")[0]
+    victim = _pods(kubectl, "stable")[0]
     name, node = victim["metadata"]["name"], victim["spec"]["nodeName"]
     status = victim["status"]["containerStatuses"][0]
     container = status["containerID"].removeprefix("containerd://")
     socket = f"unix://{layout['CLUSTER_RUN']}/nodes/{node}/containerd.sock"
-    url, body = _infer_request(gateway, tool_env)
+    url, body = _infer_request(gateway, kubectl)
     with Load(url, body, requests=100_000, max_seconds=300, concurrency=8) as load:
         time.sleep(2)
         killed = time.monotonic()
@@ -281,7 +272,7 @@ def test_a_killed_replica_fails_only_until_its_endpoint_leaves_rotation(gateway,
         )
 
         def replaced():
-            pod = json.loads(_kubectl(tool_env, "get", "pod", "-n", NAMESPACE, name, "-o", "json"))
+            pod = json.loads(kubectl("get", "pod", "-n", NAMESPACE, name, "-o", "json").stdout)
             restarts = pod["status"]["containerStatuses"][0]["restartCount"]
             return restarts > status["restartCount"] and _ready(pod)
 
@@ -301,12 +292,12 @@ def test_a_killed_replica_fails_only_until_its_endpoint_leaves_rotation(gateway,
 
 
 def test_network_policy_admits_the_gateway_and_prometheus_but_not_other_namespaces(
-    gateway, tool_env, layout, kubectl
+    gateway, layout, kubectl
 ):
     """New connections to a model pod, each made from inside another pod's own network
     namespace: from the gateway's and Prometheus' pods they are answered, from a pod of an
     unrelated namespace they are not (kube-network-policies enforces the default-deny)."""
-    url = f"http://{_pods(tool_env, 'stable')[0]['status']['podIP']}:8080/v2/health/live"
+    url = f"http://{_pods(kubectl, 'stable')[0]['status']['podIP']}:8080/v2/health/live"
     net = PodNet(layout, kubectl)
     outsider = "gw-it-outsider"
     pause = f"{layout['REGISTRY']}/pause:3.10.1"
@@ -315,11 +306,10 @@ def test_network_policy_admits_the_gateway_and_prometheus_but_not_other_namespac
         kubectl("run", "outsider", "-n", outsider, "--image", pause, "--restart=Never")
         kubectl("wait", "-n", outsider, "pod/outsider", "--for=condition=Ready", "--timeout=120s")
         gateway_pod = json.loads(
-            _kubectl(tool_env, "get", "pods", "-n", "mlplatform-gateway", "-o", "json")
+            kubectl("get", "pods", "-n", "mlplatform-gateway", "-o", "json").stdout
         )["items"][0]["metadata"]["name"]
         prometheus_pod = json.loads(
-            _kubectl(
-                tool_env,
+            kubectl(
                 "get",
                 "pods",
                 "-n",
@@ -328,7 +318,7 @@ def test_network_policy_admits_the_gateway_and_prometheus_but_not_other_namespac
                 "app.kubernetes.io/name=prometheus",
                 "-o",
                 "json",
-            )
+            ).stdout
         )["items"][0]["metadata"]["name"]
         assert net.reaches("mlplatform-gateway", gateway_pod, url)
         assert net.reaches("monitoring", prometheus_pod, url)

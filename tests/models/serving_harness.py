@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,3 +165,33 @@ def build_image(
     if check:
         assert proc.returncode == 0, f"building {source} failed:\n{proc.stderr[-4000:]}"
     return proc
+
+
+@dataclass(frozen=True)
+class ServedImage:
+    """A model image running as a container on the host network (see served_image)."""
+
+    container: str
+    url: str
+    grpc_target: str
+
+
+@contextlib.contextmanager
+def served_image(docker: str, image: str, **env: str) -> Iterator[ServedImage]:
+    """Run `image` detached on loopback ports of its own until it is ready; remove it after.
+
+    `env` adds or overrides the server's environment (PORT, GRPC_PORT and HOST are chosen here).
+    """
+    port, grpc_port = free_port(), free_port()
+    settings = {"PORT": str(port), "GRPC_PORT": str(grpc_port), "HOST": "127.0.0.1", **env}
+    flags = [part for name, value in settings.items() for part in ("-e", f"{name}={value}")]
+    cid = docker_run(docker, "run", "-d", "--network", "host", *flags, image).stdout.strip()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(
+            f"{image} container ready",
+            lambda: httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200,
+        )
+        yield ServedImage(cid, url, f"127.0.0.1:{grpc_port}")
+    finally:
+        docker_run(docker, "rm", "-f", cid, check=False)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from serving.manifest import ModelManifest, load_manifest
-from serving_harness import MODELS, build_image, docker_run, free_port, wait_for
+from serving_harness import MODELS, build_image, docker_run, served_image
 
 TEMPLATE, ADDED = "ml_model_1", "ml_model_3"
 MODEL_FOLDERS = sorted(p.parent.name for p in MODELS.glob("*/Dockerfile"))
@@ -126,30 +126,10 @@ def test_a_copied_folder_builds_and_serves_the_copys_model(docker, added_image, 
     info = json.loads(docker_run(docker, "image", "inspect", added_image).stdout)[0]
     assert info["Config"]["Labels"][SOURCE_LABEL] == ADDED
 
-    port = free_port()
-    cid = docker_run(
-        docker,
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "-e",
-        f"PORT={port}",
-        "-e",
-        f"GRPC_PORT={free_port()}",
-        "-e",
-        "HOST=127.0.0.1",
-        added_image,
-    ).stdout.strip()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(
-            f"{ADDED} container ready",
-            lambda: httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200,
-        )
+    with served_image(docker, added_image) as served:
         rows = image_manifest.sample.inputs
         r = httpx.post(
-            f"{url}/v2/models/{ADDED}/infer",
+            f"{served.url}/v2/models/{ADDED}/infer",
             json={
                 "inputs": [
                     {
@@ -168,5 +148,3 @@ def test_a_copied_folder_builds_and_serves_the_copys_model(docker, added_image, 
             outputs["probabilities"]["data"], outputs["probabilities"]["shape"]
         )
         np.testing.assert_allclose(probabilities, image_manifest.sample.probabilities, atol=1e-5)
-    finally:
-        docker_run(docker, "rm", "-f", cid, check=False)

@@ -12,7 +12,7 @@ import pytest
 
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving_harness import MODELS, build_image, docker_run, free_port, wait_for
+from serving_harness import MODELS, build_image, docker_run, served_image
 
 pytestmark = pytest.mark.slow
 
@@ -51,44 +51,22 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
     manifest = json.loads(
         docker_run(docker, "run", "--rm", images[model], "cat", "/model/model.json").stdout
     )
-    port, grpc_port = free_port(), free_port()
-    cid = docker_run(
-        docker,
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "-e",
-        f"PORT={port}",
-        "-e",
-        f"GRPC_PORT={grpc_port}",
-        "-e",
-        "HOST=127.0.0.1",
-        "-e",
-        "DRAIN_SECONDS=1",
-        images[model],
-    ).stdout.strip()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(
-            f"{model} container ready",
-            lambda: httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200,
-        )
+    with served_image(docker, images[model], DRAIN_SECONDS="1") as served:
         r = httpx.post(
-            f"{url}/predict", json={"instances": manifest["sample"]["inputs"][:1]}, timeout=10
+            f"{served.url}/predict",
+            json={"instances": manifest["sample"]["inputs"][:1]},
+            timeout=10,
         )
         assert r.status_code == 200
         np.testing.assert_allclose(
             r.json()["probabilities"], manifest["sample"]["probabilities"][:1], atol=1e-5
         )
-        _check_grpc(f"127.0.0.1:{grpc_port}", manifest)
-        docker_run(docker, "stop", "-t", "30", cid)
-        state = json.loads(docker_run(docker, "inspect", cid).stdout)[0]["State"]
+        _check_grpc(served.grpc_target, manifest)
+        docker_run(docker, "stop", "-t", "30", served.container)
+        state = json.loads(docker_run(docker, "inspect", served.container).stdout)[0]["State"]
         assert state["ExitCode"] == 0
-        logs = docker_run(docker, "logs", cid).stderr.strip().splitlines()
+        logs = docker_run(docker, "logs", served.container).stderr.strip().splitlines()
         assert all(json.loads(line)["time"] for line in logs)
-    finally:
-        docker_run(docker, "rm", "-f", cid, check=False)
 
 
 def _check_grpc(target: str, manifest: dict) -> None:
@@ -146,28 +124,13 @@ def test_native_target_serves_with_scikit_learn(docker, images):
     tag = "mlplatform-test/ml_model_1:native"
     build_image(docker, MODELS, "ml_model_1", tag, "--target", "native")
     assert docker_run(docker, "run", "--rm", tag, "id", "-u").stdout.strip() == "10001"
-    port = free_port()
-    cid = docker_run(
-        docker,
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "-e",
-        f"PORT={port}",
-        "-e",
-        f"GRPC_PORT={free_port()}",
-        tag,
-    ).stdout.strip()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for("native container ready", lambda: httpx.get(f"{url}/v2/health/ready").is_success)
-        meta = httpx.get(f"{url}/v2/models/ml_model_1").json()
+    with served_image(docker, tag) as served:
+        meta = httpx.get(f"{served.url}/v2/models/ml_model_1").json()
         assert meta["platform"] == "scikit-learn"
         rows = json.loads(docker_run(docker, "run", "--rm", tag, "cat", "/model/model.json").stdout)
-        r = httpx.post(f"{url}/predict", json={"instances": rows["sample"]["inputs"]}, timeout=30)
+        r = httpx.post(
+            f"{served.url}/predict", json={"instances": rows["sample"]["inputs"]}, timeout=30
+        )
         np.testing.assert_allclose(
             r.json()["probabilities"], rows["sample"]["probabilities"], atol=1e-6
         )
-    finally:
-        docker_run(docker, "rm", "-f", cid, check=False)
