@@ -24,7 +24,16 @@ from mlplatform.config import SECRET_KEYS, StackConfig, top_level_keys
 from mlplatform.config.errors import CONFIG_NAMESPACE, ConfigError, ConfigIssue, not_set
 from mlplatform.config.issues import issues_from_validation_error, unknown_key_issues
 from mlplatform.plan.checks import cross_check
-from mlplatform.sources import GATEWAY_CRDS_ENV, gateway_crd_files, read_model_folders
+from mlplatform.sources import (
+    GATEWAY_CRDS_ENV,
+    KEDA_CRDS_ENV,
+    KEDA_RBAC_ENV,
+    VPA_CRDS_ENV,
+    VPA_RBAC_ENV,
+    addon_manifests,
+    gateway_crd_files,
+    read_model_folders,
+)
 
 __all__ = [
     "StackSecrets",
@@ -148,6 +157,26 @@ def environment_issues(
                 f"{CONFIG_NAMESPACE}:ingress.gateway.installCrds false where the cluster has them",
             )
         )
+    addons = config.autoscalers
+    for name, addon, crds_env, rbac_env in (
+        ("keda", addons.keda, KEDA_CRDS_ENV, KEDA_RBAC_ENV),
+        ("vpa", addons.vpa, VPA_CRDS_ENV, VPA_RBAC_ENV),
+    ):
+        if addon.deploy and addon_manifests(addon.crds_path, crds_env, rbac_env, environ) is None:
+            where = addon.crds_path or environ.get(crds_env) or f"${crds_env} is not set"
+            issues.append(
+                ConfigIssue(
+                    path=f"{CONFIG_NAMESPACE}:autoscalers.{name}.crdsPath",
+                    value=addon.crds_path if addon.crds_path else not_set(),
+                    problem=f"the {name.upper()} CRDs or RBAC manifests to install are not there "
+                    f"(CRDs: {where}; RBAC: {environ.get(rbac_env) or f'${rbac_env} is not set'})",
+                    allowed=f"a YAML file or a folder of YAML files holding the {name.upper()} CRDs",
+                    fix="run `scripts/bootstrap.sh autoscalers` (it copies them from the pinned "
+                    f"module and scripts/env.sh sets ${crds_env} and ${rbac_env}), or set "
+                    f"{CONFIG_NAMESPACE}:autoscalers.{name}.deploy false where the cluster runs "
+                    f"{name.upper()} already",
+                )
+            )
     return issues
 
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlplatform.config import GatewayConfig
 from mlplatform.plan.image import SHARED_RUNTIME, ModelFolder
 
 GATEWAY_CRDS_ENV = "MLP_GATEWAY_API_CRDS"
+KEDA_CRDS_ENV = "MLP_KEDA_CRDS"
+KEDA_RBAC_ENV = "MLP_KEDA_RBAC"
+VPA_CRDS_ENV = "MLP_VPA_CRDS"
+VPA_RBAC_ENV = "MLP_VPA_RBAC"
 
 # What models/.dockerignore leaves out of every build: caches and environments. The Dockerfile
 # is not copied but is the recipe, so it counts.
@@ -58,13 +63,8 @@ def read_model_folders(models_root: Path) -> dict[str, ModelFolder]:
     return folders
 
 
-def gateway_crd_files(
-    gateway: GatewayConfig, environ: Mapping[str, str] | None = None
-) -> list[Path] | None:
-    """The Gateway API CRD manifests to apply: `crdsPath` (a YAML file or a folder of them),
-    else $MLP_GATEWAY_API_CRDS. None when neither names something that exists."""
-    environ = os.environ if environ is None else environ
-    where = gateway.crds_path or environ.get(GATEWAY_CRDS_ENV)
+def manifest_files(where: str | None) -> list[Path] | None:
+    """The YAML manifests at `where` (a file, or a folder of *.yaml); None when nothing is there."""
     if not where:
         return None
     path = Path(where).expanduser()
@@ -72,3 +72,31 @@ def gateway_crd_files(
         files = sorted(path.glob("*.yaml"))
         return files or None
     return [path] if path.is_file() else None
+
+
+def gateway_crd_files(
+    gateway: GatewayConfig, environ: Mapping[str, str] | None = None
+) -> list[Path] | None:
+    """The Gateway API CRD manifests to apply: `crdsPath` (a YAML file or a folder of them),
+    else $MLP_GATEWAY_API_CRDS. None when neither names something that exists."""
+    environ = os.environ if environ is None else environ
+    return manifest_files(gateway.crds_path or environ.get(GATEWAY_CRDS_ENV))
+
+
+@dataclass(frozen=True)
+class AddonManifests:
+    """Upstream manifests an add-on is installed from, read from its pinned module at build
+    time (scripts/bootstrap.sh autoscalers) rather than committed."""
+
+    crds: list[Path]
+    rbac: list[Path]
+
+
+def addon_manifests(
+    crds_path: str | None, crds_env: str, rbac_env: str, environ: Mapping[str, str] | None = None
+) -> AddonManifests | None:
+    """CRDs from `crds_path` or $`crds_env`, RBAC from $`rbac_env`; None when either is missing."""
+    environ = os.environ if environ is None else environ
+    crds = manifest_files(crds_path or environ.get(crds_env))
+    rbac = manifest_files(environ.get(rbac_env))
+    return AddonManifests(crds, rbac) if crds and rbac else None

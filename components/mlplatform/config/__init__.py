@@ -7,6 +7,7 @@ validation errors into ConfigIssues).
 """
 
 from mlplatform.config.cluster import (
+    AutoscalersConfig,
     BatchDataConfig,
     BatchJobConfig,
     DevicePluginConfig,
@@ -15,11 +16,13 @@ from mlplatform.config.cluster import (
     GpuPoolConfig,
     ImagesConfig,
     IngressConfig,
+    KedaConfig,
     LocalPoolBackend,
     MonitoringConfig,
     NamespacesConfig,
     RegistryConfig,
     TlsConfig,
+    VpaAddonConfig,
 )
 from mlplatform.config.errors import ConfigError, ConfigIssue
 from mlplatform.config.model import (
@@ -38,6 +41,9 @@ from mlplatform.config.model import (
 from mlplatform.config.stack import SECRET_KEYS, StackConfig, top_level_keys
 
 __all__ = [
+    "AutoscalersConfig",
+    "KedaConfig",
+    "VpaAddonConfig",
     "SECRET_KEYS",
     "AutoscalingConfig",
     "SignalsConfig",

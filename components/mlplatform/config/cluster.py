@@ -438,6 +438,104 @@ class MonitoringConfig(ConfigModel):
         return value
 
 
+class KedaConfig(ConfigModel):
+    """KEDA (operator, metrics apiserver, admission webhooks): reads Prometheus signals for the
+    models' ScaledObjects and serves them to the HPA as external metrics."""
+
+    deploy: bool = setting(
+        False,
+        doc="Install KEDA with the stack (CRDs, RBAC, its three Deployments). false where the "
+        "cluster already runs KEDA 2.18.",
+        allowed="true or false",
+    )
+    namespace: DnsLabel = setting(
+        "keda",
+        doc="Namespace of KEDA (created).",
+        allowed="RFC 1123 label",
+        example="keda",
+    )
+    operator_image: PinnedImageRef = setting(
+        "ghcr.io/kedacore/keda:2.18.1",
+        doc="KEDA operator image.",
+        allowed="an image reference pinned by a tag other than 'latest' or by digest",
+        example="ghcr.io/kedacore/keda:2.18.1",
+    )
+    metrics_server_image: PinnedImageRef = setting(
+        "ghcr.io/kedacore/keda-metrics-apiserver:2.18.1",
+        doc="KEDA metrics apiserver image (external.metrics.k8s.io).",
+        allowed="an image reference pinned by a tag other than 'latest' or by digest",
+        example="ghcr.io/kedacore/keda-metrics-apiserver:2.18.1",
+    )
+    webhooks_image: PinnedImageRef = setting(
+        "ghcr.io/kedacore/keda-admission-webhooks:2.18.1",
+        doc="KEDA admission webhooks image.",
+        allowed="an image reference pinned by a tag other than 'latest' or by digest",
+        example="ghcr.io/kedacore/keda-admission-webhooks:2.18.1",
+    )
+    crds_path: str | None = setting(
+        None,
+        doc="KEDA's CRDs: a YAML file or a folder of them; null uses $MLP_KEDA_CRDS (bootstrap "
+        "copies them from the pinned github.com/kedacore/keda/v2 module).",
+        allowed="a file or folder path, or null",
+        example="~/.cache/mlplatform/keda/2.18.1/crds",
+    )
+
+
+class VpaAddonConfig(ConfigModel):
+    """The Vertical Pod Autoscaler (recommender, updater, admission controller)."""
+
+    deploy: bool = setting(
+        False,
+        doc="Install the VPA with the stack (CRDs, RBAC, its three Deployments, the admission "
+        "controller's certificate). false where the cluster already runs VPA 1.4.",
+        allowed="true or false",
+    )
+    namespace: DnsLabel = setting(
+        "vpa-system",
+        doc="Namespace of the VPA components (created).",
+        allowed="RFC 1123 label",
+        example="vpa-system",
+    )
+    recommender_image: PinnedImageRef = setting(
+        "registry.k8s.io/autoscaling/vpa-recommender:1.4.2",
+        doc="VPA recommender image.",
+        allowed="an image reference pinned by a tag other than 'latest' or by digest",
+        example="registry.k8s.io/autoscaling/vpa-recommender:1.4.2",
+    )
+    updater_image: PinnedImageRef = setting(
+        "registry.k8s.io/autoscaling/vpa-updater:1.4.2",
+        doc="VPA updater image.",
+        allowed="an image reference pinned by a tag other than 'latest' or by digest",
+        example="registry.k8s.io/autoscaling/vpa-updater:1.4.2",
+    )
+    admission_controller_image: PinnedImageRef = setting(
+        "registry.k8s.io/autoscaling/vpa-admission-controller:1.4.2",
+        doc="VPA admission controller image.",
+        allowed="an image reference pinned by a tag other than 'latest' or by digest",
+        example="registry.k8s.io/autoscaling/vpa-admission-controller:1.4.2",
+    )
+    crds_path: str | None = setting(
+        None,
+        doc="VPA's CRDs: a YAML file or a folder of them; null uses $MLP_VPA_CRDS (bootstrap "
+        "copies them from the pinned k8s.io/autoscaler/vertical-pod-autoscaler module).",
+        allowed="a file or folder path, or null",
+        example="~/.cache/mlplatform/vpa/1.4.2/crds",
+    )
+
+
+class AutoscalersConfig(ConfigModel):
+    """Cluster add-ons the models' autoscaling needs, installed by the stack when asked."""
+
+    keda: KedaConfig = setting(
+        default_factory=KedaConfig, doc="KEDA.", allowed="see autoscalers.keda.* keys"
+    )
+    vpa: VpaAddonConfig = setting(
+        default_factory=VpaAddonConfig,
+        doc="Vertical Pod Autoscaler.",
+        allowed="see autoscalers.vpa.* keys",
+    )
+
+
 class RegistryConfig(ConfigModel):
     """Where model images go; without `server` images stay in the local Docker daemon."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import field_validator
 
 from mlplatform.config.cluster import (
+    AutoscalersConfig,
     BatchJobConfig,
     GpuPoolConfig,
     ImagesConfig,
@@ -67,6 +68,11 @@ class StackConfig(ConfigModel):
         default_factory=AutoscalingConfig,
         doc="HPA defaults for every model.",
         allowed="see autoscaling.* keys",
+    )
+    autoscalers: AutoscalersConfig = setting(
+        default_factory=AutoscalersConfig,
+        doc="Autoscaling add-ons (KEDA, VPA) the stack installs.",
+        allowed="{keda, vpa}",
     )
     registry: RegistryConfig = setting(
         default_factory=RegistryConfig,
