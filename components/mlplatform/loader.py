@@ -170,7 +170,7 @@ def environment_issues(
                     value=addon.crds_path if addon.crds_path else not_set(),
                     problem=f"the {name.upper()} CRDs or RBAC manifests to install are not there "
                     f"(CRDs: {where}; RBAC: {environ.get(rbac_env) or f'${rbac_env} is not set'})",
-                    allowed=f"a YAML file or a folder of YAML files holding the {name.upper()} CRDs",
+                    allowed=f"a YAML file or a folder of them holding the {name.upper()} CRDs",
                     fix="run `scripts/bootstrap.sh autoscalers` (it copies them from the pinned "
                     f"module and scripts/env.sh sets ${crds_env} and ${rbac_env}), or set "
                     f"{CONFIG_NAMESPACE}:autoscalers.{name}.deploy false where the cluster runs "
