@@ -7,6 +7,7 @@ Import the components from any Pulumi Python program::
 Type tokens are stable (`mlplatform:<area>:<Name>`); renaming one would change every URN.
 """
 
+from mlplatform.autoscalers import ClusterAutoscalers, ClusterAutoscalersArgs
 from mlplatform.batch_job import BatchInference, BatchInferenceArgs
 from mlplatform.config import (
     AutoscalingConfig,
@@ -59,6 +60,8 @@ __all__ = [
     "MonitoringStack",
     "MonitoringStackArgs",
     "ModelConfig",
+    "ClusterAutoscalers",
+    "ClusterAutoscalersArgs",
     "ModelGateway",
     "ModelGatewayArgs",
     "ModelImage",

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlplatform.autoscalers import ClusterAutoscalers, ClusterAutoscalersArgs
 from mlplatform.batch_job import BatchInference, BatchInferenceArgs
 from mlplatform.config import StackConfig
 from mlplatform.gateway import ModelGateway, ModelGatewayArgs
@@ -22,7 +23,12 @@ from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
 from mlplatform.namespace import ModelNamespace, ModelNamespaceArgs
 from mlplatform.plan.autoscaling import prometheus_address, rate_window
 from mlplatform.plan.namespaces import ingress_namespace_labels
-from mlplatform.sources import gateway_crd_files
+from mlplatform.sources import (
+    KEDA_CRDS_ENV,
+    KEDA_RBAC_ENV,
+    addon_manifests,
+    gateway_crd_files,
+)
 
 
 class MLPlatformArgs(BaseModel):
@@ -65,6 +71,8 @@ class MLPlatform(pulumi.ComponentResource):
     """The monitoring stack when `monitoring.enabled`, else None."""
     gateway: ModelGateway | None
     """The platform's own gateway (ingress.api 'gateway' with gateway.deploy), else None."""
+    autoscalers: ClusterAutoscalers | None
+    """KEDA / VPA add-ons when `autoscalers.keda.deploy` or `autoscalers.vpa.deploy`, else None."""
 
     def __init__(self, name: str, args: MLPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplatform:stack:MLPlatform", name, None, opts)
@@ -91,6 +99,8 @@ class MLPlatform(pulumi.ComponentResource):
             )
         gateway = self._gateway(name, config, self._ingress_namespace(name, config))
         self.gateway = gateway
+        self.autoscalers = self._autoscalers(name, config)
+        scaling_ready = self.autoscalers.ready if self.autoscalers else []
 
         pools = {
             pool.name: GpuNodePool(
@@ -132,7 +142,9 @@ class MLPlatform(pulumi.ComponentResource):
                     rate_window=rate_window(config.monitoring.scrape_interval),
                     placement=pool.placement if pool else None,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[pool] if pool else []),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=([pool] if pool else []) + scaling_ready
+                ),
             )
             self.services[model.name] = service
             if config.ingress.enabled and model.ingress.enabled:
@@ -252,6 +264,19 @@ class MLPlatform(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         ]
+
+    def _autoscalers(self, name: str, config: StackConfig) -> ClusterAutoscalers | None:
+        addons = config.autoscalers
+        if not (addons.keda.deploy or addons.vpa.deploy):
+            return None
+        keda = addon_manifests(addons.keda.crds_path, KEDA_CRDS_ENV, KEDA_RBAC_ENV)
+        return ClusterAutoscalers(
+            f"{name}-autoscalers",
+            ClusterAutoscalersArgs(
+                config=addons, keda_manifests=keda if addons.keda.deploy else None
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _gateway(
         self, name: str, config: StackConfig, namespace: list[pulumi.Resource]

@@ -1,0 +1,137 @@
+"""ClusterAutoscalers: the autoscaling add-ons the models' autoscalers need, as stack resources.
+
+KEDA (operator, metrics apiserver, admission webhooks) reads Prometheus signals for ScaledObjects;
+the Vertical Pod Autoscaler (recommender, updater, admission controller) sizes pods. Their CRDs
+and RBAC are upstream's, read from the pinned modules' files (mlplatform.sources.addon_manifests);
+workloads, images and flags are planned in mlplatform.plan.addons.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlplatform.config import AutoscalersConfig
+from mlplatform.core.names import platform_labels
+from mlplatform.plan.addons import (
+    KEDA_SERVICE_ACCOUNT,
+    KEDA_UPSTREAM_NAMESPACE,
+    AddonWorkload,
+    addon_labels,
+    keda_workloads,
+    retarget_namespace,
+)
+from mlplatform.sources import AddonManifests
+
+
+class ClusterAutoscalersArgs(BaseModel):
+    """Arguments of ClusterAutoscalers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: AutoscalersConfig = Field(description="mlplatform:autoscalers. Required.")
+    keda_manifests: AddonManifests | None = Field(
+        default=None,
+        description="KEDA's CRDs and RBAC (mlplatform.sources.addon_manifests); required when "
+        "config.keda.deploy. Default none.",
+    )
+
+    @model_validator(mode="after")
+    def _manifests_when_deploying(self) -> ClusterAutoscalersArgs:
+        if self.config.keda.deploy and self.keda_manifests is None:
+            raise ValueError(
+                "autoscalers.keda.deploy is true but keda_manifests is None: pass "
+                "mlplatform.sources.addon_manifests(...) (`scripts/bootstrap.sh autoscalers` "
+                "copies them from the pinned module)"
+            )
+        return self
+
+
+def _documents(files: list[Path]) -> list[dict[str, Any]]:
+    docs = []
+    for path in files:
+        docs += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return docs
+
+
+class ClusterAutoscalers(pulumi.ComponentResource):
+    """KEDA and/or the VPA, each only when its `deploy` key is true."""
+
+    ready: list[pulumi.Resource]
+    """What a ScaledObject or VerticalPodAutoscaler must wait for (the CRDs, the controllers)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: ClusterAutoscalersArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("mlplatform:k8s:ClusterAutoscalers", name, None, opts)
+        self._name = name
+        self.ready = []
+        if args.config.keda.deploy and args.keda_manifests is not None:
+            self.ready += self._keda(args, args.keda_manifests)
+        self.register_outputs({})
+
+    def _keda(self, args: ClusterAutoscalersArgs, manifests: AddonManifests) -> list[Any]:
+        keda = args.config.keda
+        child = pulumi.ResourceOptions(parent=self)
+        namespace = k8s.core.v1.Namespace(
+            f"{self._name}-keda-namespace",
+            metadata={"name": keda.namespace, "labels": platform_labels("autoscaling")},
+            opts=child,
+        )
+        after_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        crds = k8s.yaml.v2.ConfigGroup(
+            f"{self._name}-keda-crds", files=[str(f) for f in manifests.crds], opts=child
+        )
+        rbac = k8s.yaml.v2.ConfigGroup(
+            f"{self._name}-keda-rbac",
+            objs=[
+                retarget_namespace(doc, KEDA_UPSTREAM_NAMESPACE, keda.namespace)
+                for doc in _documents(manifests.rbac)
+            ],
+            opts=after_ns,
+        )
+        k8s.core.v1.ServiceAccount(
+            f"{self._name}-keda-sa",
+            metadata={
+                "name": KEDA_SERVICE_ACCOUNT,
+                "namespace": keda.namespace,
+                "labels": addon_labels(KEDA_SERVICE_ACCOUNT, "keda"),
+            },
+            opts=after_ns,
+        )
+        deployments = [
+            self._workload(workload, keda.namespace, "keda", [namespace, crds, rbac])
+            for workload in keda_workloads(keda)
+        ]
+        return [crds, *deployments]
+
+    def _workload(
+        self, workload: AddonWorkload, namespace: str, part_of: str, after: list[Any]
+    ) -> k8s.apps.v1.Deployment:
+        labels = addon_labels(workload.name, part_of)
+        metadata = {"name": workload.name, "namespace": namespace, "labels": labels}
+        deployment = k8s.apps.v1.Deployment(
+            f"{self._name}-{workload.name}",
+            metadata=metadata,
+            spec=workload.deployment,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+        if workload.service_ports:
+            k8s.core.v1.Service(
+                f"{self._name}-{workload.name}-service",
+                metadata=metadata,
+                spec={
+                    "selector": {"app.kubernetes.io/name": workload.name},
+                    "ports": workload.service_ports,
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            )
+        return deployment
