@@ -162,7 +162,14 @@ def stack_config(doc: dict, layout: dict[str, str]) -> dict:
     registry = layout["REGISTRY"]
     config["mlplatform:registry"] = {"server": registry}
     model = next(m for m in config["mlplatform:models"] if m["name"] == MODEL)
-    model["autoscaling"] = {"minReplicas": STABLE_REPLICAS, "maxReplicas": STABLE_REPLICAS}
+    model["autoscaling"] = {
+        "minReplicas": STABLE_REPLICAS,
+        "maxReplicas": STABLE_REPLICAS,
+        "signals": {"cpu": 70},
+    }
+    # A fixed set of pods: no VPA and no autoscaling add-ons (the autoscaling bench runs them).
+    model.pop("vpa", None)
+    config.pop("mlplatform:autoscalers", None)
     model["canary"] = {"version": "v2", "weight": CANARY_WEIGHT, "replicas": CANARY_REPLICAS}
     config.pop("mlplatform:batchJobs", None)
     monitoring = config["mlplatform:monitoring"]

@@ -8,6 +8,7 @@ workloads, images and flags are planned in mlplatform.plan.addons.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,23 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mlplatform.certificates import serving_certificate
 from mlplatform.config import AutoscalersConfig
 from mlplatform.core.names import platform_labels
 from mlplatform.plan.addons import (
     KEDA_SERVICE_ACCOUNT,
     KEDA_UPSTREAM_NAMESPACE,
+    VPA_ADMISSION,
+    VPA_CERTS_SECRET,
+    VPA_NAMESPACE,
+    VPA_WEBHOOK_CONFIG,
+    VPA_WEBHOOK_SERVICE,
     AddonWorkload,
     addon_labels,
     keda_workloads,
     retarget_namespace,
+    vpa_webhook,
+    vpa_workloads,
 )
 from mlplatform.sources import AddonManifests
 
@@ -40,15 +49,24 @@ class ClusterAutoscalersArgs(BaseModel):
         description="KEDA's CRDs and RBAC (mlplatform.sources.addon_manifests); required when "
         "config.keda.deploy. Default none.",
     )
+    vpa_manifests: AddonManifests | None = Field(
+        default=None,
+        description="The VPA's CRDs and RBAC (mlplatform.sources.addon_manifests); required when "
+        "config.vpa.deploy. Default none.",
+    )
 
     @model_validator(mode="after")
     def _manifests_when_deploying(self) -> ClusterAutoscalersArgs:
-        if self.config.keda.deploy and self.keda_manifests is None:
-            raise ValueError(
-                "autoscalers.keda.deploy is true but keda_manifests is None: pass "
-                "mlplatform.sources.addon_manifests(...) (`scripts/bootstrap.sh autoscalers` "
-                "copies them from the pinned module)"
-            )
+        for name, addon, manifests in (
+            ("keda", self.config.keda, self.keda_manifests),
+            ("vpa", self.config.vpa, self.vpa_manifests),
+        ):
+            if addon.deploy and manifests is None:
+                raise ValueError(
+                    f"autoscalers.{name}.deploy is true but {name}_manifests is None: pass "
+                    "mlplatform.sources.addon_manifests(...) (`scripts/bootstrap.sh autoscalers` "
+                    "copies them from the pinned module)"
+                )
         return self
 
 
@@ -76,6 +94,8 @@ class ClusterAutoscalers(pulumi.ComponentResource):
         self.ready = []
         if args.config.keda.deploy and args.keda_manifests is not None:
             self.ready += self._keda(args, args.keda_manifests)
+        if args.config.vpa.deploy and args.vpa_manifests is not None:
+            self.ready += self._vpa(args, args.vpa_manifests)
         self.register_outputs({})
 
     def _keda(self, args: ClusterAutoscalersArgs, manifests: AddonManifests) -> list[Any]:
@@ -113,6 +133,52 @@ class ClusterAutoscalers(pulumi.ComponentResource):
         ]
         return [crds, *deployments]
 
+    def _vpa(self, args: ClusterAutoscalersArgs, manifests: AddonManifests) -> list[Any]:
+        child = pulumi.ResourceOptions(parent=self)
+        crds = k8s.yaml.v2.ConfigGroup(
+            f"{self._name}-vpa-crds", files=[str(f) for f in manifests.crds], opts=child
+        )
+        rbac = k8s.yaml.v2.ConfigGroup(
+            f"{self._name}-vpa-rbac", objs=_documents(manifests.rbac), opts=child
+        )
+        # Made anew on every run, kept from the first (ignore_changes): see mlplatform.certificates.
+        tls = serving_certificate(VPA_WEBHOOK_SERVICE, VPA_NAMESPACE)
+        keep = pulumi.ResourceOptions(parent=self, ignore_changes=["data", "stringData"])
+        secret = k8s.core.v1.Secret(
+            f"{self._name}-vpa-certs",
+            metadata={
+                "name": VPA_CERTS_SECRET,
+                "namespace": VPA_NAMESPACE,
+                "labels": addon_labels(VPA_ADMISSION, "vertical-pod-autoscaler"),
+            },
+            string_data=pulumi.Output.secret(
+                {
+                    "caCert.pem": tls.ca_pem,
+                    "serverCert.pem": tls.cert_pem,
+                    "serverKey.pem": tls.key_pem,
+                }
+            ),
+            opts=keep,
+        )
+        deployments = [
+            self._workload(workload, VPA_NAMESPACE, "vertical-pod-autoscaler", [crds, rbac, secret])
+            for workload in vpa_workloads(args.config.vpa)
+        ]
+        webhook = k8s.admissionregistration.v1.MutatingWebhookConfiguration(
+            f"{self._name}-vpa-webhook",
+            metadata={
+                "name": VPA_WEBHOOK_CONFIG,
+                "labels": addon_labels(VPA_ADMISSION, "vertical-pod-autoscaler"),
+            },
+            webhooks=vpa_webhook(base64.b64encode(tls.ca_pem.encode()).decode()),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=deployments,
+                ignore_changes=["webhooks[0].clientConfig.caBundle"],
+            ),
+        )
+        return [crds, *deployments, webhook]
+
     def _workload(
         self, workload: AddonWorkload, namespace: str, part_of: str, after: list[Any]
     ) -> k8s.apps.v1.Deployment:
@@ -127,7 +193,7 @@ class ClusterAutoscalers(pulumi.ComponentResource):
         if workload.service_ports:
             k8s.core.v1.Service(
                 f"{self._name}-{workload.name}-service",
-                metadata=metadata,
+                metadata={**metadata, "name": workload.service_name or workload.name},
                 spec={
                     "selector": {"app.kubernetes.io/name": workload.name},
                     "ports": workload.service_ports,

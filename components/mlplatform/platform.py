@@ -26,6 +26,8 @@ from mlplatform.plan.namespaces import ingress_namespace_labels
 from mlplatform.sources import (
     KEDA_CRDS_ENV,
     KEDA_RBAC_ENV,
+    VPA_CRDS_ENV,
+    VPA_RBAC_ENV,
     addon_manifests,
     gateway_crd_files,
 )
@@ -270,10 +272,13 @@ class MLPlatform(pulumi.ComponentResource):
         if not (addons.keda.deploy or addons.vpa.deploy):
             return None
         keda = addon_manifests(addons.keda.crds_path, KEDA_CRDS_ENV, KEDA_RBAC_ENV)
+        vpa = addon_manifests(addons.vpa.crds_path, VPA_CRDS_ENV, VPA_RBAC_ENV)
         return ClusterAutoscalers(
             f"{name}-autoscalers",
             ClusterAutoscalersArgs(
-                config=addons, keda_manifests=keda if addons.keda.deploy else None
+                config=addons,
+                keda_manifests=keda if addons.keda.deploy else None,
+                vpa_manifests=vpa if addons.vpa.deploy else None,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

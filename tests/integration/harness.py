@@ -53,6 +53,30 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+LOCAL_REGISTRY = "localhost:5001"
+
+
+def for_test_cluster(doc: dict, layout: dict[str, str]) -> dict:
+    """A stack file's document (Pulumi.dev.yaml) pointed at the cluster `layout` describes: every
+    image the dev stack pulls from the default cluster's registry comes from this cluster's, and
+    the gateway listens on the NodePort this cluster's forward reaches. Changes `doc` in place."""
+
+    def retarget(value):
+        if isinstance(value, str) and value.startswith(f"{LOCAL_REGISTRY}/"):
+            return layout["REGISTRY"] + value[len(LOCAL_REGISTRY) :]
+        if isinstance(value, dict):
+            return {k: retarget(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [retarget(v) for v in value]
+        return value
+
+    config = doc["config"]
+    config.update(retarget(config))
+    config["mlplatform:registry"] = {"server": layout["REGISTRY"]}
+    config["mlplatform:ingress"]["gateway"]["nodePort"] = int(layout["GATEWAY_NODE_PORT"])
+    return doc
+
+
 def drop_encryption_salt(path: Path) -> bool:
     """Remove the salt line unless the file holds secrets; True when the file has secrets."""
     text = path.read_text()

@@ -26,7 +26,16 @@ from kubernetes import client
 from kubernetes import config as kconfig
 from kubernetes.client.rest import ApiException
 
-from harness import REPO, Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
+from harness import (
+    REPO,
+    Pulumi,
+    cluster_layout,
+    copy_project,
+    for_test_cluster,
+    port_forward,
+    tool,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,16 +91,8 @@ def stack(tmp_path_factory, tool_env, layout):
     work = tmp_path_factory.mktemp("e2e")
     proj = copy_project(work / "project")
     stack_file = proj / "Pulumi.dev.yaml"
-    doc = yaml.safe_load(stack_file.read_text())
-    doc["config"]["mlplatform:registry"] = {"server": layout["REGISTRY"]}
+    doc = for_test_cluster(yaml.safe_load(stack_file.read_text()), layout)
     doc["config"]["mlplatform:models"].append(GPU_VARIANT)
-    monitoring = doc["config"]["mlplatform:monitoring"]
-    monitoring["prometheusImage"] = monitoring["prometheusImage"].replace(
-        "localhost:5001", layout["REGISTRY"]
-    )
-    gateway = doc["config"]["mlplatform:ingress"]["gateway"]
-    gateway["image"] = gateway["image"].replace("localhost:5001", layout["REGISTRY"])
-    gateway["nodePort"] = int(layout["GATEWAY_NODE_PORT"])
     stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     state = work / "state"
     state.mkdir()

@@ -17,7 +17,16 @@ import httpx
 import pytest
 import yaml
 
-from harness import PodNet, Pulumi, cluster_layout, copy_project, port_forward, tool, wait_for
+from harness import (
+    PodNet,
+    Pulumi,
+    cluster_layout,
+    copy_project,
+    for_test_cluster,
+    port_forward,
+    tool,
+    wait_for,
+)
 from traffic import Load
 
 pytestmark = pytest.mark.integration
@@ -40,18 +49,16 @@ def stack(tmp_path_factory, tool_env, layout):
     work = tmp_path_factory.mktemp("gateway")
     project = copy_project(work / "project")
     stack_file = project / "Pulumi.dev.yaml"
-    doc = yaml.safe_load(stack_file.read_text())
+    doc = for_test_cluster(yaml.safe_load(stack_file.read_text()), layout)
     config = doc["config"]
-    config["mlplatform:registry"] = {"server": layout["REGISTRY"]}
     model = next(m for m in config["mlplatform:models"] if m["name"] == MODEL)
-    model["autoscaling"] = {"minReplicas": 3, "maxReplicas": 3}
+    # A fixed size (CPU HPA pinned) and no VPA: traffic is measured over a known set of pods, and
+    # the autoscaling add-ons are not needed here (test_e2e_dev_stack runs them).
+    model["autoscaling"] = {"minReplicas": 3, "maxReplicas": 3, "signals": {"cpu": 70}}
+    model.pop("vpa", None)
+    config.pop("mlplatform:autoscalers", None)
     model["canary"] = {"version": "v2", "weight": 0, "replicas": 2}
     config.pop("mlplatform:batchJobs", None)
-    for section, key in (("mlplatform:monitoring", "prometheusImage"),):
-        config[section][key] = config[section][key].replace("localhost:5001", layout["REGISTRY"])
-    gateway = config["mlplatform:ingress"]["gateway"]
-    gateway["image"] = gateway["image"].replace("localhost:5001", layout["REGISTRY"])
-    gateway["nodePort"] = int(layout["GATEWAY_NODE_PORT"])
     stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     state = work / "state"
     state.mkdir()

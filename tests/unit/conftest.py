@@ -39,6 +39,11 @@ def project_root(tmp_path_factory) -> Path:
     # Stand-in for the Gateway API CRDs bootstrap copies (mocks read no manifest).
     (root / "gateway-api").mkdir()
     (root / "gateway-api" / "gateway.networking.k8s.io_httproutes.yaml").write_text("# crd\n")
+    # ... and for the autoscaling add-ons' CRDs and RBAC (`scripts/bootstrap.sh autoscalers`).
+    for addon in ("keda", "vpa"):
+        for part in ("crds", "rbac"):
+            (root / addon / part).mkdir(parents=True)
+            (root / addon / part / f"{part}.yaml").write_text(f"# {addon} {part}\n")
     return root
 
 

@@ -151,6 +151,7 @@ def test_missing_addon_manifests_are_a_config_issue_naming_the_bootstrap_step(tm
         "mlplatform:autoscalers": {"keda": {"deploy": True}},
     }
     config = parse_stack_config(raw, "dev")
+
     def keda_issues(environ):
         issues = environment_issues(config, "dev", environ)
         return [i for i in issues if i.path.startswith("mlplatform:autoscalers")]
@@ -162,3 +163,47 @@ def test_missing_addon_manifests_are_a_config_issue_naming_the_bootstrap_step(tm
     environ = {"MLP_KEDA_CRDS": str(manifests.crds[0]), "MLP_KEDA_RBAC": str(tmp_path)}
     assert keda_issues(environ) == []
     assert addon_manifests(None, "MLP_KEDA_CRDS", "MLP_KEDA_RBAC", environ) is not None
+
+
+def test_vpa_runs_in_kube_system_with_a_webhook_the_stack_owns(tmp_path):
+    config = AutoscalersConfig.model_validate({"vpa": {"deploy": True}})
+    args = ClusterAutoscalersArgs(config=config, vpa_manifests=_manifests(tmp_path))
+    graph = run_program(lambda: ClusterAutoscalers("scalers", args))
+    names = sorted(r.name for r in graph.children_of(graph.named("scalers")))
+    assert names == [
+        "scalers-vpa-admission-controller",
+        "scalers-vpa-admission-controller-service",
+        "scalers-vpa-certs",
+        "scalers-vpa-crds",
+        "scalers-vpa-rbac",
+        "scalers-vpa-recommender",
+        "scalers-vpa-updater",
+        "scalers-vpa-webhook",
+    ]
+    service = graph.named("scalers-vpa-admission-controller-service").inputs
+    assert (service["metadata"]["name"], service["metadata"]["namespace"]) == (
+        "vpa-webhook",
+        "kube-system",
+    )
+    admission = graph.named("scalers-vpa-admission-controller").inputs["spec"]
+    assert "--register-webhook=false" in admission["template"]["spec"]["containers"][0]["args"]
+    (hook,) = graph.named("scalers-vpa-webhook").inputs["webhooks"]
+    assert hook["clientConfig"]["service"] == {"name": "vpa-webhook", "namespace": "kube-system"}
+    assert hook["failurePolicy"] == "Ignore"
+
+
+def test_the_webhook_trusts_the_ca_that_signed_the_served_certificate():
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from mlplatform.certificates import serving_certificate
+
+    tls = serving_certificate("vpa-webhook", "kube-system")
+    ca = x509.load_pem_x509_certificate(tls.ca_pem.encode())
+    cert = x509.load_pem_x509_certificate(tls.cert_pem.encode())
+    ca.public_key().verify(
+        cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
+    )
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "vpa-webhook.kube-system.svc" in names.get_values_for_type(x509.DNSName)
+    assert cert.issuer == ca.subject and "PRIVATE KEY" in tls.key_pem

@@ -482,19 +482,14 @@ class KedaConfig(ConfigModel):
 
 
 class VpaAddonConfig(ConfigModel):
-    """The Vertical Pod Autoscaler (recommender, updater, admission controller)."""
+    """The Vertical Pod Autoscaler (recommender, updater, admission controller), in kube-system
+    where upstream's RBAC puts its service accounts."""
 
     deploy: bool = setting(
         False,
         doc="Install the VPA with the stack (CRDs, RBAC, its three Deployments, the admission "
         "controller's certificate). false where the cluster already runs VPA 1.4.",
         allowed="true or false",
-    )
-    namespace: DnsLabel = setting(
-        "vpa-system",
-        doc="Namespace of the VPA components (created).",
-        allowed="RFC 1123 label",
-        example="vpa-system",
     )
     recommender_image: PinnedImageRef = setting(
         "registry.k8s.io/autoscaling/vpa-recommender:1.4.2",

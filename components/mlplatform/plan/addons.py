@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlplatform.config import KedaConfig
+from mlplatform.config import KedaConfig, VpaAddonConfig
 
 # KEDA's names, fixed by its operator's defaults: the certificate rotation writes the Secret and
 # patches the APIService and the webhook configuration under exactly these names.
@@ -23,6 +23,19 @@ KEDA_WEBHOOKS = "keda-admission-webhooks"
 KEDA_UID = 65532
 CERTS_DIR = "/certs"
 
+# The VPA runs where upstream puts it: its RBAC (read from the module) binds service accounts in
+# kube-system, and the recommender's lease defaults there.
+VPA_NAMESPACE = "kube-system"
+VPA_RECOMMENDER = "vpa-recommender"
+VPA_UPDATER = "vpa-updater"
+VPA_ADMISSION = "vpa-admission-controller"
+VPA_WEBHOOK_SERVICE = "vpa-webhook"
+VPA_WEBHOOK_CONFIG = "vpa-webhook-config"
+VPA_CERTS_SECRET = "vpa-tls-certs"
+VPA_CERTS_DIR = "/etc/tls-certs"
+VPA_UID = 65534
+VPA_WEBHOOK_PORT = 8000
+
 
 @dataclass(frozen=True)
 class AddonWorkload:
@@ -33,6 +46,8 @@ class AddonWorkload:
     """spec of the Deployment."""
     service_ports: list[dict[str, Any]] = field(default_factory=list)
     """ports of its Service; no Service when empty."""
+    service_name: str | None = None
+    """name of the Service; None means the workload's name."""
 
 
 def addon_labels(name: str, part_of: str) -> dict[str, str]:
@@ -41,6 +56,10 @@ def addon_labels(name: str, part_of: str) -> dict[str, str]:
         "app.kubernetes.io/part-of": part_of,
         "app.kubernetes.io/managed-by": "pulumi",
     }
+
+
+def _tcp_probe(port: int) -> dict[str, Any]:
+    return {"tcpSocket": {"port": port}, "initialDelaySeconds": 5, "periodSeconds": 10}
 
 
 def _probe(path: str, port: int, scheme: str = "HTTP") -> dict[str, Any]:
@@ -223,6 +242,117 @@ def keda_workloads(keda: KedaConfig) -> list[AddonWorkload]:
                 {"name": "metrics", "port": 8080, "targetPort": 8080},
             ],
         ),
+    ]
+
+
+def vpa_workloads(vpa: VpaAddonConfig) -> list[AddonWorkload]:
+    """The VPA's recommender (metrics-server samples -> recommendations), updater (evicts pods
+    far from theirs, in mode Auto) and admission controller (sets requests on new pods). The
+    webhook configuration is a stack resource (vpa_webhook), so the controller does not register
+    one of its own that `pulumi destroy` would leave behind."""
+    no_volumes: list[dict[str, Any]] = []
+    recommender = _deployment(
+        VPA_RECOMMENDER,
+        "vertical-pod-autoscaler",
+        vpa.recommender_image,
+        ["--v=2", "--recommender-interval=1m"],
+        service_account=VPA_RECOMMENDER,
+        uid=VPA_UID,
+        ports=[{"name": "metrics", "containerPort": 8942}],
+        ready=_tcp_probe(8942),
+        live=_tcp_probe(8942),
+        mounts=no_volumes,
+        volumes=no_volumes,
+    )
+    updater = _deployment(
+        VPA_UPDATER,
+        "vertical-pod-autoscaler",
+        vpa.updater_image,
+        ["--v=2", "--updater-interval=1m"],
+        service_account=VPA_UPDATER,
+        uid=VPA_UID,
+        ports=[{"name": "metrics", "containerPort": 8943}],
+        ready=_tcp_probe(8943),
+        live=_tcp_probe(8943),
+        mounts=no_volumes,
+        volumes=no_volumes,
+        env=[{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+    )
+    admission = _deployment(
+        VPA_ADMISSION,
+        "vertical-pod-autoscaler",
+        vpa.admission_controller_image,
+        [
+            "--v=2",
+            f"--client-ca-file={VPA_CERTS_DIR}/caCert.pem",
+            f"--tls-cert-file={VPA_CERTS_DIR}/serverCert.pem",
+            f"--tls-private-key={VPA_CERTS_DIR}/serverKey.pem",
+            f"--port={VPA_WEBHOOK_PORT}",
+            "--register-webhook=false",
+        ],
+        service_account=VPA_ADMISSION,
+        uid=VPA_UID,
+        ports=[
+            {"name": "https", "containerPort": VPA_WEBHOOK_PORT},
+            {"name": "metrics", "containerPort": 8944},
+        ],
+        ready=_tcp_probe(VPA_WEBHOOK_PORT),
+        live=_tcp_probe(VPA_WEBHOOK_PORT),
+        mounts=[{"name": "certificates", "mountPath": VPA_CERTS_DIR, "readOnly": True}],
+        volumes=[{"name": "certificates", "secret": {"secretName": VPA_CERTS_SECRET}}],
+        env=[{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+    )
+    return [
+        AddonWorkload(VPA_RECOMMENDER, recommender),
+        AddonWorkload(VPA_UPDATER, updater),
+        AddonWorkload(
+            VPA_ADMISSION,
+            admission,
+            [{"name": "https", "port": 443, "targetPort": VPA_WEBHOOK_PORT}],
+            service_name=VPA_WEBHOOK_SERVICE,
+        ),
+    ]
+
+
+def vpa_webhook(ca_bundle_b64: str) -> list[dict[str, Any]]:
+    """The admission controller's webhook (what its self-registration would write): set requests
+    on pods at creation, validate VerticalPodAutoscalers. Failure is ignored, so pods are still
+    created (unsized) while the controller is down; kube-system is left alone."""
+    return [
+        {
+            "name": "vpa.k8s.io",
+            "admissionReviewVersions": ["v1"],
+            "rules": [
+                {
+                    "operations": ["CREATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods"],
+                },
+                {
+                    "operations": ["CREATE", "UPDATE"],
+                    "apiGroups": ["autoscaling.k8s.io"],
+                    "apiVersions": ["*"],
+                    "resources": ["verticalpodautoscalers"],
+                },
+            ],
+            "failurePolicy": "Ignore",
+            "sideEffects": "None",
+            "timeoutSeconds": 10,
+            "clientConfig": {
+                "service": {"name": VPA_WEBHOOK_SERVICE, "namespace": VPA_NAMESPACE},
+                "caBundle": ca_bundle_b64,
+            },
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "NotIn",
+                        "values": [VPA_NAMESPACE],
+                    }
+                ]
+            },
+        }
     ]
 
 
