@@ -114,6 +114,61 @@ def hpa(model: str, min_replicas: int = 2, max_replicas: int = 4) -> dict[str, A
     }
 
 
+def scaled_object(model: str, min_replicas: int = 2, max_replicas: int = 4) -> dict[str, Any]:
+    """A KEDA ScaledObject like the component's: CPU utilization plus requests in flight from
+    Prometheus, adopting the model's HPA name."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {
+            "name": model,
+            "namespace": MODEL_NS,
+            "annotations": {"scaledobject.keda.sh/transfer-hpa-ownership": "true"},
+        },
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model},
+            "pollingInterval": 15,
+            "minReplicaCount": min_replicas,
+            "maxReplicaCount": max_replicas,
+            "advanced": {"horizontalPodAutoscalerConfig": {"name": model}},
+            "triggers": [
+                {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "65"}},
+                {
+                    "type": "prometheus",
+                    "name": "in-flight",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": "http://prometheus.monitoring.svc:9090",
+                        "query": f'sum(model_infer_requests_in_flight{{model="{model}"}})',
+                        "threshold": "8",
+                        "ignoreNullValues": "false",
+                    },
+                },
+            ],
+        },
+    }
+
+
+def vpa(
+    model: str, mode: str = "Auto", controlled: tuple[str, ...] = ("cpu", "memory")
+) -> dict[str, Any]:
+    """A VerticalPodAutoscaler like the component's; `controlled` defaults to the VPA's own."""
+    return {
+        "apiVersion": "autoscaling.k8s.io/v1",
+        "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": model, "namespace": MODEL_NS},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": model},
+            "updatePolicy": {"updateMode": mode},
+            "resourcePolicy": {
+                "containerPolicies": [
+                    {"containerName": "model-server", "controlledResources": list(controlled)}
+                ]
+            },
+        },
+    }
+
+
 def pdb(model: str, min_available: Any = 1) -> dict[str, Any]:
     return {
         "metadata": {"name": model, "namespace": MODEL_NS},
@@ -155,6 +210,8 @@ def res(kind: str, props: dict[str, Any]) -> Resource:
         "Deployment": "kubernetes:apps/v1:Deployment",
         "Job": "kubernetes:batch/v1:Job",
         "HPA": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "ScaledObject": "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        "VPA": "kubernetes:autoscaling.k8s.io/v1:VerticalPodAutoscaler",
         "PDB": "kubernetes:policy/v1:PodDisruptionBudget",
         "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
         "Node": "kubernetes:core/v1:Node",
@@ -165,11 +222,16 @@ def res(kind: str, props: dict[str, Any]) -> Resource:
 
 
 def compliant_stack() -> list[Resource]:
-    """A CPU model and a GPU model with everything the rules ask for, on a 2-node GPU pool."""
+    """A CPU model on an HPA, a CPU model on a KEDA ScaledObject with a memory-only VPA, and a
+    GPU model, with everything the rules ask for, on a 2-node GPU pool."""
     return [
         res("Deployment", deployment("iris")),
         res("HPA", hpa("iris", 2, 6)),
         res("PDB", pdb("iris", 1)),
+        res("Deployment", deployment("wine")),
+        res("ScaledObject", scaled_object("wine", 2, 6)),
+        res("VPA", vpa("wine", "Auto", ("memory",))),
+        res("PDB", pdb("wine", 1)),
         res("Deployment", deployment("digits", gpus=1)),
         res("HPA", hpa("digits", 2, 8)),
         res("PDB", pdb("digits", 1)),

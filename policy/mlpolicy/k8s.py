@@ -74,6 +74,10 @@ LONG_RUNNING = {
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+VPA = "kubernetes:autoscaling.k8s.io/v1:VerticalPodAutoscaler"
+# Horizontal autoscalers: each sets its target's replica count (KEDA through an HPA it owns).
+AUTOSCALERS = (HPA, SCALED_OBJECT)
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 NODE = "kubernetes:core/v1:Node"
@@ -290,24 +294,140 @@ def by_type(resources: Sequence[Resource], resource_type: str) -> list[Resource]
     return [r for r in resources if r.type == resource_type]
 
 
+# Replica bounds of each autoscaler kind: field and value when unset. KEDA scales to zero unless
+# minReplicaCount says otherwise; an HPA without maxReplicas is rejected by the API (None here).
+_MIN_REPLICAS = {HPA: ("minReplicas", 1), SCALED_OBJECT: ("minReplicaCount", 0)}
+_MAX_REPLICAS = {HPA: ("maxReplicas", None), SCALED_OBJECT: ("maxReplicaCount", 100)}
+SHORT_KIND = {HPA: "HPA", SCALED_OBJECT: "ScaledObject"}
+
+
+def min_replicas(autoscaler: Resource) -> tuple[Any, str]:
+    """The fewest replicas an HPA or ScaledObject keeps (its default when unset) and its field."""
+    field_name, default = _MIN_REPLICAS[autoscaler.type]
+    return get(autoscaler.props, "spec", field_name, default=default), field_name
+
+
+def max_replicas(autoscaler: Resource) -> tuple[Any, str]:
+    """The most replicas an HPA or ScaledObject scales to (its default when unset) and its field."""
+    field_name, default = _MAX_REPLICAS[autoscaler.type]
+    return get(autoscaler.props, "spec", field_name, default=default), field_name
+
+
+Target = tuple[Any, Any, Any]
+"""(namespace, kind, name) of a workload; parts may be UNKNOWN during preview."""
+
+
+def workload_key(workload: Resource) -> Target:
+    return (
+        namespace_of(workload.props),
+        kind_of(workload.type),
+        name_of(workload.props, workload.name),
+    )
+
+
+def scale_target(autoscaler: Resource) -> Target:
+    """The workload an HPA or ScaledObject scales, in the autoscaler's namespace. KEDA's
+    scaleTargetRef.kind defaults to Deployment; an HPA's is required."""
+    ref = get(autoscaler.props, "spec", "scaleTargetRef", default={})
+    kind_default = "Deployment" if autoscaler.type == SCALED_OBJECT else None
+    return namespace_of(autoscaler.props), get(ref, "kind", default=kind_default), get(ref, "name")
+
+
+def vpa_target(vpa: Resource) -> Target:
+    ref = get(vpa.props, "spec", "targetRef", default={})
+    return namespace_of(vpa.props), get(ref, "kind"), get(ref, "name")
+
+
+@dataclass(frozen=True)
+class ResourceSignal:
+    """A cpu or memory signal an autoscaler scales on."""
+
+    resource: str
+    utilization: bool
+    """Target in percent of the pods' requests (needs requests to compute)."""
+    container: str | None
+    """Only this container's usage counts (HPA ContainerResource, KEDA metadata.containerName);
+    None: the sum over the pod's containers."""
+
+
+def resource_signals(autoscaler: Resource) -> Any:
+    """The cpu/memory signals of an HPA (metrics of type Resource or ContainerResource) or a
+    ScaledObject (triggers of type cpu or memory); UNKNOWN when one of them is not known yet."""
+    if autoscaler.type == HPA:
+        entries = get(autoscaler.props, "spec", "metrics", default=[]) or []
+    else:
+        entries = get(autoscaler.props, "spec", "triggers", default=[]) or []
+    if is_unknown(entries) or not isinstance(entries, Sequence):
+        return UNKNOWN if is_unknown(entries) else []
+    signals = []
+    for entry in entries:
+        signal = (_hpa_signal if autoscaler.type == HPA else _keda_signal)(entry)
+        if is_unknown(signal):
+            return UNKNOWN
+        if signal is not None:
+            signals.append(signal)
+    return signals
+
+
+def _hpa_signal(metric: Any) -> Any:
+    kind = get(metric, "type")
+    if kind == "Resource":
+        source, container = get(metric, "resource"), None
+    elif kind == "ContainerResource":
+        source = get(metric, "containerResource")
+        container = get(source, "container")
+    else:
+        return UNKNOWN if is_unknown(kind) else None
+    name, target = get(source, "name"), get(source, "target", "type")
+    if any(is_unknown(v) for v in (name, target, container)):
+        return UNKNOWN
+    if name not in ("cpu", "memory"):
+        return None
+    return ResourceSignal(name, target == "Utilization", container)
+
+
+def _keda_signal(trigger: Any) -> Any:
+    kind = get(trigger, "type")
+    if is_unknown(kind) or kind not in ("cpu", "memory"):
+        return UNKNOWN if is_unknown(kind) else None
+    # metadata.type is the pre-2.10 spelling of metricType, still accepted by KEDA.
+    metric_type = get(trigger, "metricType")
+    if metric_type is None:
+        metric_type = get(trigger, "metadata", "type")
+    container = get(trigger, "metadata", "containerName") or None
+    if is_unknown(metric_type) or is_unknown(container):
+        return UNKNOWN
+    return ResourceSignal(kind, metric_type == "Utilization", container)
+
+
 @dataclass
 class Index:
-    """Lookups stack rules share: HPAs by their target and workloads by namespace."""
+    """Lookups stack rules share: the horizontal autoscalers (HPAs and KEDA ScaledObjects) of each
+    workload."""
 
     resources: Sequence[Resource]
-    hpa_by_target: dict[tuple[str, str, str], Resource] = field(default_factory=dict)
+    autoscalers_by_target: dict[tuple[str, str, str], list[Resource]] = field(default_factory=dict)
+    unresolved: set[Any] = field(default_factory=set)
+    """Namespaces (UNKNOWN among them) of autoscalers whose target is not known yet."""
 
     def __post_init__(self) -> None:
-        for hpa in by_type(self.resources, HPA):
-            ref = get(hpa.props, "spec", "scaleTargetRef", default={})
-            kind, name = get(ref, "kind"), get(ref, "name")
-            if isinstance(kind, str) and isinstance(name, str):
-                ns = namespace_of(hpa.props)
-                if isinstance(ns, str):
-                    self.hpa_by_target[(ns, kind, name)] = hpa
+        for autoscaler in (r for r in self.resources if r.type in AUTOSCALERS):
+            target = scale_target(autoscaler)
+            if any(is_unknown(v) for v in target):
+                self.unresolved.add(target[0])
+            elif all(isinstance(v, str) for v in target):
+                self.autoscalers_by_target.setdefault(target, []).append(autoscaler)
 
-    def hpa_for(self, workload: Resource) -> Resource | None:
-        ns, name = namespace_of(workload.props), name_of(workload.props, workload.name)
-        if not isinstance(ns, str) or not isinstance(name, str):
-            return None
-        return self.hpa_by_target.get((ns, kind_of(workload.type), name))
+    def autoscalers_of(self, target: Target) -> list[Resource]:
+        """Every HPA and ScaledObject known to scale the workload ``target``."""
+        if not all(isinstance(v, str) for v in target):
+            return []
+        return self.autoscalers_by_target.get(target, [])
+
+    def autoscalers_for(self, workload: Resource) -> list[Resource]:
+        return self.autoscalers_of(workload_key(workload))
+
+    def maybe_more(self, workload: Resource) -> bool:
+        """Whether an autoscaler whose target is not known yet may scale ``workload`` too."""
+        ns = namespace_of(workload.props)
+        return bool(self.unresolved) and (is_unknown(ns) or bool({ns, UNKNOWN} & self.unresolved))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from . import rules_autoscaling as scaling
 from . import rules_availability as avail
 from . import rules_gpu as gpu
 from . import rules_workload as wl
@@ -100,6 +101,22 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("pdb-required", "stack", avail.check_pdb, PdbConfig, "mandatory", "high"),
     Rule("hpa-target-valid", "stack", avail.check_hpa_targets, NoConfig, "advisory", "medium"),
+    Rule(
+        "one-autoscaler-per-workload",
+        "stack",
+        scaling.check_one_autoscaler,
+        NoConfig,
+        "mandatory",
+        "high",
+    ),
+    Rule(
+        "vpa-disjoint-from-autoscaler",
+        "stack",
+        scaling.check_vpa_disjoint,
+        NoConfig,
+        "mandatory",
+        "high",
+    ),
     Rule(
         "network-policy-per-namespace",
         "stack",

@@ -1,5 +1,6 @@
-"""Stack rules about availability and isolation: PodDisruptionBudgets sized below the HPA floor,
-HPAs that point at real workloads, and a NetworkPolicy for every model namespace."""
+"""Stack rules about availability and isolation: PodDisruptionBudgets sized below the autoscaler's
+floor, HPAs and ScaledObjects that point at real workloads, and a NetworkPolicy for every model
+namespace."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from .config import NoConfig, PdbConfig
 from .k8s import (
+    AUTOSCALERS,
     COMPONENT_LABEL,
     DEPLOYMENT,
     HPA,
@@ -24,12 +26,16 @@ from .k8s import (
     describe,
     get,
     is_unknown,
-    kind_of,
+    max_replicas,
+    min_replicas,
     name_of,
     namespace_of,
     pod_template,
     quantity,
+    resource_signals,
+    scale_target,
     selector_matches,
+    workload_key,
 )
 
 SCALABLE = (DEPLOYMENT, "kubernetes:apps/v1:StatefulSet")
@@ -48,13 +54,24 @@ def scaled(value: Any, total: int) -> Any:
 
 
 def replica_floor(workload: Resource, index: Index) -> tuple[Any, str]:
-    """The fewest pods the workload runs in steady state and where that number comes from:
-    HPA minReplicas (default 1) when an HPA targets it, else spec.replicas (default 1)."""
-    hpa = index.hpa_for(workload)
-    if hpa is not None:
-        value = get(hpa.props, "spec", "minReplicas", default=1)
-        return value, f"minReplicas of {describe(hpa.type, hpa.props, hpa.name)}"
-    return get(workload.props, "spec", "replicas", default=1), "spec.replicas"
+    """The fewest pods the workload runs in steady state and where that number comes from: the
+    lowest minReplicas (HPA, default 1) or minReplicaCount (KEDA ScaledObject, default 0) of the
+    autoscalers targeting it, else spec.replicas (default 1). UNKNOWN while an autoscaler whose
+    target is not known yet may be one of them."""
+    if index.maybe_more(workload):
+        return UNKNOWN, ""
+    autoscalers = index.autoscalers_for(workload)
+    if not autoscalers:
+        return get(workload.props, "spec", "replicas", default=1), "spec.replicas"
+    floors = []
+    for a in autoscalers:
+        value, field_name = min_replicas(a)
+        source = f"{field_name} of {describe(a.type, a.props, a.name)}"
+        if is_unknown(value) or quantity(value) is None:
+            return value, source
+        floors.append((quantity(value), value, source))
+    _, value, source = min(floors, key=lambda f: f[0])
+    return value, source
 
 
 def _pod_labels(labels: Mapping[str, Any]) -> str:
@@ -65,9 +82,11 @@ def _pod_labels(labels: Mapping[str, Any]) -> str:
 
 
 def check_pdb(resources: Sequence[Resource], config: PdbConfig = PdbConfig()) -> list[Violation]:
-    """Every Deployment/StatefulSet running >= 2 pods (HPA minReplicas when autoscaled) is covered
-    by exactly one PDB whose minAvailable is below that floor (or maxUnavailable >= 1), so a
-    node drain neither takes all pods down at once nor hangs forever."""
+    """Every Deployment/StatefulSet running >= 2 pods (the autoscaler's minimum when autoscaled)
+    is covered by exactly one PDB whose minAvailable is below that floor (or maxUnavailable >= 1),
+    so a node drain neither takes all pods down at once nor hangs forever. Below 2 pods (a
+    ScaledObject scales to zero by default) no PDB is asked for, but one that is there must still
+    let a lone pod be evicted."""
     index, pdbs = Index(resources), by_type(resources, PDB)
     out = []
     for w in (r for r in resources if r.type in SCALABLE):
@@ -76,7 +95,7 @@ def check_pdb(resources: Sequence[Resource], config: PdbConfig = PdbConfig()) ->
         floor, source = replica_floor(w, index)
         if template is None or any(is_unknown(v) for v in (ns, name, floor)):
             continue
-        if f"{ns}/{name}" in config.exempt or quantity(floor) is None or quantity(floor) < 2:
+        if f"{ns}/{name}" in config.exempt or quantity(floor) is None:
             continue
         floor = int(quantity(floor))
         obj = describe(w.type, w.props, w.name)
@@ -88,7 +107,7 @@ def check_pdb(resources: Sequence[Resource], config: PdbConfig = PdbConfig()) ->
         if any(is_unknown(m) for _, m in matches):
             continue
         covering = [p for p, m in matches if m]
-        if not covering:
+        if not covering and floor >= 2:
             out.append(
                 Violation(
                     f"{obj} runs at least {floor} pods ({source}) but no PodDisruptionBudget in "
@@ -111,7 +130,10 @@ def check_pdb(resources: Sequence[Resource], config: PdbConfig = PdbConfig()) ->
                 )
             )
         for p in covering:
-            out.extend(_pdb_size(p, obj, floor, source, w.urn))
+            if floor >= 2:
+                out.extend(_pdb_size(p, obj, floor, source, w.urn))
+            else:
+                out.extend(_pdb_below_two(p, obj, floor, source, w.urn))
     return out
 
 
@@ -144,77 +166,119 @@ def _pdb_size(pdb: Resource, obj: str, floor: int, source: str, urn: str) -> lis
     return []
 
 
+def _pdb_below_two(pdb: Resource, obj: str, floor: int, source: str, urn: str) -> list[Violation]:
+    """A workload that may run one pod: a PDB that keeps that pod blocks drains. (With none the
+    PDB has nothing to protect, which needs no finding of its own.)"""
+    raw_min = get(pdb.props, "spec", "minAvailable")
+    raw_max = get(pdb.props, "spec", "maxUnavailable")
+    min_available, max_unavailable = scaled(raw_min, 1), scaled(raw_max, 1)
+    if raw_min is not None and not is_unknown(min_available):
+        if min_available is not None and min_available < 1:
+            return []
+        setting = f"minAvailable {raw_min!r}"
+        fix = (
+            f"Raise {source} to 2 or more so the PDB keeps a pod serving through a drain, or "
+            f"use maxUnavailable 1 instead."
+        )
+    elif raw_max is not None and not is_unknown(max_unavailable):
+        if max_unavailable is not None and max_unavailable >= 1:
+            return []
+        setting, fix = f"maxUnavailable {raw_max!r}", "Set maxUnavailable to 1 or more."
+    else:
+        return []
+    idle = ", scaled to zero when idle: then the PDB protects nothing" if floor == 0 else ""
+    return [
+        Violation(
+            f"{describe(pdb.type, pdb.props, pdb.name)} has {setting} for {obj}, which may run "
+            f"a single pod ({source} = {floor}{idle}); at one pod that PDB allows no eviction and "
+            f"node drains hang. {fix}",
+            urn,
+        )
+    ]
+
+
 def check_hpa_targets(
     resources: Sequence[Resource], config: NoConfig = NoConfig()
 ) -> list[Violation]:
-    """Every HPA scales a workload of this stack in its namespace, minReplicas <= maxReplicas,
-    and a CPU-utilization target has CPU requests to measure against."""
-    workloads = {
-        (namespace_of(r.props), kind_of(r.type), name_of(r.props, r.name)): r
-        for r in resources
-        if r.type in SCALABLE
-    }
+    """Every HPA and KEDA ScaledObject scales a workload of this stack in its namespace, its
+    minimum is at most its maximum, and a CPU- or memory-utilization target has requests of that
+    resource to measure against."""
+    workloads = {workload_key(r): r for r in resources if r.type in SCALABLE}
     out = []
-    for hpa in by_type(resources, HPA):
-        ns, obj = namespace_of(hpa.props), describe(hpa.type, hpa.props, hpa.name)
-        ref = get(hpa.props, "spec", "scaleTargetRef", default={})
-        kind, name = get(ref, "kind"), get(ref, "name")
+    for a in (r for r in resources if r.type in AUTOSCALERS):
+        obj = describe(a.type, a.props, a.name)
+        ns, kind, name = scale_target(a)
         if any(is_unknown(v) for v in (ns, kind, name)):
             continue
         target = workloads.get((ns, kind, name))
         if target is None:
             known = sorted(f"{k}/{n}" for (wns, k, n) in workloads if wns == ns)
+            consequence = (
+                "the HPA would report FailedGetScale"
+                if a.type == HPA
+                else "KEDA would mark it not ready and scale nothing"
+            )
             out.append(
                 Violation(
                     f"{obj} targets {kind} '{name}', which this stack does not create in namespace "
-                    f"'{ns}' (it has: {', '.join(known) or 'none'}); the HPA would report "
-                    f"FailedGetScale. Point scaleTargetRef at the model's Deployment.",
-                    hpa.urn,
+                    f"'{ns}' (it has: {', '.join(known) or 'none'}); {consequence}. Point "
+                    f"scaleTargetRef at the model's Deployment.",
+                    a.urn,
                 )
             )
             continue
-        lo, hi = (
-            get(hpa.props, "spec", "minReplicas", default=1),
-            get(hpa.props, "spec", "maxReplicas"),
-        )
-        if not any(is_unknown(v) or v is None for v in (lo, hi)) and lo > hi:
-            out.append(
-                Violation(
-                    f"{obj} has minReplicas {lo} above maxReplicas {hi}; make min <= max.", hpa.urn
-                )
-            )
-        out.extend(_cpu_requests_for_utilization(hpa, obj, target))
+        out.extend(_min_above_max(a, obj))
+        out.extend(_requests_for_utilization(a, obj, target))
     return out
 
 
-def _cpu_requests_for_utilization(hpa: Resource, obj: str, target: Resource) -> list[Violation]:
-    metrics = get(hpa.props, "spec", "metrics", default=[]) or []
-    template = pod_template(target.type, target.props)
-    if is_unknown(metrics) or template is None:
+def _min_above_max(autoscaler: Resource, obj: str) -> list[Violation]:
+    (lo, lo_field), (hi, hi_field) = min_replicas(autoscaler), max_replicas(autoscaler)
+    if is_unknown(lo) or is_unknown(hi):
         return []
-    uses_cpu = any(
-        get(m, "type") == "Resource"
-        and get(m, "resource", "name") == "cpu"
-        and get(m, "resource", "target", "type") == "Utilization"
-        for m in metrics
-    )
-    if not uses_cpu:
+    lo_q, hi_q = quantity(lo), quantity(hi)
+    if lo_q is None or hi_q is None or lo_q <= hi_q:
         return []
-    lacking = [
-        c.name
-        for c in containers(template, include_init=False)
-        if get(c.spec, "resources", "requests", "cpu") is None
-    ]
-    if not lacking:
-        return []
+    default = "" if get(autoscaler.props, "spec", hi_field) is not None else " (KEDA's default)"
     return [
         Violation(
-            f"{obj} scales on CPU utilization but container(s) {', '.join(lacking)} of "
-            f"{describe(target.type, target.props, target.name)} request no cpu, so utilization "
-            f"cannot be computed. Set resources.requests.cpu.",
-            hpa.urn,
+            f"{obj} has {lo_field} {lo} above {hi_field} {hi}{default}; make min <= max.",
+            autoscaler.urn,
         )
     ]
+
+
+def _requests_for_utilization(autoscaler: Resource, obj: str, target: Resource) -> list[Violation]:
+    signals = resource_signals(autoscaler)
+    template = pod_template(target.type, target.props)
+    if is_unknown(signals) or template is None:
+        return []
+    out = []
+    for resource in ("cpu", "memory"):
+        measured = [s for s in signals if s.resource == resource and s.utilization]
+        if not measured:
+            continue
+        # A container-scoped signal divides by that container's request only.
+        scope = (
+            None if any(s.container is None for s in measured) else {s.container for s in measured}
+        )
+        lacking = [
+            c.name
+            for c in containers(template, include_init=False)
+            if (scope is None or c.name in scope)
+            and get(c.spec, "resources", "requests", resource) is None
+        ]
+        if lacking:
+            out.append(
+                Violation(
+                    f"{obj} scales on {resource} utilization but container(s) "
+                    f"{', '.join(lacking)} of {describe(target.type, target.props, target.name)} "
+                    f"request no {resource}, so utilization cannot be computed. Set "
+                    f"resources.requests.{resource}.",
+                    autoscaler.urn,
+                )
+            )
+    return out
 
 
 def _selects_for_ingress(netpol: Resource, labels: Mapping[str, Any]) -> Any:

@@ -25,6 +25,7 @@ from .k8s import (
     NODE,
     NODE_PATCH,
     POD_TEMPLATE_PATHS,
+    SHORT_KIND,
     UNKNOWN,
     Index,
     PodTemplate,
@@ -34,6 +35,7 @@ from .k8s import (
     get,
     gpus_per_pod,
     is_unknown,
+    max_replicas,
     pod_template,
     quantity,
     tolerates,
@@ -275,20 +277,31 @@ def check_gpu_tolerations(
     return out
 
 
-def max_pods(w: GpuWorkload, index: Index) -> Any:
-    """The most pods the workload may run at once: HPA maxReplicas when an HPA targets it,
-    otherwise spec.replicas (Deployments, default 1) or parallelism (Jobs, default 1)."""
+def max_pods(w: GpuWorkload, index: Index) -> tuple[Any, str]:
+    """The most pods the workload may run at once and where that number comes from: the highest
+    maxReplicas (HPA) or maxReplicaCount (KEDA ScaledObject, default 100) of the autoscalers
+    targeting it, otherwise spec.replicas (Deployments, default 1) or parallelism (Jobs, default
+    1). UNKNOWN while an autoscaler whose target is not known yet may scale it."""
     r = w.resource
-    hpa = index.hpa_for(r)
-    if hpa is not None:
-        return get(hpa.props, "spec", "maxReplicas")
+    if index.maybe_more(r):
+        return UNKNOWN, ""
+    ceilings = []
+    for a in index.autoscalers_for(r):
+        value, field_name = max_replicas(a)
+        source = f"{SHORT_KIND[a.type]} {field_name}"
+        if is_unknown(value) or quantity(value) is None:
+            return value, source
+        ceilings.append((quantity(value), value, source))
+    if ceilings:
+        _, value, source = max(ceilings, key=lambda c: c[0])
+        return value, source
     if r.type == "kubernetes:batch/v1:Job":
-        return get(r.props, "spec", "parallelism", default=1)
+        return get(r.props, "spec", "parallelism", default=1), "parallelism"
     if r.type == "kubernetes:batch/v1:CronJob":
-        return get(r.props, "spec", "jobTemplate", "spec", "parallelism", default=1)
+        return get(r.props, "spec", "jobTemplate", "spec", "parallelism", default=1), "parallelism"
     if r.type == "kubernetes:core/v1:Pod":
-        return 1
-    return get(r.props, "spec", "replicas", default=1)
+        return 1, "replicas"
+    return get(r.props, "spec", "replicas", default=1), "replicas"
 
 
 def _candidate_pools(w: GpuWorkload, pools: dict[str, GpuPool]) -> Any:
@@ -308,15 +321,16 @@ def check_gpu_capacity(
     out = []
     for w in gpu_workloads(resources):
         r = w.resource
-        candidates, replicas = _candidate_pools(w, pools), max_pods(w, index)
+        candidates, (replicas, source) = _candidate_pools(w, pools), max_pods(w, index)
         if any(is_unknown(v) for v in (candidates, replicas, w.gpus)) or not candidates:
             continue  # no pool at all is gpu-toleration's finding
+        if quantity(replicas) is None:
+            continue
         capacities = [pools[p].capacity for p in candidates]
         if any(is_unknown(c) for c in capacities):
             continue
-        total, need = sum(capacities, Decimal(0)), Decimal(str(replicas)) * w.gpus
+        total, need = sum(capacities, Decimal(0)), quantity(replicas) * w.gpus
         obj, names = describe(r.type, r.props, r.name), ", ".join(sorted(candidates))
-        source = "HPA maxReplicas" if index.hpa_for(r) is not None else "replicas"
         if need > total:
             fit = int(total // w.gpus)
             out.append(
@@ -348,12 +362,14 @@ def check_gpu_pool_oversubscription(
     pools, index = gpu_pools(resources, config), Index(resources)
     demand: dict[str, list[tuple[str, Decimal]]] = {}
     for w in gpu_workloads(resources):
-        candidates, replicas = _candidate_pools(w, pools), max_pods(w, index)
+        candidates, (replicas, _) = _candidate_pools(w, pools), max_pods(w, index)
         if any(is_unknown(v) for v in (candidates, replicas, w.gpus)) or len(candidates) != 1:
+            continue
+        if quantity(replicas) is None:
             continue
         (pool,) = candidates
         obj = describe(w.resource.type, w.resource.props, w.resource.name)
-        demand.setdefault(pool, []).append((obj, Decimal(str(replicas)) * w.gpus))
+        demand.setdefault(pool, []).append((obj, quantity(replicas) * w.gpus))
     out = []
     for pool, users in sorted(demand.items()):
         total, capacity = sum((n for _, n in users), Decimal(0)), pools[pool].capacity

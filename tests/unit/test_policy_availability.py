@@ -18,10 +18,12 @@ from mlpolicy.rules_availability import (  # noqa: E402
 )
 
 
-def model(name="iris", replicas=2, hpa=None, pdb=None):
+def model(name="iris", replicas=2, hpa=None, pdb=None, scaled_object=None):
     stack = [ex.res("Deployment", ex.deployment(name, replicas=replicas))]
     if hpa is not None:
         stack.append(ex.res("HPA", ex.hpa(name, *hpa)))
+    if scaled_object is not None:
+        stack.append(ex.res("ScaledObject", scaled_object))
     if pdb is not None:
         stack.append(ex.res("PDB", pdb))
     return stack
@@ -60,6 +62,64 @@ def test_hpa_floor_decides_instead_of_replicas():
     [v] = check_pdb(model(replicas=1, hpa=(3, 5)))
     assert "at least 3 pods (minReplicas of HorizontalPodAutoscaler 'models/iris')" in v.message
     assert "selects its pods (app.kubernetes.io/instance=iris)" in v.message
+
+
+def test_scaled_object_floor_decides_instead_of_replicas():
+    [v] = check_pdb(model(replicas=1, scaled_object=ex.scaled_object("iris", 3, 6)))
+    assert "at least 3 pods (minReplicaCount of ScaledObject 'models/iris')" in v.message
+    assert check_pdb(model(scaled_object=ex.scaled_object("iris", 1, 6))) == []
+
+
+def test_two_autoscalers_give_the_lower_floor():
+    stack = model(replicas=1, hpa=(4, 6), scaled_object=ex.scaled_object("iris", 3, 6))
+    [v] = check_pdb(stack)  # the pair itself is one-autoscaler-per-workload's finding
+    assert "at least 3 pods (minReplicaCount of ScaledObject 'models/iris')" in v.message
+
+
+def scales_to_zero():
+    so = ex.scaled_object("iris")
+    del so["spec"]["minReplicaCount"]  # KEDA's default: 0
+    return so
+
+
+def test_scale_to_zero_needs_no_pdb_but_a_pdb_must_not_keep_the_last_pod():
+    assert check_pdb(model(replicas=3, scaled_object=scales_to_zero())) == []
+    [v] = check_pdb(model(replicas=3, scaled_object=scales_to_zero(), pdb=ex.pdb("iris", 1)))
+    assert (
+        "PodDisruptionBudget 'models/iris' has minAvailable 1 for Deployment 'models/iris', which "
+        "may run a single pod (minReplicaCount of ScaledObject 'models/iris' = 0, scaled to zero"
+        in v.message
+    )
+    assert "node drains hang" in v.message and "to 2 or more" in v.message
+    assert "at most -1" not in v.message and "minAvailable -1" not in v.message
+
+
+@pytest.mark.parametrize(
+    "spec", [{"minAvailable": 0}, {"maxUnavailable": 1}, {"maxUnavailable": "50%"}]
+)
+def test_pdb_letting_a_lone_pod_go_passes_below_two(spec):
+    pdb = ex.pdb("iris")
+    pdb["spec"] = {**spec, "selector": pdb["spec"]["selector"]}
+    assert check_pdb(model(scaled_object=scales_to_zero(), pdb=pdb)) == []
+
+
+def test_pdb_keeping_the_only_pod_of_a_single_replica_hpa():
+    [v] = check_pdb(model(hpa=(1, 4), pdb=ex.pdb("iris", "50%")))
+    assert "has minAvailable '50%'" in v.message
+    assert "(minReplicas of HorizontalPodAutoscaler 'models/iris' = 1)" in v.message
+    pdb = ex.pdb("iris")
+    pdb["spec"] = {"maxUnavailable": 0, "selector": pdb["spec"]["selector"]}
+    [v] = check_pdb(model(hpa=(1, 4), pdb=pdb))
+    assert "maxUnavailable 0" in v.message and "Set maxUnavailable to 1 or more" in v.message
+
+
+def test_autoscaler_with_a_target_unknown_in_preview_leaves_the_floor_open():
+    so = ex.scaled_object("iris", 0, 6)
+    so["spec"]["scaleTargetRef"]["name"] = UNKNOWN
+    # spec.replicas says 1, but the ScaledObject may set the floor: judged again at `pulumi up`.
+    assert check_pdb(model(replicas=1, scaled_object=so, pdb=ex.pdb("iris", 1))) == []
+    so["spec"] = UNKNOWN
+    assert check_pdb(model(replicas=3, scaled_object=so)) == []
 
 
 @pytest.mark.parametrize("min_available", [3, "100%", 4])
@@ -141,6 +201,44 @@ def test_hpa_min_above_max_and_cpu_utilization_without_requests():
     msgs = [v.message for v in check_hpa_targets([ex.res("Deployment", d), ex.res("HPA", hpa)])]
     assert any("minReplicas 5 above maxReplicas 3" in m for m in msgs)
     assert any("container(s) model-server" in m and "request no cpu" in m for m in msgs)
+
+
+def test_scaled_object_pointing_at_a_missing_deployment():
+    so = ex.scaled_object("iris")
+    so["spec"]["scaleTargetRef"] = {"name": "iris-v2"}  # kind defaults to Deployment
+    [v] = check_hpa_targets(
+        [ex.res("Deployment", ex.deployment("iris")), ex.res("ScaledObject", so)]
+    )
+    assert "ScaledObject 'models/iris' targets Deployment 'iris-v2'" in v.message
+    assert "KEDA would mark it not ready" in v.message
+
+
+def test_scaled_object_min_above_max_counts_keda_defaults():
+    deployment = ex.res("Deployment", ex.deployment("iris"))
+    [v] = check_hpa_targets([deployment, ex.res("ScaledObject", ex.scaled_object("iris", 5, 3))])
+    assert "ScaledObject 'models/iris' has minReplicaCount 5 above maxReplicaCount 3" in v.message
+    so = ex.scaled_object("iris", 150)
+    del so["spec"]["maxReplicaCount"]
+    [v] = check_hpa_targets([deployment, ex.res("ScaledObject", so)])
+    assert "minReplicaCount 150 above maxReplicaCount 100 (KEDA's default)" in v.message
+
+
+def test_scaled_object_utilization_triggers_need_requests():
+    d = ex.deployment("iris")
+    del d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    so = ex.scaled_object("iris")
+    [v] = check_hpa_targets([ex.res("Deployment", d), ex.res("ScaledObject", so)])
+    assert "ScaledObject 'models/iris' scales on cpu utilization" in v.message
+    assert "container(s) model-server of Deployment 'models/iris' request no cpu" in v.message
+    so["spec"]["triggers"][0]["metricType"] = "AverageValue"  # absolute usage: no request needed
+    assert check_hpa_targets([ex.res("Deployment", d), ex.res("ScaledObject", so)]) == []
+    so["spec"]["triggers"][0] = {
+        "type": "memory",
+        "metricType": "Utilization",
+        "metadata": {"value": "80", "containerName": "model-server"},
+    }
+    [v] = check_hpa_targets([ex.res("Deployment", d), ex.res("ScaledObject", so)])
+    assert "scales on memory utilization" in v.message and "request no memory" in v.message
 
 
 def test_model_namespace_without_network_policy():

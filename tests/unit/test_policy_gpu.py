@@ -120,6 +120,22 @@ def test_hpa_max_replicas_times_gpus_above_pool_capacity():
     )
 
 
+def test_scaled_object_max_replica_count_bounds_the_pods():
+    deploy = ex.res("Deployment", ex.deployment("digits", replicas=9, gpus=1))
+    nodes = gpu_stack(ex.deployment("other"))[1:]
+    so = ex.scaled_object("digits", 2, 9)
+    [v] = check_gpu_capacity([deploy, ex.res("ScaledObject", so), *nodes])
+    assert "can run 9 pods (ScaledObject maxReplicaCount) x 1 nvidia.com/gpu = 9 GPUs" in v.message
+    assert "Lower ScaledObject maxReplicaCount to at most 8" in v.message
+    del so["spec"]["maxReplicaCount"]  # KEDA's default: 100
+    [v] = check_gpu_capacity([deploy, ex.res("ScaledObject", so), *nodes])
+    assert "can run 100 pods (ScaledObject maxReplicaCount)" in v.message
+    so["spec"]["maxReplicaCount"] = 8
+    assert check_gpu_capacity([deploy, ex.res("ScaledObject", so), *nodes]) == []
+    so["spec"]["scaleTargetRef"] = UNKNOWN  # may scale digits: replicas 9 are not the bound
+    assert check_gpu_capacity([deploy, ex.res("ScaledObject", so), *nodes]) == []
+
+
 def test_replicas_bound_the_pods_when_there_is_no_hpa():
     stack = gpu_stack(ex.deployment("digits", replicas=3, gpus=4))
     [v] = check_gpu_capacity(stack)

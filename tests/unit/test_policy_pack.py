@@ -16,7 +16,11 @@ try:
     from pulumi.runtime import proto
     from pulumi_policy import EnforcementLevel
     from pulumi_policy.policy import _PolicyAnalyzerServicer
-    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+    from pulumi_policy.proxy import (
+        UNKNOWN_OBJECT_VALUE,
+        UNKNOWN_STRING_VALUE,
+        unknown_checking_proxy,
+    )
 except ImportError as e:  # the main environment cannot hold pulumi-policy
     raise ImportError(
         f"{__file__} needs the policy pack environment: build it with "
@@ -152,3 +156,15 @@ def test_stack_rules_pin_violations_to_the_resource(analyzer):
     assert diag.policyName == "pdb-required" and diag.enforcementLevel == proto.MANDATORY
     assert diag.urn.endswith("::iris-deployment")
     assert "no PodDisruptionBudget in namespace 'models'" in diag.message
+
+
+def test_second_autoscaler_is_mandatory_and_an_unknown_scaled_object_is_not(analyzer):
+    stack = ex.compliant_stack()
+    [wine_so] = [r for r in stack if r.name == "wine-scaledobject"]
+    extra = ex.res("HPA", ex.hpa("wine"))
+    [diag] = analyze_stack(analyzer, [*stack, extra])
+    assert diag.policyName == "one-autoscaler-per-workload"
+    assert diag.enforcementLevel == proto.MANDATORY and diag.urn.endswith("::wine-deployment")
+    # A ScaledObject whose spec is computed during preview: nothing to judge, nothing raised.
+    wine_so.props["spec"] = UNKNOWN_OBJECT_VALUE
+    assert analyze_stack(analyzer, stack) == []
