@@ -75,7 +75,10 @@ GPU_VARIANT = {
         "requests": {"cpu": "250m", "memory": "512Mi"},
         "limits": {"cpu": "1", "memory": "1536Mi"},
     },
+    # Admitted by KEDA's real webhook; its query has no dcgm-exporter series to read here.
+    "autoscaling": {"signals": {"gpuUtilization": 80}},
 }
+KEDA_MODEL = "ml-model-1"  # dev scales it on requests in flight, with the VPA on memory
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +95,11 @@ def stack(tmp_path_factory, tool_env, layout):
     proj = copy_project(work / "project")
     stack_file = proj / "Pulumi.dev.yaml"
     doc = for_test_cluster(yaml.safe_load(stack_file.read_text()), layout)
-    doc["config"]["mlplatform:models"].append(GPU_VARIANT)
+    models = doc["config"]["mlplatform:models"]
+    # The test may shorten windows: back to the minimum 20 s after the load step ends.
+    scaled = next(m for m in models if m["name"] == KEDA_MODEL)
+    scaled["autoscaling"]["scaleDownStabilizationSeconds"] = 20
+    models.append(GPU_VARIANT)
     stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     state = work / "state"
     state.mkdir()
@@ -618,6 +625,153 @@ def test_version_change_rolls_out_without_dropping_availability(stack, model_dep
     print(
         f"\n[e2e] rollout of {name}: lowest (available - desired) seen = {lowest}", file=sys.stderr
     )
+
+
+def _scaled_object(k8s, namespace: str, name: str) -> dict:
+    return k8s.CustomObjectsApi().get_namespaced_custom_object(
+        "keda.sh", "v1alpha1", namespace, "scaledobjects", name
+    )
+
+
+def _condition(obj: dict, kind: str) -> str | None:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c.get("status") for c in conditions if c.get("type") == kind), None)
+
+
+def test_keda_admits_the_generated_scaled_objects_and_refuses_a_broken_one(
+    model_deployments, k8s, kubectl
+):
+    ns = model_deployments[0].metadata.namespace
+    gpu = _scaled_object(k8s, ns, GPU_VARIANT["name"])
+    (trigger,) = gpu["spec"]["triggers"]
+    assert (
+        trigger["name"] == "gpu-utilization"
+        and "DCGM_FI_DEV_GPU_UTIL" in (trigger["metadata"]["query"])
+    )
+    # The admission webhook is live: a copy asking for more minimum than maximum replicas, on a
+    # Deployment another ScaledObject already scales, is refused (server-side dry run).
+    broken = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "broken", "namespace": ns},
+        "spec": {**gpu["spec"], "minReplicaCount": 5, "maxReplicaCount": 2},
+    }
+    broken["spec"]["advanced"] = {}
+    proc = kubectl("create", "--dry-run=server", "-f", "-", check=False, input=json.dumps(broken))
+    assert proc.returncode != 0
+    assert 'admission webhook "vscaledobject.kb.io" denied' in proc.stderr, proc.stderr
+
+
+def test_keda_scales_on_requests_in_flight_and_back_to_the_minimum(
+    model_deployments, k8s, layout, tool_env, tmp_path
+):
+    apps, autoscaling, core = k8s.AppsV1Api(), k8s.AutoscalingV2Api(), k8s.CoreV1Api()
+    ns = model_deployments[0].metadata.namespace
+    wait_for(
+        f"ScaledObject {KEDA_MODEL} Ready",
+        lambda: _condition(_scaled_object(k8s, ns, KEDA_MODEL), "Ready") == "True",
+        timeout=180,
+        interval=2,
+    )
+    # KEDA made the HPA under the model's name, on an external metric it serves.
+    hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(KEDA_MODEL, ns)
+    assert [m.type for m in hpa.spec.metrics] == ["External"]
+    minimum = hpa.spec.min_replicas
+    dep = apps.read_namespaced_deployment(KEDA_MODEL, ns)
+    wait_for(
+        f"{KEDA_MODEL} at its minimum {minimum}",
+        lambda: apps.read_namespaced_deployment(KEDA_MODEL, ns).spec.replicas == minimum,
+        timeout=300,
+        interval=2,
+    )
+    pod = next(p for p in _pods(core, dep) if p.status.phase == "Running")
+    sample = _model_manifest(tool_env, ns, pod.metadata.name)["sample"]["inputs"]
+    script = tmp_path / "predict.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps({'instances': sample}))}\n"
+    )
+    url = f"http://127.0.0.1:{layout['GATEWAY_PORT']}/models/{KEDA_MODEL}/predict"
+    # A load step through the gateway on loopback: 32 connections, 20 s per round, at most 9.
+    started, reached = time.monotonic(), None
+    for _ in range(9):
+        subprocess.run(
+            ["wrk", "-t2", "-c32", "-d20s", "-s", str(script), url],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        if apps.read_namespaced_deployment(KEDA_MODEL, ns).spec.replicas >= 3:
+            reached = time.monotonic() - started
+            break
+    status = autoscaling.read_namespaced_horizontal_pod_autoscaler(KEDA_MODEL, ns).status
+    assert reached is not None, f"{KEDA_MODEL} stayed below 3 replicas under load; {status}"
+    stopped = time.monotonic()
+    wait_for(
+        f"{KEDA_MODEL} back to {minimum} replicas after the load",
+        lambda: apps.read_namespaced_deployment(KEDA_MODEL, ns).spec.replicas == minimum,
+        timeout=420,
+        interval=2,
+    )
+    print(
+        f"\n[e2e] KEDA on in-flight requests: {minimum} -> >=3 replicas {reached:.0f} s into "
+        f"the load, back to {minimum} {time.monotonic() - stopped:.0f} s after it"
+    )
+
+
+def _memory_bytes(quantity: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 1e3, "M": 1e6, "G": 1e9}
+    for unit, factor in units.items():
+        if quantity.endswith(unit):
+            return float(quantity[: -len(unit)]) * factor
+    return float(quantity)
+
+
+def test_vpa_recommends_memory_and_sizes_a_new_pod_with_it(model_deployments, k8s):
+    core, custom = k8s.CoreV1Api(), k8s.CustomObjectsApi()
+    ns = model_deployments[0].metadata.namespace
+
+    def target():
+        vpa = custom.get_namespaced_custom_object(
+            "autoscaling.k8s.io", "v1", ns, "verticalpodautoscalers", KEDA_MODEL
+        )
+        recs = ((vpa.get("status") or {}).get("recommendation") or {}).get(
+            "containerRecommendations"
+        )
+        return recs[0]["target"] if recs else None
+
+    wait_for(f"a VPA recommendation for {KEDA_MODEL}", target, timeout=420, interval=5)
+    recommended = target()
+    assert set(recommended) == {"memory"}, recommended  # controlledResources: [memory]
+    dep = next(
+        d for d in model_deployments if d.metadata.labels["app.kubernetes.io/name"] == KEDA_MODEL
+    )
+    declared = dep.spec.template.spec.containers[0].resources.requests["memory"]
+    victim = next(p for p in _pods(core, dep) if p.status.phase == "Running")
+    core.delete_namespaced_pod(victim.metadata.name, ns)
+
+    def replacement():
+        pods = [
+            p
+            for p in _pods(core, dep)
+            if p.metadata.name != victim.metadata.name and p.metadata.deletion_timestamp is None
+        ]
+        newest = max(pods, key=lambda p: p.metadata.creation_timestamp, default=None)
+        if (
+            newest is None
+            or newest.metadata.creation_timestamp <= victim.metadata.creation_timestamp
+        ):
+            return None
+        return newest
+
+    wait_for("a replacement pod", replacement, timeout=120, interval=1)
+    pod = replacement()
+    requested = pod.spec.containers[0].resources.requests["memory"]
+    # The admission controller wrote the recommendation into the new pod (mode initial).
+    assert _memory_bytes(requested) == pytest.approx(_memory_bytes(recommended["memory"]), rel=0.01)
+    assert _memory_bytes(requested) != _memory_bytes(declared)
+    assert "vpaUpdates" in (pod.metadata.annotations or {}), pod.metadata.annotations
+    print(f"\n[e2e] VPA: {KEDA_MODEL} declared {declared}, new pod got {requested}")
 
 
 # The HPA test comes after the rollout test: load-driven scaling moves the desired count,

@@ -38,7 +38,9 @@ def run_stack(project_root: Path, stack: str, config: dict | None = None, **kwar
         patch.setenv("MLP_GATEWAY_API_CRDS", str(project_root / "gateway-api"))
         for addon in ("keda", "vpa"):
             for part in ("crds", "rbac"):
-                patch.setenv(f"MLP_{addon.upper()}_{part.upper()}", str(project_root / addon / part))
+                patch.setenv(
+                    f"MLP_{addon.upper()}_{part.upper()}", str(project_root / addon / part)
+                )
         return run_program(
             lambda: runpy.run_path(str(project_root / "__main__.py"), run_name="__main__"),
             stack=stack,

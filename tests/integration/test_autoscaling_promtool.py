@@ -1,0 +1,152 @@
+"""The PromQL of every autoscaling signal, evaluated by the real Prometheus engine (promtool) on
+synthetic series: each reads the model's stable pods only, and idle pods read as 0.
+
+GPU utilization cannot be measured here (no GPU, no dcgm-exporter); this is where its query is
+proven, on series shaped like dcgm-exporter's with pod mapping.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlplatform.config import AutoscalingConfig, SignalsConfig
+from mlplatform.plan.autoscaling import signal_queries
+
+pytestmark = pytest.mark.integration
+
+BIN = Path.home() / ".cache" / "mlplatform" / "bin"
+NS, MODEL = "models", "iris"
+EVERY = AutoscalingConfig(
+    signals=SignalsConfig(in_flight=4, rps=10, latency_p99_ms=100, gpu_utilization=80)
+)
+QUERIES = {q.name: q.query for q in signal_queries(NS, MODEL, EVERY, "60s")}
+
+
+def pod(name: str, instance: str = MODEL, **extra: str) -> str:
+    labels = {
+        "job": "model-servers",
+        "namespace": NS,
+        "app_kubernetes_io_name": MODEL,
+        "app_kubernetes_io_instance": instance,
+        "pod": name,
+        **extra,
+    }
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+STABLE = ("iris-a", "iris-b")
+CANARY = "iris-canary-x"
+
+
+def up_series(down: tuple[str, ...] = ()) -> list[dict]:
+    series = [{"series": f"up{pod(p)}", "values": f"{0 if p in down else 1}x20"} for p in STABLE]
+    series.append({"series": f"up{pod(CANARY, f'{MODEL}-canary')}", "values": "1x20"})
+    return series
+
+
+def evaluate(promtool: Path, tmp_path: Path, cases: list[dict]) -> None:
+    (tmp_path / "empty.yaml").write_text("groups: []\n")
+    spec = {"rule_files": ["empty.yaml"], "evaluation_interval": "15s", "tests": cases}
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = subprocess.run(
+        [str(promtool), "test", "rules", "tests.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def case(series: list[dict], query: str, value: float | None, at: str = "4m") -> dict:
+    expected = [] if value is None else [{"labels": "{}", "value": value}]
+    return {
+        "interval": "15s",
+        "input_series": series,
+        "promql_expr_test": [{"expr": query, "eval_time": at, "exp_samples": expected}],
+    }
+
+
+@pytest.fixture(scope="module")
+def promtool() -> Path:
+    path = BIN / "promtool"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make bootstrap` (step prometheus)")
+    return path
+
+
+def test_in_flight_sums_the_stable_pods_only(promtool, tmp_path):
+    series = [
+        {"series": f"model_infer_requests_in_flight{pod('iris-a')}", "values": "3x20"},
+        {"series": f"model_infer_requests_in_flight{pod('iris-b')}", "values": "5x20"},
+        # the canary's queue must not grow the stable Deployment
+        {
+            "series": f"model_infer_requests_in_flight{pod(CANARY, f'{MODEL}-canary')}",
+            "values": "40x20",
+        },
+    ]
+    evaluate(promtool, tmp_path, [case(series, QUERIES["in-flight"], 8)])
+
+
+def test_rps_is_the_stable_pods_request_rate_and_zero_when_idle(promtool, tmp_path):
+    count = "model_infer_request_duration_seconds_count"
+    busy = [
+        # 30 requests per 15 s scrape on each pod: 2 req/s each
+        {"series": f"{count}{pod(p)}", "values": "0+30x20"}
+        for p in STABLE
+    ]
+    idle = [{"series": f"{count}{pod(p)}", "values": "100x20"} for p in STABLE]
+    evaluate(
+        promtool,
+        tmp_path,
+        [case(busy, QUERIES["rps"], 4), case(idle, QUERIES["rps"], 0)],
+    )
+
+
+def test_latency_is_the_p99_in_milliseconds_and_zero_when_idle(promtool, tmp_path):
+    bucket = "model_infer_request_duration_seconds_bucket"
+    # Per scrape: 100 requests, all under 50 ms and none under 25 ms -> p99 interpolates to
+    # 25 + 0.99 * 25 = 49.75 ms.
+    busy = [
+        {"series": f"{bucket}{pod(p, le=le)}", "values": values}
+        for p in STABLE
+        for le, values in (("0.025", "0x20"), ("0.05", "0+100x20"), ("+Inf", "0+100x20"))
+    ]
+    idle = [
+        {"series": f"{bucket}{pod(p, le=le)}", "values": "7x20"}
+        for p in STABLE
+        for le in ("0.025", "0.05", "+Inf")
+    ]
+    evaluate(
+        promtool,
+        tmp_path,
+        [case(busy, QUERIES["latency-p99"], 49.75), case(idle, QUERIES["latency-p99"], 0)],
+    )
+
+
+def test_gpu_utilization_averages_the_gpus_of_live_stable_pods(promtool, tmp_path):
+    util = "DCGM_FI_DEV_GPU_UTIL"
+    gpus = [
+        # dcgm-exporter with pod mapping: one series per GPU, labelled with the pod using it
+        {"series": f'{util}{{namespace="{NS}", pod="iris-a", gpu="0"}}', "values": "60x20"},
+        {"series": f'{util}{{namespace="{NS}", pod="iris-b", gpu="1"}}', "values": "100x20"},
+        # the canary's GPU and another workload's GPU are not the stable Deployment's
+        {"series": f'{util}{{namespace="{NS}", pod="{CANARY}", gpu="2"}}', "values": "0x20"},
+        {"series": f'{util}{{namespace="{NS}", pod="trainer-0", gpu="3"}}', "values": "0x20"},
+    ]
+    query = QUERIES["gpu-utilization"]
+    evaluate(
+        promtool,
+        tmp_path,
+        [
+            case(up_series() + gpus, query, 80),
+            # a pod that stopped answering scrapes leaves the average
+            case(up_series(down=("iris-b",)) + gpus, query, 60),
+            # no dcgm-exporter: no value (KEDA reports the error; the HPA holds its size)
+            case(up_series(), query, None),
+        ],
+    )
