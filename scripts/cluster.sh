@@ -104,6 +104,9 @@ componentsPatches:
   - {key: kubelet-client-certificate, value: $CLUSTER_PKI/admin.crt}
   - {key: kubelet-client-key, value: $CLUSTER_PKI/admin.key}
   - {key: kubelet-certificate-authority, value: $CLUSTER_PKI/ca.crt}
+  # Aggregated APIs (KEDA's external metrics) and admission webhooks are called at their pods'
+  # addresses: this host reaches pod networks, never Service addresses (they are blackholed).
+  - {key: enable-aggregator-routing, value: "true"}
 - name: kwok-controller
   extraArgs:
   - {key: manage-all-nodes, value: "false", override: true}

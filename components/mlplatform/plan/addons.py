@@ -182,7 +182,10 @@ def keda_workloads(keda: KedaConfig) -> list[AddonWorkload]:
         [
             "--secure-port=6443",
             "--zap-log-level=error",
-            f"--client-ca-file={CERTS_DIR}/ca.crt",
+            # No --client-ca-file: callers are then checked against the cluster's own client CA
+            # and front-proxy settings (kube-system/extension-apiserver-authentication), which
+            # is what the API server's proxied requests carry. KEDA's CA stays for its serving
+            # certificate and its gRPC link to the operator.
             f"--tls-cert-file={CERTS_DIR}/tls.crt",
             f"--tls-private-key-file={CERTS_DIR}/tls.key",
             f"--cert-dir={CERTS_DIR}",
