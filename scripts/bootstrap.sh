@@ -260,6 +260,61 @@ step_gateway() {
   run_step gateway-api-crds "$GATEWAY_API_VERSION" copy_gateway_api_crds
 }
 
+# Autoscaling add-ons: KEDA (tools/go/keda: operator, external-metrics API server, admission
+# webhooks) and the Vertical Pod Autoscaler (tools/go/vpa: recommender, updater, admission
+# controller). `go build -o DIR/` names a program after its package folder (operator, updater...),
+# so each is renamed with its project's prefix. The CRDs and RBAC roles the deploy applies are
+# copied from the same module versions, never committed. Each lands in OUT.tmp first, so a failed
+# build or copy leaves no half-filled OUT.
+build_keda() {
+  local out="$MLP_CACHE/keda/$KEDA_VERSION" v=github.com/kedacore/keda/v2/version mod p
+  build_wrapper "$out.tmp" keda "-X $v.Version=$KEDA_VERSION -X $v.GitCommit=v$KEDA_VERSION" \
+    github.com/kedacore/keda/v2/cmd/operator github.com/kedacore/keda/v2/cmd/adapter github.com/kedacore/keda/v2/cmd/webhooks
+  for p in operator adapter webhooks; do mv "$out.tmp/$p" "$out.tmp/keda-$p"; done
+  mod=$(cd "$GO_TOOLS/keda" && module_dir "github.com/kedacore/keda/v2@v$KEDA_VERSION")
+  mkdir -p "$out.tmp/crds" "$out.tmp/rbac"
+  cp "$mod"/config/crd/bases/*.yaml "$out.tmp/crds/"
+  # The operator's roles generated from its kubebuilder markers (a ClusterRole, and a Role for
+  # Secrets and leader-election Leases in its own namespace), and the ClusterRole that lets the
+  # HPA controller read external.metrics.k8s.io.
+  cp "$mod/config/rbac/role.yaml" "$out.tmp/rbac/keda-operator.yaml"
+  cp "$mod/config/metrics-server/role.yaml" "$out.tmp/rbac/keda-external-metrics-reader.yaml"
+  chmod -R u+w "$out.tmp"
+  for p in operator adapter webhooks; do
+    [[ $("$out.tmp/keda-$p" --help 2>&1) == *--kubeconfig* ]] || { echo "keda-$p --help lacks --kubeconfig" >&2; exit 1; }
+  done
+  ls -R "$out.tmp"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+build_vpa() {
+  local out="$MLP_CACHE/vpa/$VPA_VERSION" pkg=k8s.io/autoscaler/vertical-pod-autoscaler/pkg mod p
+  build_wrapper "$out.tmp" vpa "" "$pkg/recommender" "$pkg/updater" "$pkg/admission-controller"
+  for p in recommender updater admission-controller; do mv "$out.tmp/$p" "$out.tmp/vpa-$p"; done
+  mod=$(cd "$GO_TOOLS/vpa" && module_dir "k8s.io/autoscaler/vertical-pod-autoscaler@v$VPA_VERSION")
+  mkdir -p "$out.tmp/crds" "$out.tmp/rbac"
+  # VerticalPodAutoscaler and VerticalPodAutoscalerCheckpoint (autoscaling.k8s.io), generated from
+  # the Go types; the ClusterRoles, bindings and ServiceAccounts (namespace kube-system upstream).
+  cp "$mod/deploy/vpa-v1-crd-gen.yaml" "$out.tmp/crds/"
+  cp "$mod/deploy/vpa-rbac.yaml" "$out.tmp/rbac/"
+  chmod -R u+w "$out.tmp"
+  for p in recommender updater admission-controller; do
+    [[ $("$out.tmp/vpa-$p" --help 2>&1) == *--kubeconfig* ]] || { echo "vpa-$p --help lacks --kubeconfig" >&2; exit 1; }
+  done
+  ls -R "$out.tmp"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+step_autoscalers() {
+  local d p
+  d="$MLP_CACHE/keda/$KEDA_VERSION"
+  run_step keda "$KEDA_VERSION-$(hash_files "$GO_TOOLS"/keda/*)" build_keda
+  for p in keda-operator keda-adapter keda-webhooks; do ln -sfn "$d/$p" "$MLP_BIN/$p"; done
+  d="$MLP_CACHE/vpa/$VPA_VERSION"
+  run_step vpa "$VPA_VERSION-$(hash_files "$GO_TOOLS"/vpa/*)" build_vpa
+  for p in vpa-recommender vpa-updater vpa-admission-controller; do ln -sfn "$d/$p" "$MLP_BIN/$p"; done
+}
+
 # NetworkPolicy enforcement on the real nodes: kube-network-policies with our main.go (kubeconfig,
 # clean stop on SIGTERM), built from a copy of the upstream module with one file patched: it queues
 # packets with the xtables NFQUEUE target, since this kernel has no nftables `queue` expression
@@ -348,7 +403,8 @@ summary() {
   local t v
   for t in pulumi pulumi-language-python kube-apiserver kube-controller-manager kube-scheduler kubectl \
            kubelet kube-proxy kube-network-policies crictl coredns etcd kwok kwokctl metrics-server prometheus \
-           promtool traefik; do
+           promtool traefik keda-operator keda-adapter keda-webhooks vpa-recommender vpa-updater \
+           vpa-admission-controller; do
     case $t in
       pulumi) v=$("$MLP_BIN/pulumi" version 2>/dev/null) ;;
       pulumi-language-python) v="v$PULUMI_VERSION (ours)" ;;
@@ -362,6 +418,8 @@ summary() {
       metrics-server) v=v$METRICS_SERVER_VERSION ;;
       prometheus|promtool) v=$("$MLP_BIN/$t" --version 2>/dev/null | awk 'NR==1{print $3}') ;;
       traefik) v=$("$MLP_BIN/traefik" version 2>/dev/null | awk '/^Version:/{print $2}') ;;
+      keda-*) v=v$KEDA_VERSION ;;
+      vpa-*) v=v$VPA_VERSION ;;
     esac
     printf '  %-26s %-22s %s\n' "$t" "${v:-?}" "$(readlink -f "$MLP_BIN/$t")"
   done
@@ -369,6 +427,8 @@ summary() {
   printf '  %-26s %-22s %s\n' "plugin docker-build" "v$DOCKER_BUILD_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-docker-build-v$DOCKER_BUILD_PROVIDER_VERSION"
   printf '  %-26s %-22s %s\n' "docker buildx (CLI plugin)" "v$BUILDX_VERSION" "$(readlink -f "$HOME/.docker/cli-plugins/docker-buildx")"
   printf '  %-26s %-22s %s\n' "Gateway API CRDs" "v$GATEWAY_API_VERSION" "$MLP_CACHE/gateway-api/$GATEWAY_API_VERSION/standard"
+  printf '  %-26s %-22s %s\n' "KEDA CRDs, RBAC" "v$KEDA_VERSION" "$MLP_CACHE/keda/$KEDA_VERSION/{crds,rbac}"
+  printf '  %-26s %-22s %s\n' "VPA CRDs, RBAC" "v$VPA_VERSION" "$MLP_CACHE/vpa/$VPA_VERSION/{crds,rbac}"
   printf '  %-26s %-22s %s\n' "pause" "$("$MLP_BIN/pause" -v 2>/dev/null | awk '{print $2}')" "$(readlink -f "$MLP_BIN/pause")"
   printf '  %-26s %-22s %s\n' "containerd" "$(containerd --version 2>/dev/null | awk '{print $3}')" "$(command -v containerd)"
   printf '  %-26s %-22s %s\n' "docker-registry" "$(docker-registry --version 2>/dev/null | awk '{print $3}')" "$(command -v docker-registry)"
@@ -376,7 +436,7 @@ summary() {
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
 }
 
-ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus gateway netpol operator_crds grafana_check images"
+ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus gateway autoscalers netpol operator_crds grafana_check images"
 read -ra steps <<<"${*:-$ALL_STEPS}"
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 [[ $# -gt 0 ]] || summary

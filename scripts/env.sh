@@ -26,8 +26,16 @@ fi
 # The Gateway API CRDs (standard channel) of the pinned version, copied from its Go module by
 # `scripts/bootstrap.sh gateway`: one YAML file per CRD, for `kubectl apply --server-side -f`.
 export MLP_GATEWAY_API_CRDS="${MLP_GATEWAY_API_CRDS:-$MLP_CACHE/gateway-api/$(source "$_here/scripts/versions.sh" && echo "$GATEWAY_API_VERSION")/standard}"
+# The autoscaling add-ons' CRDs and RBAC roles, copied from the pinned KEDA and VPA modules by
+# `scripts/bootstrap.sh autoscalers` (YAML files, for `kubectl apply --server-side -f`).
+_keda=$(source "$_here/scripts/versions.sh" && echo "$KEDA_VERSION")
+_vpa=$(source "$_here/scripts/versions.sh" && echo "$VPA_VERSION")
+export MLP_KEDA_CRDS="${MLP_KEDA_CRDS:-$MLP_CACHE/keda/$_keda/crds}"
+export MLP_KEDA_RBAC="${MLP_KEDA_RBAC:-$MLP_CACHE/keda/$_keda/rbac}"
+export MLP_VPA_CRDS="${MLP_VPA_CRDS:-$MLP_CACHE/vpa/$_vpa/crds}"
+export MLP_VPA_RBAC="${MLP_VPA_RBAC:-$MLP_CACHE/vpa/$_vpa/rbac}"
 # The local cluster (scripts/cluster.sh) writes its kubeconfig here.
 export MLP_CLUSTER="${MLP_CLUSTER:-mlplatform}"
 export KUBECONFIG="${KUBECONFIG:-$HOME/.kwok/clusters/$MLP_CLUSTER/kubeconfig.yaml}"
 export DOCKER_BUILDKIT=1
-unset _here
+unset _here _keda _vpa

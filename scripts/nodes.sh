@@ -425,7 +425,11 @@ gateway_forward() {
 # ---------------------------------------------------------------- up / down / status
 
 up() {
-  for b in kubelet kube-proxy kube-network-policies crictl pause coredns prometheus traefik kubectl; do need "$b"; done
+  local b
+  for b in kubelet kube-proxy kube-network-policies crictl pause coredns prometheus traefik kubectl \
+           keda-operator keda-adapter keda-webhooks vpa-recommender vpa-updater vpa-admission-controller; do
+    need "$b"
+  done
   mkdir -p "$PIDS" "$CLUSTER_LOGS" "$CLUSTER_STATE/pki"
   net_up
   registry_up
@@ -434,6 +438,15 @@ up() {
   # The gateway's image (Traefik reads the API with its pod's service account; it writes nothing,
   # so it runs as any non-root user with a read-only root filesystem).
   binary_image mlplatform/traefik "v$TRAEFIK_VERSION" "$MLP_BIN/traefik" 65532
+  # The autoscaling add-ons, as non-root as upstream's images (KEDA 65532, VPA 65534). Their TLS
+  # material comes from Secrets mounted into the pod (KEDA's operator writes its generated
+  # certificates into a Secret, not to disk), so the image needs no writable folder beyond /tmp.
+  for b in operator adapter webhooks; do
+    binary_image "mlplatform/keda-$b" "v$KEDA_VERSION" "$MLP_BIN/keda-$b" 65532
+  done
+  for b in recommender updater admission-controller; do
+    binary_image "mlplatform/vpa-$b" "v$VPA_VERSION" "$MLP_BIN/vpa-$b" 65534
+  done
   # The host's resolver without its search domains: upstream of cluster DNS, and what pods with
   # dnsPolicy Default get.
   grep -v '^search' /etc/resolv.conf | put "$CLUSTER_STATE/resolv.conf"

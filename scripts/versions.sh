@@ -28,6 +28,11 @@ TRAEFIK_VERSION=3.5.4
 GATEWAY_API_VERSION=1.3.0
 # NetworkPolicy enforcement on the real nodes (tools/go/kube-network-policies; what kind runs).
 KUBE_NETWORK_POLICIES_VERSION=0.8.0
+# Autoscaling add-ons (step `autoscalers`). KEDA (tools/go/keda): the 2.18 line is built on the
+# Kubernetes v0.33 libraries like our 1.33 control plane (v2.19 moves to v0.34). The Vertical Pod
+# Autoscaler (tools/go/vpa): v1.4.2, also on v0.33 (the Go proxy refuses v1.5.0).
+KEDA_VERSION=2.18.1
+VPA_VERSION=1.4.2
 # Dashboard checks: grafana-foundation-sdk's Go module (tools/go/grafana-check).
 GRAFANA_SDK_GO_VERSION=0.0.22
 # gRPC load generator of the serving benchmark (tools/go/ghz; `scripts/bootstrap.sh bench_peers`).

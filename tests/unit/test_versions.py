@@ -71,6 +71,15 @@ def test_gateway_wrappers_pin_the_same_versions():
     )
 
 
+def test_autoscaler_wrappers_pin_the_same_versions():
+    versions = shell_vars(REPO / "scripts" / "versions.sh")
+    tools = REPO / "tools" / "go"
+    keda = (tools / "keda" / "go.mod").read_text()
+    assert f"github.com/kedacore/keda/v2 v{versions['KEDA_VERSION']}" in keda
+    vpa = (tools / "vpa" / "go.mod").read_text()
+    assert f"k8s.io/autoscaler/vertical-pod-autoscaler v{versions['VPA_VERSION']}" in vpa
+
+
 def test_benchmark_peers_run_the_servers_runtimes():
     """The serving benchmark's peers serve the same ONNX file with the same ONNX Runtime, and
     MLServer's scikit-learn runtime unpickles the forest with the scikit-learn that trained it."""
