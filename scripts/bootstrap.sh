@@ -263,46 +263,59 @@ step_gateway() {
 # Autoscaling add-ons: KEDA (tools/go/keda: operator, external-metrics API server, admission
 # webhooks) and the Vertical Pod Autoscaler (tools/go/vpa: recommender, updater, admission
 # controller). `go build -o DIR/` names a program after its package folder (operator, updater...),
-# so each is renamed with its project's prefix. The CRDs and RBAC roles the deploy applies are
-# copied from the same module versions, never committed. Each lands in OUT.tmp first, so a failed
-# build or copy leaves no half-filled OUT.
+# so each is renamed with its project's prefix. Each lands in OUT.tmp first, so a failed build
+# leaves no half-filled OUT.
 build_keda() {
-  local out="$MLP_CACHE/keda/$KEDA_VERSION" v=github.com/kedacore/keda/v2/version mod p
+  local out="$MLP_CACHE/keda/$KEDA_VERSION" v=github.com/kedacore/keda/v2/version p
   build_wrapper "$out.tmp" keda "-X $v.Version=$KEDA_VERSION -X $v.GitCommit=v$KEDA_VERSION" \
     github.com/kedacore/keda/v2/cmd/operator github.com/kedacore/keda/v2/cmd/adapter github.com/kedacore/keda/v2/cmd/webhooks
   for p in operator adapter webhooks; do mv "$out.tmp/$p" "$out.tmp/keda-$p"; done
-  mod=$(cd "$GO_TOOLS/keda" && module_dir "github.com/kedacore/keda/v2@v$KEDA_VERSION")
-  mkdir -p "$out.tmp/crds" "$out.tmp/rbac"
-  cp "$mod"/config/crd/bases/*.yaml "$out.tmp/crds/"
-  # The operator's roles generated from its kubebuilder markers (a ClusterRole, and a Role for
-  # Secrets and leader-election Leases in its own namespace), and the ClusterRole that lets the
-  # HPA controller read external.metrics.k8s.io.
-  cp "$mod/config/rbac/role.yaml" "$out.tmp/rbac/keda-operator.yaml"
-  cp "$mod/config/metrics-server/role.yaml" "$out.tmp/rbac/keda-external-metrics-reader.yaml"
-  chmod -R u+w "$out.tmp"
   for p in operator adapter webhooks; do
     [[ $("$out.tmp/keda-$p" --help 2>&1) == *--kubeconfig* ]] || { echo "keda-$p --help lacks --kubeconfig" >&2; exit 1; }
   done
-  ls -R "$out.tmp"
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
 build_vpa() {
-  local out="$MLP_CACHE/vpa/$VPA_VERSION" pkg=k8s.io/autoscaler/vertical-pod-autoscaler/pkg mod p
+  local out="$MLP_CACHE/vpa/$VPA_VERSION" pkg=k8s.io/autoscaler/vertical-pod-autoscaler/pkg p
   build_wrapper "$out.tmp" vpa "" "$pkg/recommender" "$pkg/updater" "$pkg/admission-controller"
   for p in recommender updater admission-controller; do mv "$out.tmp/$p" "$out.tmp/vpa-$p"; done
-  mod=$(cd "$GO_TOOLS/vpa" && module_dir "k8s.io/autoscaler/vertical-pod-autoscaler@v$VPA_VERSION")
-  mkdir -p "$out.tmp/crds" "$out.tmp/rbac"
-  # VerticalPodAutoscaler and VerticalPodAutoscalerCheckpoint (autoscaling.k8s.io), generated from
-  # the Go types; the ClusterRoles, bindings and ServiceAccounts (namespace kube-system upstream).
-  cp "$mod/deploy/vpa-v1-crd-gen.yaml" "$out.tmp/crds/"
-  cp "$mod/deploy/vpa-rbac.yaml" "$out.tmp/rbac/"
-  chmod -R u+w "$out.tmp"
   for p in recommender updater admission-controller; do
     [[ $("$out.tmp/vpa-$p" --help 2>&1) == *--kubeconfig* ]] || { echo "vpa-$p --help lacks --kubeconfig" >&2; exit 1; }
   done
-  ls -R "$out.tmp"
   rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# What the stack applies of upstream's own deploy files, copied from the same module versions
+# (never committed) into autoscaler-manifests/<addon>-<version>/{crds,rbac}. KEDA: its CRDs; the
+# operator's roles (generated from its kubebuilder markers) and their bindings; the metrics
+# apiserver's delegated-auth bindings, the HPA controller's external-metrics reader and the
+# APIService; the validating webhook configuration (the operator writes the CA into both).
+# VPA: its CRDs (generated from the Go types) and RBAC (ServiceAccounts in kube-system).
+KEDA_MANIFESTS="config/rbac/role.yaml config/rbac/role_binding.yaml config/metrics-server/role.yaml
+  config/metrics-server/role_binding.yaml config/metrics-server/api_service.yaml
+  config/webhooks/validation_webhooks.yaml"
+VPA_MANIFESTS="deploy/vpa-rbac.yaml"
+
+copy_manifests() { # OUT MODULE_DIR CRDS FILES
+  local out=$1 mod=$2 crds=$3 f
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp/crds" "$out.tmp/rbac"
+  # shellcheck disable=SC2086  # CRDS is a glob on purpose
+  cp $crds "$out.tmp/crds/"
+  for f in $4; do cp "$mod/$f" "$out.tmp/rbac/$(echo "$f" | tr / -)"; done
+  chmod -R u+w "$out.tmp"
+  ls "$out.tmp"/*
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+copy_keda_manifests() {
+  local mod; mod=$(cd "$GO_TOOLS/keda" && module_dir "github.com/kedacore/keda/v2@v$KEDA_VERSION")
+  copy_manifests "$MLP_CACHE/autoscaler-manifests/keda-$KEDA_VERSION" "$mod" "$mod/config/crd/bases/*.yaml" "$KEDA_MANIFESTS"
+}
+
+copy_vpa_manifests() {
+  local mod; mod=$(cd "$GO_TOOLS/vpa" && module_dir "k8s.io/autoscaler/vertical-pod-autoscaler@v$VPA_VERSION")
+  copy_manifests "$MLP_CACHE/autoscaler-manifests/vpa-$VPA_VERSION" "$mod" "$mod/deploy/vpa-v1-crd-gen.yaml" "$VPA_MANIFESTS"
 }
 
 step_autoscalers() {
@@ -313,6 +326,8 @@ step_autoscalers() {
   d="$MLP_CACHE/vpa/$VPA_VERSION"
   run_step vpa "$VPA_VERSION-$(hash_files "$GO_TOOLS"/vpa/*)" build_vpa
   for p in vpa-recommender vpa-updater vpa-admission-controller; do ln -sfn "$d/$p" "$MLP_BIN/$p"; done
+  run_step keda-manifests "$KEDA_VERSION-$(echo "$KEDA_MANIFESTS" | sha256sum | cut -c1-12)" copy_keda_manifests
+  run_step vpa-manifests "$VPA_VERSION-$(echo "$VPA_MANIFESTS" | sha256sum | cut -c1-12)" copy_vpa_manifests
 }
 
 # NetworkPolicy enforcement on the real nodes: kube-network-policies with our main.go (kubeconfig,
@@ -427,8 +442,8 @@ summary() {
   printf '  %-26s %-22s %s\n' "plugin docker-build" "v$DOCKER_BUILD_PROVIDER_VERSION" "$PULUMI_HOME/plugins/resource-docker-build-v$DOCKER_BUILD_PROVIDER_VERSION"
   printf '  %-26s %-22s %s\n' "docker buildx (CLI plugin)" "v$BUILDX_VERSION" "$(readlink -f "$HOME/.docker/cli-plugins/docker-buildx")"
   printf '  %-26s %-22s %s\n' "Gateway API CRDs" "v$GATEWAY_API_VERSION" "$MLP_CACHE/gateway-api/$GATEWAY_API_VERSION/standard"
-  printf '  %-26s %-22s %s\n' "KEDA CRDs, RBAC" "v$KEDA_VERSION" "$MLP_CACHE/keda/$KEDA_VERSION/{crds,rbac}"
-  printf '  %-26s %-22s %s\n' "VPA CRDs, RBAC" "v$VPA_VERSION" "$MLP_CACHE/vpa/$VPA_VERSION/{crds,rbac}"
+  printf '  %-26s %-22s %s\n' "KEDA CRDs, RBAC" "v$KEDA_VERSION" "$MLP_CACHE/autoscaler-manifests/keda-$KEDA_VERSION/{crds,rbac}"
+  printf '  %-26s %-22s %s\n' "VPA CRDs, RBAC" "v$VPA_VERSION" "$MLP_CACHE/autoscaler-manifests/vpa-$VPA_VERSION/{crds,rbac}"
   printf '  %-26s %-22s %s\n' "pause" "$("$MLP_BIN/pause" -v 2>/dev/null | awk '{print $2}')" "$(readlink -f "$MLP_BIN/pause")"
   printf '  %-26s %-22s %s\n' "containerd" "$(containerd --version 2>/dev/null | awk '{print $3}')" "$(command -v containerd)"
   printf '  %-26s %-22s %s\n' "docker-registry" "$(docker-registry --version 2>/dev/null | awk '{print $3}')" "$(command -v docker-registry)"

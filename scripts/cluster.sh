@@ -104,14 +104,46 @@ componentsPatches:
   - {key: kubelet-client-certificate, value: $CLUSTER_PKI/admin.crt}
   - {key: kubelet-client-key, value: $CLUSTER_PKI/admin.key}
   - {key: kubelet-certificate-authority, value: $CLUSTER_PKI/ca.crt}
-  # Aggregated APIs (KEDA's external metrics) and admission webhooks are called at their pods'
-  # addresses: this host reaches pod networks, never Service addresses (they are blackholed).
-  - {key: enable-aggregator-routing, value: "true"}
+$(aggregator_routing)
 - name: kwok-controller
   extraArgs:
   - {key: manage-all-nodes, value: "false", override: true}
   - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
 YAML
+}
+
+# With real nodes, aggregated APIs (KEDA's external metrics) and admission webhooks (KEDA's, the
+# VPA's) run in pods, and the API server must call them at their pods' addresses: this host
+# reaches pod networks but never Service addresses (the Service range is blackholed here).
+aggregator_routing() {
+  ((MLP_REAL_NODES > 0)) || return 0
+  echo '  - {key: enable-aggregator-routing, value: "true"}'
+}
+
+# That routing resolves an APIService's Service through its endpoints and refuses ExternalName
+# Services, which is how kwokctl exposes its metrics-server (a host process, as 'localhost'): give
+# it a headless Service whose one endpoint is this host's bridge address instead.
+metrics_server_endpoint() {
+  ((MLP_REAL_NODES > 0)) || return 0
+  [[ $(kubectl -n kube-system get service metrics-server -o jsonpath='{.spec.type}' 2>/dev/null) == ExternalName ]] || return 0
+  local port; port=$(kubectl get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.spec.service.port}')
+  kubectl -n kube-system delete service metrics-server >/dev/null
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system, labels: {app.kubernetes.io/managed-by: mlplatform-cluster}}
+spec:
+  clusterIP: None
+  ports: [{name: https, port: $port, targetPort: $port}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: metrics-server, namespace: kube-system, labels: {app.kubernetes.io/managed-by: mlplatform-cluster}}
+subsets:
+- addresses: [{ip: $BRIDGE_IP}]
+  ports: [{name: https, port: $port}]
+YAML
+  progress "cluster: metrics-server reached at $BRIDGE_IP:$port (aggregator routing)"
 }
 
 control_plane_up() {
@@ -162,6 +194,7 @@ up() {
   storage | kubectl apply -f - >/dev/null
   progress "cluster: $MLP_REAL_NODES real nodes, registry $REGISTRY (logs: $CLUSTER_LOGS)"
   "$REPO_ROOT/scripts/nodes.sh" up
+  metrics_server_endpoint
   if ((SIM_CPU_NODES > 0)); then
     progress "cluster: $SIM_CPU_NODES simulated CPU nodes (tainted $SIMULATED_TAINT)"
     sim_cpu_nodes | kubectl apply -f - >/dev/null

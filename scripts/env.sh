@@ -30,10 +30,10 @@ export MLP_GATEWAY_API_CRDS="${MLP_GATEWAY_API_CRDS:-$MLP_CACHE/gateway-api/$(so
 # `scripts/bootstrap.sh autoscalers` (YAML files, for `kubectl apply --server-side -f`).
 _keda=$(source "$_here/scripts/versions.sh" && echo "$KEDA_VERSION")
 _vpa=$(source "$_here/scripts/versions.sh" && echo "$VPA_VERSION")
-export MLP_KEDA_CRDS="${MLP_KEDA_CRDS:-$MLP_CACHE/keda/$_keda/crds}"
-export MLP_KEDA_RBAC="${MLP_KEDA_RBAC:-$MLP_CACHE/keda/$_keda/rbac}"
-export MLP_VPA_CRDS="${MLP_VPA_CRDS:-$MLP_CACHE/vpa/$_vpa/crds}"
-export MLP_VPA_RBAC="${MLP_VPA_RBAC:-$MLP_CACHE/vpa/$_vpa/rbac}"
+export MLP_KEDA_CRDS="${MLP_KEDA_CRDS:-$MLP_CACHE/autoscaler-manifests/keda-$_keda/crds}"
+export MLP_KEDA_RBAC="${MLP_KEDA_RBAC:-$MLP_CACHE/autoscaler-manifests/keda-$_keda/rbac}"
+export MLP_VPA_CRDS="${MLP_VPA_CRDS:-$MLP_CACHE/autoscaler-manifests/vpa-$_vpa/crds}"
+export MLP_VPA_RBAC="${MLP_VPA_RBAC:-$MLP_CACHE/autoscaler-manifests/vpa-$_vpa/rbac}"
 # The local cluster (scripts/cluster.sh) writes its kubeconfig here.
 export MLP_CLUSTER="${MLP_CLUSTER:-mlplatform}"
 export KUBECONFIG="${KUBECONFIG:-$HOME/.kwok/clusters/$MLP_CLUSTER/kubeconfig.yaml}"
