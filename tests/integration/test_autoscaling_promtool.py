@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 BIN = Path.home() / ".cache" / "mlplatform" / "bin"
 NS, MODEL = "models", "iris"
 EVERY = AutoscalingConfig(
-    signals=SignalsConfig(in_flight=4, rps=10, latency_p99_ms=100, gpu_utilization=80)
+    signals=SignalsConfig(in_flight=0.5, rps=10, latency_p99_ms=100, gpu_utilization=80)
 )
 QUERIES = {q.name: q.query for q in signal_queries(NS, MODEL, EVERY, "60s")}
 
@@ -79,17 +79,21 @@ def promtool() -> Path:
     return path
 
 
-def test_in_flight_sums_the_stable_pods_only(promtool, tmp_path):
-    series = [
-        {"series": f"model_infer_requests_in_flight{pod('iris-a')}", "values": "3x20"},
-        {"series": f"model_infer_requests_in_flight{pod('iris-b')}", "values": "5x20"},
-        # the canary's queue must not grow the stable Deployment
-        {
-            "series": f"model_infer_requests_in_flight{pod(CANARY, f'{MODEL}-canary')}",
-            "values": "40x20",
-        },
+def test_in_flight_is_the_mean_concurrency_of_the_stable_pods(promtool, tmp_path):
+    total = "model_infer_request_duration_seconds_sum"
+    busy = [
+        # per 15 s scrape: pod a spends 7.5 s in requests (0.5 in flight on average), pod b 15 s
+        {"series": f"{total}{pod('iris-a')}", "values": "0+7.5x20"},
+        {"series": f"{total}{pod('iris-b')}", "values": "0+15x20"},
+        # the canary's load must not grow the stable Deployment
+        {"series": f"{total}{pod(CANARY, f'{MODEL}-canary')}", "values": "0+60x20"},
     ]
-    evaluate(promtool, tmp_path, [case(series, QUERIES["in-flight"], 8)])
+    idle = [{"series": f"{total}{pod(p)}", "values": "42x20"} for p in STABLE]
+    evaluate(
+        promtool,
+        tmp_path,
+        [case(busy, QUERIES["in-flight"], 1.5), case(idle, QUERIES["in-flight"], 0)],
+    )
 
 
 def test_rps_is_the_stable_pods_request_rate_and_zero_when_idle(promtool, tmp_path):

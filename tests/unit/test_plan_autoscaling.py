@@ -54,12 +54,12 @@ def test_hpa_has_one_resource_metric_per_resource_signal():
     ]
 
 
-def test_in_flight_sums_the_stable_pods_and_targets_a_per_pod_average():
+def test_in_flight_is_the_stable_pods_time_in_requests_per_second_averaged_per_pod():
     (query,) = signal_queries("ml", "iris", scaling(in_flight=2.5), "60s")
     assert (query.name, query.metric_type, query.threshold) == ("in-flight", "AverageValue", 2.5)
     assert query.query == (
-        'sum(model_infer_requests_in_flight{job="model-servers", namespace="ml", '
-        'app_kubernetes_io_instance="iris"})'
+        'sum(rate(model_infer_request_duration_seconds_sum{job="model-servers", namespace="ml", '
+        'app_kubernetes_io_instance="iris"}[60s])) or vector(0)'
     )
 
 

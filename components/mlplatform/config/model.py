@@ -22,10 +22,10 @@ from mlplatform.config.fields import (
 )
 from mlplatform.core.metrics import (
     GPU_UTIL,
-    IN_FLIGHT,
     LATENCY_BUCKETS_SECONDS,
     REQUEST_DURATION_BUCKET,
     REQUEST_DURATION_COUNT,
+    REQUEST_DURATION_SUM,
 )
 from mlplatform.core.slo import FAST_BURN, MAX_BUDGET_PERCENT, MIN_AVAILABILITY_PERCENT
 
@@ -92,10 +92,13 @@ class SignalsConfig(ConfigModel):
     )
     in_flight: float | None = setting(
         None,
-        doc=f"Requests being processed per pod (`{IN_FLIGHT}`, summed over the stable pods and "
-        "divided by their count; Prometheus).",
+        doc="Requests in flight per pod, averaged over the rate window: the seconds the stable "
+        f"pods spend in requests per second (rate of `{REQUEST_DURATION_SUM}`, Little's law; "
+        "Prometheus). A server running its model inline (MAX_BATCH_SIZE 1) handles one request "
+        "at a time, so it saturates at 1.0: a target of 0.5-0.7 scales out at that busy "
+        "share; with micro-batching, requests wait inside the server and the average exceeds 1.",
         allowed="number > 0 and <= 10000",
-        example=4,
+        example=0.6,
         gt=0,
         le=10000,
     )

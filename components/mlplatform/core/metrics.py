@@ -21,6 +21,7 @@ REQUEST_FAILURE: Final = "model_infer_request_failure_total"
 REQUEST_DURATION: Final = "model_infer_request_duration_seconds"
 REQUEST_DURATION_BUCKET: Final = f"{REQUEST_DURATION}_bucket"
 REQUEST_DURATION_COUNT: Final = f"{REQUEST_DURATION}_count"
+REQUEST_DURATION_SUM: Final = f"{REQUEST_DURATION}_sum"
 IN_FLIGHT: Final = "model_infer_requests_in_flight"
 # prometheus_client's process collector; changes when the container restarts in place.
 PROCESS_START: Final = "process_start_time_seconds"
@@ -31,6 +32,7 @@ MODEL_SERVER_METRICS: Final[frozenset[str]] = frozenset(
         REQUEST_FAILURE,
         REQUEST_DURATION_BUCKET,
         REQUEST_DURATION_COUNT,
+        REQUEST_DURATION_SUM,
         IN_FLIGHT,
         PROCESS_START,
     }

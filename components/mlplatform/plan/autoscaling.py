@@ -23,7 +23,7 @@ Autoscaler = Literal["hpa", "keda"]
 # What each Prometheus signal reads: model-server names (the model tier checks them against a live
 # server's /metrics) or dcgm-exporter's; a unit test keeps this table inside those catalogues.
 SIGNAL_METRICS: dict[str, tuple[str, ...]] = {
-    "in_flight": (m.IN_FLIGHT,),
+    "in_flight": (m.REQUEST_DURATION_SUM,),
     "rps": (m.REQUEST_DURATION_COUNT,),
     "latency_p99_ms": (m.REQUEST_DURATION_BUCKET,),
     "gpu_utilization": (m.GPU_UTIL, m.UP),
@@ -82,10 +82,13 @@ def signal_queries(
     targets = scaling.signals
     queries: list[SignalQuery] = []
     if targets.in_flight is not None:
+        # Little's law: the seconds spent in requests per second of wall time is the mean number
+        # of requests in flight over the window. The gauge itself is no signal: sampled by a
+        # scrape that the same event loop answers, it reads 0 between requests however busy the
+        # pod is.
+        busy = f"sum(rate({m.REQUEST_DURATION_SUM}{{{stable}}}[{window}]))"
         queries.append(
-            SignalQuery(
-                "in-flight", f"sum({m.IN_FLIGHT}{{{stable}}})", "AverageValue", targets.in_flight
-            )
+            SignalQuery("in-flight", f"{busy} or vector(0)", "AverageValue", targets.in_flight)
         )
     if targets.rps is not None:
         # No request in the window is a rate of 0, not "no data".
