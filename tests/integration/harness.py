@@ -100,6 +100,18 @@ def tool(name: str) -> str:
     return str(path)
 
 
+def run(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
+) -> str:
+    """Run a command; its stdout, or a failed assertion showing the end of its output."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (
+        f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
+        f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
+    return proc.stdout
+
+
 class Pulumi:
     """The real Pulumi CLI on one project directory and file backend."""
 

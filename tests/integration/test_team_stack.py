@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,18 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness import REPO, cluster_layout, port_forward, tool, wait_for
+from harness import REPO, cluster_layout, port_forward, run, tool, wait_for
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = REPO / "examples" / "team-stack"
 NAMESPACE = "team-fraud"
-
-
-def _run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(
         REPO / "components", work / "src", ignore=shutil.ignore_patterns("__pycache__", "build")
     )
-    _run(
+    run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
         + ["-w", str(work / "dist"), str(work / "src")]
     )
@@ -54,7 +47,7 @@ def image(tool_env) -> str:
     """ml_model_1's image under the team's repository name, pushed to the cluster's registry."""
     registry = f"localhost:{cluster_layout(tool_env)['REGISTRY_PORT']}"
     ref = f"{registry}/team/fraud-scorer"
-    _run(
+    run(
         ["docker", "build", "-q"]
         + ["--build-arg", "MODEL_SOURCE=ml_model_1", "-f", "models/ml_model_1/Dockerfile"]
         + ["-t", f"{ref}:1.4.2", "-t", f"{ref}:1.5.0-rc1", str(REPO / "models")],
@@ -62,7 +55,7 @@ def image(tool_env) -> str:
         timeout=1800,
     )
     for tag in ("1.4.2", "1.5.0-rc1"):
-        _run(["docker", "push", "-q", f"{ref}:{tag}"], env=tool_env)
+        run(["docker", "push", "-q", f"{ref}:{tag}"], env=tool_env)
     return f"{ref}:1.4.2"
 
 
@@ -78,12 +71,12 @@ def team_stack(tmp_path_factory, tool_env, wheel, image):
     project = tmp_path_factory.mktemp("team") / "project"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
     venv = project / ".venv"
-    _run([sys.executable, "-m", "venv", str(venv)])
+    run([sys.executable, "-m", "venv", str(venv)])
     # The wheel's dependencies, pinned as this repository pins them (the engine's SDK version);
     # a constraints file takes no extras, so `name[extra]==v` becomes `name==v`.
     pins = project.parent / "constraints.txt"
     pins.write_text(re.sub(r"\[[^\]]*\]", "", (REPO / "requirements.txt").read_text()))
-    _run(
+    run(
         [
             str(venv / "bin" / "pip"),
             "install",
@@ -101,7 +94,7 @@ def team_stack(tmp_path_factory, tool_env, wheel, image):
     env.pop("PYTHONPATH", None)
 
     def pulumi(*args: str, timeout: float = 900) -> str:
-        return _run(
+        return run(
             [tool("pulumi"), *args, "--cwd", str(project), "--non-interactive"], env, timeout
         )
 
@@ -124,7 +117,7 @@ def gateway_api(tool_env, kubectl):
 
 def test_the_example_venv_imports_the_installed_wheel_not_the_checkout(team_stack):
     python = team_stack.project / ".venv" / "bin" / "python"
-    where = _run([str(python), "-c", "import mlplatform; print(mlplatform.__file__)"])
+    where = run([str(python), "-c", "import mlplatform; print(mlplatform.__file__)"])
     assert "site-packages" in where and str(REPO) not in where, where
 
 
