@@ -70,6 +70,10 @@ class ClusterAutoscalersArgs(BaseModel):
         return self
 
 
+# Upstream objects that point the API server at a server of the add-on.
+_REGISTRATIONS = {"APIService", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
+
+
 def _documents(files: list[Path]) -> list[dict[str, Any]]:
     docs = []
     for path in files:
@@ -110,12 +114,13 @@ class ClusterAutoscalers(pulumi.ComponentResource):
         crds = k8s.yaml.v2.ConfigGroup(
             f"{self._name}-keda-crds", files=[str(f) for f in manifests.crds], opts=child
         )
+        upstream = [
+            retarget_namespace(doc, KEDA_UPSTREAM_NAMESPACE, keda.namespace)
+            for doc in _documents(manifests.rbac)
+        ]
         rbac = k8s.yaml.v2.ConfigGroup(
             f"{self._name}-keda-rbac",
-            objs=[
-                retarget_namespace(doc, KEDA_UPSTREAM_NAMESPACE, keda.namespace)
-                for doc in _documents(manifests.rbac)
-            ],
+            objs=[doc for doc in upstream if doc.get("kind") not in _REGISTRATIONS],
             opts=after_ns,
         )
         k8s.core.v1.ServiceAccount(
@@ -131,7 +136,15 @@ class ClusterAutoscalers(pulumi.ComponentResource):
             self._workload(workload, keda.namespace, "keda", [namespace, crds, rbac])
             for workload in keda_workloads(keda)
         ]
-        return [crds, *deployments]
+        # The APIService and the webhook configuration only once their servers run, and gone
+        # before them on destroy: an APIService without a server stalls API discovery, and with
+        # it the deletion of every namespace.
+        registration = k8s.yaml.v2.ConfigGroup(
+            f"{self._name}-keda-registration",
+            objs=[doc for doc in upstream if doc.get("kind") in _REGISTRATIONS],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deployments),
+        )
+        return [crds, *deployments, registration]
 
     def _vpa(self, args: ClusterAutoscalersArgs, manifests: AddonManifests) -> list[Any]:
         child = pulumi.ResourceOptions(parent=self)

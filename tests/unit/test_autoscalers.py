@@ -95,11 +95,13 @@ def test_keda_installs_crds_upstream_rbac_moved_to_its_namespace_and_three_workl
         "scalers-keda-operator",
         "scalers-keda-operator-service",
         "scalers-keda-rbac",
+        "scalers-keda-registration",
         "scalers-keda-sa",
     ]
-    binding, api = graph.named("scalers-keda-rbac").inputs["objs"]
+    (binding,) = graph.named("scalers-keda-rbac").inputs["objs"]
     assert binding["metadata"]["namespace"] == "kube-system"  # must stay where its Role is
     assert binding["subjects"][0]["namespace"] == "autoscale"
+    (api,) = graph.named("scalers-keda-registration").inputs["objs"]
     assert api["spec"]["service"]["namespace"] == "autoscale"
     operator = graph.named("scalers-keda-operator").inputs
     assert operator["metadata"]["namespace"] == "autoscale"
