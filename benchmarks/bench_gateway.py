@@ -107,13 +107,13 @@ def loadavg() -> list[float]:
 # ------------------------------------------------------------------------------ cluster and stack
 
 
-def tool_env() -> dict[str, str]:
-    """scripts/env.sh for the bench cluster: tools on PATH, offline Pulumi, its kubeconfig."""
+def tool_env(cluster_name: str = CLUSTER) -> dict[str, str]:
+    """scripts/env.sh for a bench cluster: tools on PATH, offline Pulumi, its kubeconfig."""
     out = subprocess.run(
         ["bash", "-c", f"source {REPO}/scripts/env.sh && env -0"],
         check=True,
         capture_output=True,
-        env={**os.environ, "MLP_CLUSTER": CLUSTER, "KUBECONFIG": ""},
+        env={**os.environ, "MLP_CLUSTER": cluster_name, "KUBECONFIG": ""},
     ).stdout
     return dict(i.split("=", 1) for i in out.decode().split("\0") if "=" in i)
 
@@ -790,13 +790,14 @@ def reading(rows: list[dict], cpu_limit: str) -> list[str]:
     ]
 
 
-def plot(report_json: Path, png: Path) -> str | None:
-    """The plot, drawn in the plot venv (matplotlib is not in the repo venv); None if missing."""
+def plot(report_json: Path, png: Path, script: str = "plot_gateway.py") -> str | None:
+    """The plot, drawn by benchmarks/`script` in the plot venv (matplotlib is not in the repo
+    venv); None if that venv is missing."""
     python = PLOT_VENV / "bin" / "python"
     if not python.exists():
         return None
-    script = REPO / "benchmarks" / "plot_gateway.py"
-    subprocess.run([str(python), str(script), str(report_json), str(png)], check=True)
+    drawer = REPO / "benchmarks" / script
+    subprocess.run([str(python), str(drawer), str(report_json), str(png)], check=True)
     return png.name
 
 
