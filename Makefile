@@ -66,7 +66,7 @@ test: bootstrap  ## everything CI runs: unit, model and integration tiers
 	MLP_CLUSTER=$(TEST_CLUSTER) KUBECONFIG= scripts/cluster.sh down; exit $$rc
 
 stack:           ## select (creating if needed) the stack STACK=dev|prod on the local backend
-	$(ENV) pulumi stack select --create $(STACK) --non-interactive >/dev/null
+	$(ENV) scripts/select-stack.sh $(STACK)
 
 preview: stack   ## pulumi preview STACK=dev|prod with the policy pack
 	$(ENV) pulumi preview --stack $(STACK) --policy-pack policy --parallel $(PARALLEL) --diff --non-interactive

@@ -8,7 +8,7 @@ cd "$REPO_ROOT"
 scripts/bootstrap.sh
 scripts/cluster.sh up
 source scripts/env.sh
-pulumi stack select --create dev --non-interactive >/dev/null
+"$REPO_ROOT/scripts/select-stack.sh" dev
 progress "pulumi up --stack dev (images are built and pushed by the docker-build provider in the same run)"
 pulumi up --stack dev --policy-pack policy --parallel 64 --yes --skip-preview --non-interactive
 outputs=$(pulumi stack output --stack dev --json)
