@@ -105,6 +105,14 @@ componentsPatches:
   - {key: kubelet-client-key, value: $CLUSTER_PKI/admin.key}
   - {key: kubelet-certificate-authority, value: $CLUSTER_PKI/ca.crt}
 $(aggregator_routing)
+# One instance each, so no leader election: under load a missed lease renewal makes them exit
+# ("leaderelection lost"), and kwokctl's binary runtime does not restart them.
+- name: kube-scheduler
+  extraArgs:
+  - {key: leader-elect, value: "false"}
+- name: kube-controller-manager
+  extraArgs:
+  - {key: leader-elect, value: "false"}
 - name: kwok-controller
   extraArgs:
   - {key: manage-all-nodes, value: "false", override: true}
