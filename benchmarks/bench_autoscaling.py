@@ -103,6 +103,7 @@ from bench_gateway import (
     loadavg,
     plot,
     pod_metrics,
+    retarget,
     running_pods,
     tool_env,
     wrk,
@@ -123,7 +124,6 @@ from mlplatform.loader import parse_stack_config  # noqa: E402
 from mlplatform.plan.autoscaling import rate_window, signal_queries  # noqa: E402
 
 CLUSTER = "mlplatform-asbench"
-LOCAL_REGISTRY = "localhost:5001"
 """Where Pulumi.dev.yaml's images live (`make cluster-up`'s registry); retargeted to the bench's."""
 DEPLOYMENT = instance_name(MODEL, "stable")
 """The stable Deployment, and the HPA's name under either autoscaler."""
@@ -173,17 +173,6 @@ def log(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------ stack
-
-
-def retarget(value, registry: str):
-    """Every image of the default cluster's registry anywhere in a config value, from `registry`."""
-    if isinstance(value, str) and value.startswith(f"{LOCAL_REGISTRY}/"):
-        return registry + value[len(LOCAL_REGISTRY) :]
-    if isinstance(value, dict):
-        return {k: retarget(v, registry) for k, v in value.items()}
-    if isinstance(value, list):
-        return [retarget(v, registry) for v in value]
-    return value
 
 
 def stack_config(

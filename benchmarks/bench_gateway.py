@@ -152,6 +152,20 @@ def check_disk(margin_gib: float = 2.0) -> None:
         )
 
 
+LOCAL_REGISTRY = "localhost:5001"
+
+
+def retarget(value, registry: str):
+    """Every image of the default cluster's registry anywhere in a config value, from `registry`."""
+    if isinstance(value, str) and value.startswith(f"{LOCAL_REGISTRY}/"):
+        return registry + value[len(LOCAL_REGISTRY) :]
+    if isinstance(value, dict):
+        return {k: retarget(v, registry) for k, v in value.items()}
+    if isinstance(value, list):
+        return [retarget(v, registry) for v in value]
+    return value
+
+
 def stack_config(doc: dict, layout: dict[str, str]) -> dict:
     """The dev stack file trimmed for traffic: ml-model-1 at 3 stable replicas and a 2-replica v2
     canary at weight 20, no batch job, images from the bench cluster's registry, the gateway on
@@ -172,12 +186,8 @@ def stack_config(doc: dict, layout: dict[str, str]) -> dict:
     config.pop("mlplatform:autoscalers", None)
     model["canary"] = {"version": "v2", "weight": CANARY_WEIGHT, "replicas": CANARY_REPLICAS}
     config.pop("mlplatform:batchJobs", None)
-    monitoring = config["mlplatform:monitoring"]
-    monitoring["prometheusImage"] = monitoring["prometheusImage"].replace(
-        "localhost:5001", registry
-    )
+    config.update(retarget(config, registry))
     gateway = config["mlplatform:ingress"]["gateway"]
-    gateway["image"] = gateway["image"].replace("localhost:5001", registry)
     gateway["nodePort"] = int(layout["GATEWAY_NODE_PORT"])
     return doc
 

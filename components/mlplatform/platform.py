@@ -271,14 +271,16 @@ class MLPlatform(pulumi.ComponentResource):
         addons = config.autoscalers
         if not (addons.keda.deploy or addons.vpa.deploy):
             return None
-        keda = addon_manifests(addons.keda.crds_path, KEDA_CRDS_ENV, KEDA_RBAC_ENV)
-        vpa = addon_manifests(addons.vpa.crds_path, VPA_CRDS_ENV, VPA_RBAC_ENV)
         return ClusterAutoscalers(
             f"{name}-autoscalers",
             ClusterAutoscalersArgs(
                 config=addons,
-                keda_manifests=keda if addons.keda.deploy else None,
-                vpa_manifests=vpa if addons.vpa.deploy else None,
+                keda_manifests=addon_manifests(addons.keda.crds_path, KEDA_CRDS_ENV, KEDA_RBAC_ENV)
+                if addons.keda.deploy
+                else None,
+                vpa_manifests=addon_manifests(addons.vpa.crds_path, VPA_CRDS_ENV, VPA_RBAC_ENV)
+                if addons.vpa.deploy
+                else None,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -144,13 +144,26 @@ def _certs(optional: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     return mount, volume
 
 
+def _keda_deployment(name: str, image: str, args: list[str], **spec: Any) -> dict[str, Any]:
+    """A KEDA workload: the operator's service account and user, its namespace environment."""
+    return _deployment(
+        name,
+        "keda",
+        image,
+        args,
+        service_account=KEDA_SERVICE_ACCOUNT,
+        uid=KEDA_UID,
+        env=_namespace_env(),
+        **spec,
+    )
+
+
 def keda_workloads(keda: KedaConfig) -> list[AddonWorkload]:
     """KEDA's operator (scalers, the HPAs it owns, certificate rotation), metrics apiserver
     (external.metrics.k8s.io for the HPA controller) and admission webhooks."""
     mount, volume = _certs(optional=True)
-    operator = _deployment(
+    operator = _keda_deployment(
         KEDA_OPERATOR,
-        "keda",
         keda.operator_image,
         [
             "--leader-elect",
@@ -160,8 +173,6 @@ def keda_workloads(keda: KedaConfig) -> list[AddonWorkload]:
             # kedaorg-certs Secret and writes the CA into the APIService and webhook config.
             "--enable-cert-rotation=true",
         ],
-        service_account=KEDA_SERVICE_ACCOUNT,
-        uid=KEDA_UID,
         ports=[
             {"name": "metricsservice", "containerPort": 9666},
             {"name": "metrics", "containerPort": 8080},
@@ -171,13 +182,11 @@ def keda_workloads(keda: KedaConfig) -> list[AddonWorkload]:
         live=_probe("/healthz", 8081),
         mounts=[mount],
         volumes=[volume],
-        env=_namespace_env(),
     )
     mount, volume = _certs(optional=False)
     tmp = {"name": "tmp", "emptyDir": {}}
-    metrics_server = _deployment(
+    metrics_server = _keda_deployment(
         KEDA_METRICS_SERVER,
-        "keda",
         keda.metrics_server_image,
         [
             "--secure-port=6443",
@@ -190,8 +199,6 @@ def keda_workloads(keda: KedaConfig) -> list[AddonWorkload]:
             f"--tls-private-key-file={CERTS_DIR}/tls.key",
             f"--cert-dir={CERTS_DIR}",
         ],
-        service_account=KEDA_SERVICE_ACCOUNT,
-        uid=KEDA_UID,
         ports=[
             {"name": "https", "containerPort": 6443},
             {"name": "metrics", "containerPort": 8080},
@@ -200,15 +207,11 @@ def keda_workloads(keda: KedaConfig) -> list[AddonWorkload]:
         live=_probe("/healthz", 6443, "HTTPS"),
         mounts=[mount, {"name": "tmp", "mountPath": "/tmp"}],
         volumes=[volume, tmp],
-        env=_namespace_env(),
     )
-    webhooks = _deployment(
+    webhooks = _keda_deployment(
         KEDA_WEBHOOKS,
-        "keda",
         keda.webhooks_image,
         ["--zap-log-level=info", "--zap-encoder=console", f"--cert-dir={CERTS_DIR}"],
-        service_account=KEDA_SERVICE_ACCOUNT,
-        uid=KEDA_UID,
         ports=[
             {"name": "https", "containerPort": 9443},
             {"name": "metrics", "containerPort": 8080},
@@ -218,7 +221,6 @@ def keda_workloads(keda: KedaConfig) -> list[AddonWorkload]:
         live=_probe("/healthz", 8081),
         mounts=[mount],
         volumes=[volume],
-        env=_namespace_env(),
     )
     return [
         AddonWorkload(

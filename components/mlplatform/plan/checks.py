@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mlplatform.config import AutoscalingConfig, ModelConfig, StackConfig
+from mlplatform.config import AutoscalingConfig, ModelConfig, SignalsConfig, StackConfig
 from mlplatform.config.errors import ConfigIssue, key_path, rm_command, set_command
 from mlplatform.core.quantity import cpu_cores, memory_bytes
 from mlplatform.plan.autoscaling import prometheus_address
@@ -158,14 +158,9 @@ def _check_scaling(issues: _Issues, index: int, model: ModelConfig, config: Stac
             )
 
 
-_SIGNAL_KEYS = {
-    "cpu": "cpu",
-    "memory": "memory",
-    "in_flight": "inFlight",
-    "rps": "rps",
-    "latency_p99_ms": "latencyP99Ms",
-    "gpu_utilization": "gpuUtilization",
-}
+def _signal_key(name: str) -> str:
+    """The YAML key of a signal attribute ('in_flight' -> 'inFlight')."""
+    return SignalsConfig.model_fields[name].alias or name
 
 
 def _check_signals(
@@ -179,7 +174,7 @@ def _check_signals(
     utilization) a GPU to measure."""
     prometheus = scaling.signals.prometheus_signals()
     for name in prometheus:
-        key = (*base, _SIGNAL_KEYS[name])
+        key = (*base, _signal_key(name))
         value = getattr(scaling.signals, name)
         if name == "gpu_utilization" and model.resources.gpus == 0:
             issues.add(
@@ -193,12 +188,12 @@ def _check_signals(
             )
     if not prometheus:
         return
-    first = (*base, _SIGNAL_KEYS[prometheus[0]])
+    first = (*base, _signal_key(prometheus[0]))
     if not config.monitoring.enabled:
         issues.add(
             first,
             getattr(scaling.signals, prometheus[0]),
-            f"Prometheus signals ({', '.join(_SIGNAL_KEYS[n] for n in prometheus)}) are read "
+            f"Prometheus signals ({', '.join(_signal_key(n) for n in prometheus)}) are read "
             "from the monitoring stack's Prometheus, but monitoring is off",
             "Prometheus signals with monitoring.enabled true; cpu/memory without it",
             fix=set_command(issues.stack, key_path("monitoring", "enabled"), "true"),
