@@ -747,7 +747,18 @@ def test_vpa_recommends_memory_and_sizes_a_new_pod_with_it(model_deployments, k8
         d for d in model_deployments if d.metadata.labels["app.kubernetes.io/name"] == KEDA_MODEL
     )
     declared = dep.spec.template.spec.containers[0].resources.requests["memory"]
-    victim = next(p for p in _pods(core, dep) if p.status.phase == "Running")
+    # The load test before this one scaled the model back down: its surplus pods may still be
+    # terminating (phase Running, deletion timestamp set). Deleting one of those asks for no
+    # replacement, so wait until only the Deployment's own count of live pods is left.
+    apps = k8s.AppsV1Api()
+
+    def settled():
+        live = [p for p in _pods(core, dep) if p.metadata.deletion_timestamp is None]
+        replicas = apps.read_namespaced_deployment(KEDA_MODEL, ns).spec.replicas
+        running = [p for p in live if p.status.phase == "Running"]
+        return running[0] if len(live) == replicas == len(running) else None
+
+    victim = wait_for(f"{KEDA_MODEL}'s pods settled", settled, timeout=180, interval=2)
     core.delete_namespaced_pod(victim.metadata.name, ns)
 
     def replacement():
