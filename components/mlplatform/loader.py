@@ -142,7 +142,7 @@ def environment_issues(
     """What the config needs from the machine the program runs on and cannot find."""
     ingress, issues = config.ingress, []
     gateway = ingress.gateway
-    wants_crds = ingress.enabled and ingress.api == "gateway" and gateway.deploy
+    wants_crds = ingress.deploys_gateway
     if wants_crds and gateway.install_crds and gateway_crd_files(gateway, environ) is None:
         where = gateway.crds_path or environ.get(GATEWAY_CRDS_ENV)
         missing = where or f"neither the key nor ${GATEWAY_CRDS_ENV} is set"

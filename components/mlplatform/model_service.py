@@ -69,6 +69,11 @@ class MLModelServiceArgs(BaseModel):
         default="60s",
         description="Range of the rates Prometheus signals read (rate_window(scrape interval)).",
     )
+    gateway_rate_window: str | None = Field(
+        default=None,
+        description="Range of the rates read from the platform gateway's series of this model "
+        "(gateway_rate_window(config, model)). Default none: in-flight is read at the pods only.",
+    )
     placement: GpuPlacement | None = Field(
         default=None,
         description="GPU pool placement (GpuNodePool.placement); required when the "
@@ -217,7 +222,9 @@ class MLModelService(pulumi.ComponentResource):
                 model.name,
                 model.name,
                 scaling,
-                signal_queries(namespace, model.name, scaling, args.rate_window),
+                signal_queries(
+                    namespace, model.name, scaling, args.rate_window, args.gateway_rate_window
+                ),
                 address,
             )
         )

@@ -55,6 +55,12 @@ class MonitoringStackArgs(BaseModel):
         description="Mode, namespace, retention, images... (the `mlplatform:monitoring` keys). "
         "Default: MonitoringConfig() defaults.",
     )
+    gateway_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the platform's gateway pods (Traefik) to scrape every "
+        "`settings.gateway_scrape_interval`: the in-flight autoscaling signal reads them. "
+        "Default none: no gateway job.",
+    )
     grafana_admin_password: Any = Field(
         default=None,
         repr=False,
@@ -68,9 +74,11 @@ class MonitoringStackArgs(BaseModel):
         cls, config: StackConfig, grafana_admin_password: Any = None
     ) -> MonitoringStackArgs:
         """Every model of a validated stack config, with its `monitoring` settings."""
+        ingress = config.ingress
         return cls(
             models=monitored_models(config),
             settings=config.monitoring,
+            gateway_namespace=ingress.controller_namespace if ingress.deploys_gateway else None,
             grafana_admin_password=grafana_admin_password,
         )
 
@@ -231,7 +239,12 @@ class MonitoringStack(pulumi.ComponentResource):
             if alertmanager
             else None
         )
-        config = prom.prometheus_config(args.settings, args.models, alertmanager_address=address)
+        config = prom.prometheus_config(
+            args.settings,
+            args.models,
+            alertmanager_address=address,
+            gateway_namespace=args.gateway_namespace,
+        )
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-prometheus-sa",
@@ -368,6 +381,15 @@ class MonitoringStack(pulumi.ComponentResource):
     # --- operator mode ---------------------------------------------------------------------
     def _operator_objects(self) -> None:
         args, name = self._args, self._name
+        if args.gateway_namespace is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-gateway-podmonitor",
+                api_version=MONITORING_API,
+                kind="PodMonitor",
+                metadata=self._meta(f"{name}-gateway", None, args.settings.operator_labels),
+                spec=prom.gateway_pod_monitor_spec(args.settings, args.gateway_namespace),
+                opts=self._child,
+            )
         if not args.models:
             return
         k8s.apiextensions.CustomResource(

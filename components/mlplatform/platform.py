@@ -21,7 +21,7 @@ from mlplatform.model_image import ModelImage, ModelImageArgs
 from mlplatform.model_service import MLModelService, MLModelServiceArgs
 from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
 from mlplatform.namespace import ModelNamespace, ModelNamespaceArgs
-from mlplatform.plan.autoscaling import prometheus_address, rate_window
+from mlplatform.plan.autoscaling import gateway_rate_window, prometheus_address, rate_window
 from mlplatform.plan.namespaces import ingress_namespace_labels
 from mlplatform.sources import (
     KEDA_CRDS_ENV,
@@ -142,6 +142,7 @@ class MLPlatform(pulumi.ComponentResource):
                     autoscaling=config.effective_autoscaling(model),
                     prometheus_address=prometheus_address(config),
                     rate_window=rate_window(config.monitoring.scrape_interval),
+                    gateway_rate_window=gateway_rate_window(config, model),
                     placement=pool.placement if pool else None,
                 ),
                 opts=pulumi.ResourceOptions(
@@ -289,7 +290,7 @@ class MLPlatform(pulumi.ComponentResource):
         self, name: str, config: StackConfig, namespace: list[pulumi.Resource]
     ) -> ModelGateway | None:
         ingress = config.ingress
-        if not (ingress.enabled and ingress.api == "gateway" and ingress.gateway.deploy):
+        if not ingress.deploys_gateway:
             return None
         files = gateway_crd_files(ingress.gateway) if ingress.gateway.install_crds else []
         return ModelGateway(

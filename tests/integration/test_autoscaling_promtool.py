@@ -23,7 +23,7 @@ NS, MODEL = "models", "iris"
 EVERY = AutoscalingConfig(
     signals=SignalsConfig(in_flight=0.5, rps=10, latency_p99_ms=100, gpu_utilization=80)
 )
-QUERIES = {q.name: q.query for q in signal_queries(NS, MODEL, EVERY, "60s")}
+QUERIES = {q.name: q.query for q in signal_queries(NS, MODEL, EVERY, "60s", "20s")}
 
 
 def pod(name: str, instance: str = MODEL, **extra: str) -> str:
@@ -48,9 +48,12 @@ def up_series(down: tuple[str, ...] = ()) -> list[dict]:
     return series
 
 
-def evaluate(promtool: Path, tmp_path: Path, cases: list[dict]) -> None:
+def evaluate(promtool: Path, tmp_path: Path, cases: list[dict], interval: str = "15s") -> None:
+    """Run promtool on `cases`, series `interval` apart (promtool evaluates on that grid)."""
     (tmp_path / "empty.yaml").write_text("groups: []\n")
-    spec = {"rule_files": ["empty.yaml"], "evaluation_interval": "15s", "tests": cases}
+    for each in cases:
+        each["interval"] = interval
+    spec = {"rule_files": ["empty.yaml"], "evaluation_interval": interval, "tests": cases}
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     result = subprocess.run(
         [str(promtool), "test", "rules", "tests.yaml"],
@@ -67,7 +70,6 @@ def case(series: list[dict], query: str, value: float | None, at: str = "4m") ->
     extrapolated windows come out as 3.9999999999999996)."""
     expected = [] if value is None else [{"labels": "{}", "value": value}]
     return {
-        "interval": "15s",
         "input_series": series,
         "promql_expr_test": [
             {"expr": f"round({query}, 0.001)", "eval_time": at, "exp_samples": expected}
@@ -97,6 +99,40 @@ def test_in_flight_is_the_mean_concurrency_of_the_stable_pods(promtool, tmp_path
         promtool,
         tmp_path,
         [case(busy, QUERIES["in-flight"], 1.5), case(idle, QUERIES["in-flight"], 0)],
+    )
+
+
+def test_in_flight_at_the_gateway_counts_the_stable_backend_only_on_its_short_window(
+    promtool, tmp_path
+):
+    total = "traefik_service_request_duration_seconds_sum"
+
+    def backend(service: str, code: str = "200", pod: str = "traefik-a") -> str:
+        return (
+            f'{total}{{job="gateway", namespace="gw", pod="{pod}", service="{service}", '
+            f'code="{code}", method="POST", protocol="http"}}'
+        )
+
+    stable = f"{NS}-{MODEL}-http-8080@kubernetesgateway"
+    canary = f"{NS}-{MODEL}-canary-http-8080@kubernetesgateway"
+    # Gateway scrapes every 5 s. Idle until 2 m, then a queue: each scrape adds 40 s of request
+    # time (8 in flight on average), split over two gateway replicas (and status codes).
+    step = "0x24 0+20x24"
+    series = [
+        {"series": backend(stable, "200", "traefik-a"), "values": step},
+        {"series": backend(stable, "503", "traefik-b"), "values": step},
+        # the canary backend and another model's route are not the stable Deployment's
+        {"series": backend(canary), "values": "0+100x48"},
+        {"series": backend(f"{NS}-other-http-8080@kubernetesgateway"), "values": "0+100x48"},
+    ]
+    query = QUERIES["in-flight-gateway"]
+
+    evaluate(
+        promtool,
+        tmp_path,
+        # idle before the step; once the 20 s window lies inside the queue, all of it counts
+        [case(series, query, 0, at="1m50s"), case(series, query, 8, at="2m40s")],
+        interval="5s",
     )
 
 

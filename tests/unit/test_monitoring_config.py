@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 from factories import monitored_model
-from mlplatform.config import MonitoringConfig
+from mlplatform.config import IngressConfig, MonitoringConfig
 from mlplatform.core import metrics as m
+from mlplatform.plan import gateway as gateway_plan
 from mlplatform.plan.monitoring import prometheus as prom
 from mlplatform.plan.monitoring import workloads as work
 from mlplatform.plan.monitoring.inputs import MonitoredModel
@@ -48,6 +49,40 @@ def test_model_pods_are_discovered_by_component_label_and_http_port():
     assert targets >= set(m.TARGET_LABELS) | {"job"}
     # The server labels its own series `model`/`version`; target labels must not shadow them.
     assert not targets & {"model", "version"}
+
+
+def test_gateway_pods_are_scraped_on_their_admin_port_at_their_own_interval_when_deployed():
+    assert "gateway" not in _jobs(prom.prometheus_config(*_inputs(), alertmanager_address=None))
+    config = prom.prometheus_config(
+        *_inputs(gateway_scrape_interval="3s"), alertmanager_address=None, gateway_namespace="gw"
+    )
+    job = _jobs(config)["gateway"]
+    assert job["scrape_interval"] == "3s" and config["global"]["scrape_interval"] == "15s"
+    (sd,) = job["kubernetes_sd_configs"]
+    assert sd["namespaces"]["names"] == ["gw"]
+    # the labels ModelGateway's pods carry, and the port its metrics entry point listens on
+    pod_labels = gateway_plan.labels("any-name")
+    for selector in sd["selectors"][0]["label"].split(","):
+        key, value = selector.split("=")
+        assert pod_labels[key] == value
+    (keep,) = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
+    assert keep["regex"] == gateway_plan.ADMIN_PORT_NAME
+    ports = gateway_plan.controller_deployment(IngressConfig(), "gw", "sa", "svc")["template"][
+        "spec"
+    ]["containers"][0]["ports"]
+    assert {"name": gateway_plan.ADMIN_PORT_NAME, "containerPort": gateway_plan.ADMIN_PORT} in ports
+    assert "--metrics.prometheus.entryPoint=admin" in gateway_plan.controller_args(
+        IngressConfig(), "svc"
+    )
+
+
+def test_gateway_pod_monitor_matches_the_scrape_job():
+    spec = prom.gateway_pod_monitor_spec(MonitoringConfig(gateway_scrape_interval="4s"), "gw")
+    assert spec["namespaceSelector"] == {"matchNames": ["gw"]}
+    assert spec["selector"]["matchLabels"].items() <= gateway_plan.labels("x").items()
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["interval"]) == ("admin", "4s")
+    assert {"targetLabel": "job", "replacement": m.GATEWAY_JOB} in endpoint["relabelings"]
 
 
 def test_gpu_scraping_only_with_gpu_models():

@@ -101,7 +101,9 @@ def test_every_recording_is_used_or_is_a_dashboard_series():
 
 def test_infrastructure_metrics_state_their_source():
     for name, source in m.INFRASTRUCTURE_METRICS.items():
-        assert any(word in source for word in ("Prometheus", "cAdvisor", "dcgm-exporter")), name
+        assert any(
+            word in source for word in ("Prometheus", "cAdvisor", "dcgm-exporter", "Traefik")
+        ), name
 
 
 def test_serving_module_lists_every_server_metric_we_read():

@@ -10,6 +10,7 @@ from mlplatform.plan.autoscaling import (
     KEDA_TRANSFER_HPA,
     SIGNAL_METRICS,
     autoscaler_kind,
+    gateway_rate_window,
     plan_hpa,
     plan_scaled_object,
     prometheus_address,
@@ -80,11 +81,51 @@ def test_gpu_utilization_joins_dcgm_series_to_the_models_live_stable_pods():
     assert gpu.metric_type == "Value"
 
 
+def test_in_flight_at_the_gateway_reads_the_routes_stable_backend_on_the_gateway_window():
+    pods, gateway = signal_queries("ml", "iris", scaling(in_flight=0.5), "60s", "20s")
+    assert pods.name == "in-flight" and "[60s]" in pods.query
+    assert gateway.name == "in-flight-gateway"
+    assert gateway.query == (
+        'sum(rate(traefik_service_request_duration_seconds_sum{job="gateway", '
+        'service="ml-iris-http-8080@kubernetesgateway"}[20s])) or vector(0)'
+    )
+    # the same per-pod target: the HPA follows whichever trigger asks for more
+    assert (gateway.metric_type, gateway.threshold) == ("AverageValue", 0.5)
+    # only in-flight is read at the gateway
+    assert [q.name for q in signal_queries("ml", "iris", scaling(rps=5), "60s", "20s")] == ["rps"]
+
+
+@pytest.mark.parametrize(
+    "raw, window",
+    [
+        ({}, "20s"),  # the default: own gateway, monitoring on, 5 s gateway scrapes
+        ({"monitoring": {"gatewayScrapeInterval": "2s"}}, "8s"),
+        ({"monitoring": {"enabled": False}}, None),
+        ({"ingress": {"api": "ingress"}}, None),
+        ({"ingress": {"gateway": {"deploy": False}}}, None),
+        ({"ingress": {"enabled": False}}, None),
+    ],
+)
+def test_gateway_window_only_where_this_stack_scrapes_a_gateway_the_model_is_routed_through(
+    raw, window
+):
+    config = stack(**raw)
+    assert gateway_rate_window(config, config.models[0]) == window
+
+
+def test_a_model_without_a_route_reads_in_flight_at_its_pods_only():
+    config = StackConfig.model_validate(
+        {"models": [{"name": "iris", "framework": "sklearn", "ingress": {"enabled": False}}]}
+    )
+    assert gateway_rate_window(config, config.models[0]) is None
+
+
 def test_every_signal_reads_only_the_metrics_its_table_names():
     every = scaling(in_flight=1, rps=1, latency_p99_ms=1, gpu_utilization=1)
     names = {"in-flight": "in_flight", "rps": "rps", "latency-p99": "latency_p99_ms"}
     names["gpu-utilization"] = "gpu_utilization"
-    queries = signal_queries("ml", "iris", every, "60s")
+    names["in-flight-gateway"] = "in_flight"
+    queries = signal_queries("ml", "iris", every, "60s", "20s")
     assert {q.name for q in queries} == set(names)
     for query in queries:
         read = metric_names(query.query)

@@ -123,10 +123,21 @@ def test_prometheus_signals_compile_to_scaled_objects_reading_the_stacks_prometh
         if r.name == "mlplatform-model-ml-model-2-scaledobject"
     ]
     triggers = {t.get("name", t["type"]): t for t in scaled.inputs["spec"]["triggers"]}
-    assert set(triggers) == {"gpu-utilization", "in-flight"}
+    # prod routes ml-model-2 through its own gateway: in-flight is read there too
+    assert set(triggers) == {"gpu-utilization", "in-flight", "in-flight-gateway"}
     address = triggers["in-flight"]["metadata"]["serverAddress"]
     assert address == "http://monitoring-prometheus.monitoring.svc:9090"
     assert 'namespace="ml-prod"' in triggers["in-flight"]["metadata"]["query"]
+    gateway = triggers["in-flight-gateway"]["metadata"]
+    assert 'service="ml-prod-ml-model-2-http-8080@kubernetesgateway"' in gateway["query"]
+    assert gateway["threshold"] == triggers["in-flight"]["metadata"]["threshold"]
+    # ...and Prometheus scrapes the gateway's pods for it
+    (config_map,) = [
+        r
+        for r in graph.of_type("kubernetes:core/v1:ConfigMap")
+        if "prometheus.yml" in (r.inputs.get("data") or {})
+    ]
+    assert "job_name: gateway" in config_map.inputs["data"]["prometheus.yml"]
 
 
 def test_dev_simulates_gpus_and_pulls_by_digest_from_the_local_registry(graphs):

@@ -70,6 +70,9 @@ MEMORY_WORKING_SET: Final = "container_memory_working_set_bytes"
 GPU_UTIL: Final = "DCGM_FI_DEV_GPU_UTIL"
 GPU_FB_USED: Final = "DCGM_FI_DEV_FB_USED"
 GPU_FB_FREE: Final = "DCGM_FI_DEV_FB_FREE"
+# Per backend Service of a route, labelled `service`; observed when the backend answers, so it
+# includes the time a request waited at the pod (see mlplatform.plan.gateway.backend_metric_name).
+GATEWAY_REQUEST_DURATION_SUM: Final = "traefik_service_request_duration_seconds_sum"
 
 INFRASTRUCTURE_METRICS: Final[dict[str, str]] = {
     UP: "Prometheus itself: one synthetic series per scrape target (here: per model pod)",
@@ -79,11 +82,15 @@ INFRASTRUCTURE_METRICS: Final[dict[str, str]] = {
     GPU_UTIL: "NVIDIA dcgm-exporter with pod mapping (labels namespace, pod, gpu), percent 0-100",
     GPU_FB_USED: "NVIDIA dcgm-exporter with pod mapping, frame buffer used in MiB",
     GPU_FB_FREE: "NVIDIA dcgm-exporter with pod mapping, frame buffer free in MiB",
+    GATEWAY_REQUEST_DURATION_SUM: "the platform gateway (Traefik) /metrics on its admin port "
+    "(label service: one per route backend), seconds spent in proxied requests",
 }
 
 # --- labels -----------------------------------------------------------------------------------
 # The job name of model-server targets in both modes (operator mode overrides the PodMonitor's).
 MODEL_SERVER_JOB: Final = "model-servers"
+# The job name of the platform gateway's pods (ingress.gateway.deploy).
+GATEWAY_JOB: Final = "gateway"
 # Target labels added by relabelling; they must not collide with the server's own `model` and
 # `version` labels, otherwise Prometheus would rename the scraped ones to exported_*.
 TARGET_LABELS: Final[dict[str, str]] = {

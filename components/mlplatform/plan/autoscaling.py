@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlplatform.config import AutoscalingConfig, PdbConfig, StackConfig, VpaConfig
+from mlplatform.config import AutoscalingConfig, ModelConfig, PdbConfig, StackConfig, VpaConfig
 from mlplatform.config.fields import duration_seconds
 from mlplatform.core import metrics as m
-from mlplatform.core.names import CONTAINER_NAME, MONITORING_COMPONENT, prometheus_url
+from mlplatform.core.names import (
+    CONTAINER_NAME,
+    MONITORING_COMPONENT,
+    instance_name,
+    prometheus_url,
+)
+from mlplatform.plan.gateway import backend_metric_name
 
 _VPA_MODES = {"off": "Off", "initial": "Initial", "auto": "Auto"}
 
@@ -23,7 +29,7 @@ Autoscaler = Literal["hpa", "keda"]
 # What each Prometheus signal reads: model-server names (the model tier checks them against a live
 # server's /metrics) or dcgm-exporter's; a unit test keeps this table inside those catalogues.
 SIGNAL_METRICS: dict[str, tuple[str, ...]] = {
-    "in_flight": (m.REQUEST_DURATION_SUM,),
+    "in_flight": (m.REQUEST_DURATION_SUM, m.GATEWAY_REQUEST_DURATION_SUM),
     "rps": (m.REQUEST_DURATION_COUNT,),
     "latency_p99_ms": (m.REQUEST_DURATION_BUCKET,),
     "gpu_utilization": (m.GPU_UTIL, m.UP),
@@ -58,6 +64,17 @@ def rate_window(scrape_interval: str) -> str:
     return f"{max(60, round(4 * duration_seconds(scrape_interval)))}s"
 
 
+def gateway_rate_window(config: StackConfig, model: ModelConfig) -> str | None:
+    """Range of the rates read from the platform gateway for `model`: 4 gateway scrapes; None
+    when no such series exist (no route through a gateway of this stack, or no monitoring to
+    scrape it)."""
+    if not (config.monitoring.enabled and config.ingress.deploys_gateway):
+        return None
+    if not model.ingress.enabled:
+        return None
+    return f"{round(4 * duration_seconds(config.monitoring.gateway_scrape_interval))}s"
+
+
 @dataclass(frozen=True)
 class SignalQuery:
     """One Prometheus signal as KEDA reads it."""
@@ -73,10 +90,18 @@ class SignalQuery:
 
 
 def signal_queries(
-    namespace: str, model: str, scaling: AutoscalingConfig, window: str
+    namespace: str,
+    model: str,
+    scaling: AutoscalingConfig,
+    window: str,
+    gateway_window: str | None = None,
 ) -> list[SignalQuery]:
     """The PromQL of each Prometheus signal of one model, from the metric names the model server
-    exports (`mlplatform.core.metrics`) over its stable pods only: the canary has a fixed size."""
+    exports (`mlplatform.core.metrics`) over its stable pods only: the canary has a fixed size.
+
+    With `gateway_window` (the model has a route on the platform's gateway) requests in flight
+    are read at the gateway too, over its stable backend: see `gateway_rate_window`.
+    """
     stable = m.pod_selector(namespace, model, stable_only=True)
     pods = f"group by (namespace, pod) ({m.UP}{{{stable}}} == 1)"
     targets = scaling.signals
@@ -89,6 +114,20 @@ def signal_queries(
         busy = f"sum(rate({m.REQUEST_DURATION_SUM}{{{stable}}}[{window}]))"
         queries.append(
             SignalQuery("in-flight", f"{busy} or vector(0)", "AverageValue", targets.in_flight)
+        )
+    if targets.in_flight is not None and gateway_window is not None:
+        # The same law at the gateway counts the requests waiting at a pod too: a server that
+        # runs one request at a time reads at most 1 in flight itself, however long the queue
+        # behind it, whereas here the queue shows at once, and on a shorter window (the gateway
+        # is scraped more often). The HPA follows the larger of the two triggers, so traffic
+        # that bypasses the gateway (in-cluster callers) still counts through the first.
+        backend = backend_metric_name(namespace, instance_name(model, "stable"))
+        matchers = f'job="{m.GATEWAY_JOB}", service="{backend}"'
+        busy = f"sum(rate({m.GATEWAY_REQUEST_DURATION_SUM}{{{matchers}}}[{gateway_window}]))"
+        queries.append(
+            SignalQuery(
+                "in-flight-gateway", f"{busy} or vector(0)", "AverageValue", targets.in_flight
+            )
         )
     if targets.rps is not None:
         # No request in the window is a rate of 0, not "no data".

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlplatform.config import IngressConfig
-from mlplatform.core.names import LABEL_ROLE, PART_OF
+from mlplatform.core.names import LABEL_ROLE, PART_OF, PORT
 from mlplatform.plan.routes import GATEWAY_GROUP
 
 CONTROLLER_NAME = "traefik.io/gateway-controller"  # what Traefik's Gateway provider claims
@@ -15,13 +15,29 @@ HTTPS_PORT = 8443  # entry point "websecure"
 ADMIN_PORT = 9100  # entry point "admin": /ping (probes) and /metrics (Prometheus)
 UID = 65532
 MODELS_ROLE = "models"  # namespaces whose routes the Gateway admits (model_namespace_labels)
+ADMIN_PORT_NAME = "admin"
+PROVIDER = "kubernetesgateway"  # Traefik's name for its Gateway API provider
+
+
+def backend_metric_name(namespace: str, service: str) -> str:
+    """The `service` label Traefik's metrics give a route's backend Service.
+
+    Its Gateway API provider names the load balancer of a backendRef `<namespace>-<service>-http-
+    <port>` and qualifies it with the provider; model names are DNS labels, so its normalisation
+    changes nothing. A Traefik convention rather than an API: the end-to-end tests read it back
+    from a live gateway.
+    """
+    return f"{namespace}-{service}-http-{PORT}@{PROVIDER}"
+
+
+# What every gateway pod carries, whatever the component's name: Prometheus finds them by it.
+GATEWAY_POD_LABELS = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/component": "gateway"}
 
 
 def labels(name: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "traefik",
+        **GATEWAY_POD_LABELS,
         "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": "gateway",
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": "pulumi",
     }
@@ -78,11 +94,11 @@ def controller_deployment(
     pod_labels = labels(name)
     ports = [
         {"name": "web", "containerPort": HTTP_PORT},
-        {"name": "admin", "containerPort": ADMIN_PORT},
+        {"name": ADMIN_PORT_NAME, "containerPort": ADMIN_PORT},
     ]
     if ingress.tls.enabled:
         ports.insert(1, {"name": "websecure", "containerPort": HTTPS_PORT})
-    probe = {"httpGet": {"path": "/ping", "port": "admin"}, "periodSeconds": 5}
+    probe = {"httpGet": {"path": "/ping", "port": ADMIN_PORT_NAME}, "periodSeconds": 5}
     return {
         "replicas": gateway.replicas,
         "selector": {"matchLabels": pod_labels},

@@ -12,6 +12,7 @@ from typing import Any
 from mlplatform.config import MonitoringConfig
 from mlplatform.core import metrics as m
 from mlplatform.core.names import PROMETHEUS_PORT
+from mlplatform.plan.gateway import ADMIN_PORT_NAME, GATEWAY_POD_LABELS
 from mlplatform.plan.monitoring.inputs import MonitoredModel
 
 GRAFANA_PORT = 3000
@@ -68,6 +69,54 @@ def model_server_scrape_config(namespaces: list[str]) -> dict[str, Any]:
                 "action": "drop",
             },
             *_target_relabelling(camel=False),
+        ],
+    }
+
+
+def gateway_scrape_config(namespace: str, interval: str) -> dict[str, Any]:
+    """Scrape job for the platform gateway's pods (Traefik's /metrics on its admin port), at
+    their own interval: the in-flight signal reads them, and each scrape is small."""
+    selector = ",".join(f"{key}={value}" for key, value in GATEWAY_POD_LABELS.items())
+    return {
+        "job_name": m.GATEWAY_JOB,
+        "scrape_interval": interval,
+        "metrics_path": m.METRICS_PATH,
+        "kubernetes_sd_configs": [
+            {
+                "role": "pod",
+                "namespaces": {"names": [namespace]},
+                "selectors": [{"role": "pod", "label": selector}],
+            }
+        ],
+        "relabel_configs": [
+            {
+                "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                "regex": ADMIN_PORT_NAME,
+                "action": "keep",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_pod_phase"],
+                "regex": "Succeeded|Failed",
+                "action": "drop",
+            },
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+        ],
+    }
+
+
+def gateway_pod_monitor_spec(settings: MonitoringConfig, namespace: str) -> dict[str, Any]:
+    """monitoring.coreos.com/v1 PodMonitor spec equivalent to the gateway scrape job."""
+    return {
+        "namespaceSelector": {"matchNames": [namespace]},
+        "selector": {"matchLabels": dict(GATEWAY_POD_LABELS)},
+        "podMetricsEndpoints": [
+            {
+                "port": ADMIN_PORT_NAME,
+                "path": m.METRICS_PATH,
+                "interval": settings.gateway_scrape_interval,
+                "relabelings": [{"targetLabel": "job", "replacement": m.GATEWAY_JOB}],
+            }
         ],
     }
 
@@ -142,10 +191,11 @@ def prometheus_config(
     models: Sequence[MonitoredModel],
     *,
     alertmanager_address: str | None,
+    gateway_namespace: str | None = None,
     rules_dir: str = RULES_DIR,
     service_account_dir: str = SERVICE_ACCOUNT_DIR,
 ) -> dict[str, Any]:
-    """prometheus.yml for deploy mode."""
+    """prometheus.yml for deploy mode; `gateway_namespace` adds the platform gateway's pods."""
     namespaces = model_namespaces(models)
     scrape: list[dict[str, Any]] = [
         {
@@ -160,6 +210,8 @@ def prometheus_config(
         ]
     if any(model.gpu for model in models):
         scrape.append(dcgm_scrape_config())
+    if gateway_namespace is not None:
+        scrape.append(gateway_scrape_config(gateway_namespace, settings.gateway_scrape_interval))
     config: dict[str, Any] = {
         "global": {
             "scrape_interval": settings.scrape_interval,
