@@ -3,8 +3,9 @@
 made at the start and deleted at the end, one run measures in turn:
 
   (A) the default CPU HPA    `signals: {cpu: 70}`      autoscaling/v2 HPA on metrics-server's CPU
-  (B) KEDA on in-flight      `signals: {inFlight: 0.5}` ScaledObject on the Prometheus query the
-                                                        component generates (docs/autoscaling.md)
+  (B) KEDA on in-flight      `signals: {inFlight: 0.5}` ScaledObject on the Prometheus queries the
+                                                        component generates: in flight at the pods
+                                                        and at the gateway (docs/autoscaling.md)
 
 with the same load against ml-model-1 through the gateway, and reports per autoscaler: the time
 from the step to the first scale-up decision (the HPA's lastScaleTime), to Ready replicas at the
@@ -38,8 +39,8 @@ keep up and 3 can (4 with headroom). The pod's own CPU seconds during the calibr
 the replica, not the path, was the limit.
 
 Sampled every second during each phase: the Deployment's spec and Ready replicas, the HPA's status
-(its reading, desired replicas, lastScaleTime), and the in-flight signal from the in-cluster
-Prometheus (a `kubectl port-forward` of Service monitoring-prometheus on 127.0.0.1) with the query
+(its reading, desired replicas, lastScaleTime), and both in-flight signals from the in-cluster
+Prometheus (a `kubectl port-forward` of Service monitoring-prometheus on 127.0.0.1) with the queries
 the component generates (mlplatform.plan.autoscaling.signal_queries), the same in both phases, so
 the plot shows what the in-flight autoscaler sees. /proc/loadavg is recorded with every sample: the
 machine is shared, so read ratios.
@@ -54,8 +55,9 @@ Results: benchmarks/results/autoscaling.{json,md,png}.
 
 Left out: GPU utilization as a signal (no GPU or dcgm-exporter here), rps and latencyP99Ms, scale
 from zero, scale-down (only waited for between phases), micro-batching servers (inline, one request
-at a time, so in-flight saturates at 1.0 per pod), repeated or alternated rounds (A runs first,
-once), a load generator on another machine (client, gateway and pods share the 2 CPUs).
+at a time, so in-flight read at the pods saturates at 1.0 per pod), repeated or alternated rounds
+(A runs first, once), a load generator on another machine (client, gateway and pods share the 2
+CPUs).
 """
 
 from __future__ import annotations
@@ -121,7 +123,11 @@ from mlplatform.core.names import (  # noqa: E402
     selector_labels,
 )
 from mlplatform.loader import parse_stack_config  # noqa: E402
-from mlplatform.plan.autoscaling import rate_window, signal_queries  # noqa: E402
+from mlplatform.plan.autoscaling import (  # noqa: E402
+    gateway_rate_window,
+    rate_window,
+    signal_queries,
+)
 
 CLUSTER = "mlplatform-asbench"
 """Where Pulumi.dev.yaml's images live (`make cluster-up`'s registry); retargeted to the bench's."""
@@ -253,22 +259,28 @@ class Stack:
 
 
 def in_flight_signal(doc: dict, project: Path) -> dict:
-    """The PromQL the component generates for ml-model-1's in-flight signal (from the phase-B stack
-    file), its rate window, and where the monitoring stack's Prometheus answers it."""
+    """The PromQL the component generates for ml-model-1's in-flight triggers (from the phase-B
+    stack file): read at the pods and at the gateway, their rate windows, and where the
+    monitoring stack's Prometheus answers them."""
     config = parse_stack_config(doc["config"], "dev", project)
     model = next(m for m in config.models if m.name == MODEL)
     window = rate_window(config.monitoring.scrape_interval)
+    gateway_window = gateway_rate_window(config, model)
     scaling = config.effective_autoscaling(model)
-    (query,) = [
-        q
-        for q in signal_queries(config.namespaces.models, MODEL, scaling, window)
-        if q.name == "in-flight"
-    ]
+    queries = {
+        q.name: q
+        for q in signal_queries(config.namespaces.models, MODEL, scaling, window, gateway_window)
+    }
+    pods, gateway = queries["in-flight"], queries.get("in-flight-gateway")
+    if gateway is None:
+        raise SystemExit(f"the phase-B stack reads {MODEL}'s in-flight at its pods only")
     return {
-        "query": query.query,
-        "target": query.threshold,
+        "queries": {"pods": pods.query, "gateway": gateway.query},
+        "target": pods.threshold,
         "rate_window": window,
+        "gateway_rate_window": gateway_window,
         "scrape_interval": config.monitoring.scrape_interval,
+        "gateway_scrape_interval": config.monitoring.gateway_scrape_interval,
         "namespace": config.monitoring.namespace,
         "service": f"{MONITORING_COMPONENT}-prometheus",
     }
@@ -318,17 +330,19 @@ def _condition(obj: dict | None, kind: str) -> str | None:
 
 
 def hpa_reading(hpa: dict | None) -> float | None:
-    """What the HPA last read for its first metric: CPU % of the request (Resource) or the
-    per-pod average of KEDA's external metric (here in-flight per pod)."""
+    """What the HPA last read, the largest of its metrics (they share one target, so the largest
+    decides): CPU % of the request (Resource) or the per-pod average of KEDA's external metrics
+    (here in flight per pod, at the pods and at the gateway)."""
+    values = []
     for metric in ((hpa or {}).get("status") or {}).get("currentMetrics") or []:
         kind = metric.get("type", "")
         current = (metric.get(kind[:1].lower() + kind[1:]) or {}).get("current") or {}
         if "averageUtilization" in current:
-            return float(current["averageUtilization"])
+            values.append(float(current["averageUtilization"]))
         for key in ("averageValue", "value"):
             if key in current:
-                return float(parse_quantity(current[key]))
-    return None
+                values.append(float(parse_quantity(current[key])))
+    return max(values, default=None)
 
 
 def _epoch(timestamp: str | None) -> float | None:
@@ -340,11 +354,13 @@ class Watch:
     ScaledObject, the model's pods (Kubernetes API, the bench cluster's kubeconfig), and the
     in-flight signal from the in-cluster Prometheus."""
 
-    def __init__(self, env: dict[str, str], prometheus: PortForward, query: str) -> None:
+    def __init__(
+        self, env: dict[str, str], prometheus: PortForward, queries: dict[str, str]
+    ) -> None:
         api = kconfig.new_client_from_config(config_file=env["KUBECONFIG"])
         self.apps, self.core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
         self.hpas, self.custom = k8s.AutoscalingV2Api(api), k8s.CustomObjectsApi(api)
-        self.prometheus, self.query = prometheus, query
+        self.prometheus, self.queries = prometheus, queries
 
     @staticmethod
     def _get(call: Callable, *args, **kwargs) -> dict | None:
@@ -375,11 +391,13 @@ class Watch:
         found = self._get(self.core.list_namespaced_pod, NAMESPACE, label_selector=POD_SELECTOR)
         return None if found is None else found["items"]
 
-    def in_flight(self, wait: float = 2.0) -> float | None:
-        """The in-flight signal now: the sum over the stable pods (KEDA divides by the pods)."""
+    def in_flight(self, where: str = "pods", wait: float = 2.0) -> float | None:
+        """An in-flight signal now (`where`: "pods" or "gateway"): the sum over the stable pods
+        or the stable backend (KEDA divides by the pods)."""
         try:
             base = self.prometheus.url(wait)
-            answer = httpx.get(f"{base}/api/v1/query", params={"query": self.query}, timeout=5)
+            query = self.queries[where]
+            answer = httpx.get(f"{base}/api/v1/query", params={"query": query}, timeout=5)
             result = answer.json()["data"]["result"]
             return float(result[0]["value"][1]) if result else None
         except (OSError, httpx.HTTPError, KeyError, IndexError, ValueError):
@@ -400,7 +418,8 @@ class Watch:
             "hpa_desired": hpa_status.get("desiredReplicas"),
             "hpa_reading": hpa_reading(hpa),
             "hpa_last_scale": None if last_scale is None else round(last_scale - step_wall, 3),
-            "in_flight": self.in_flight(),
+            "in_flight": self.in_flight("pods"),
+            "in_flight_gateway": self.in_flight("gateway"),
             "load1": loadavg()[0],
         }
 
@@ -427,9 +446,10 @@ class Watch:
             return "the HPA has no reading yet"
         if phase.autoscaler == "keda" and _condition(self.scaled_object(), "Ready") != "True":
             return "ScaledObject not Ready"
-        signal_now = self.in_flight(wait=30)
-        if signal_now is None or signal_now > IDLE_IN_FLIGHT:
-            return f"in-flight signal {signal_now}, want <= {IDLE_IN_FLIGHT}"
+        for where in self.queries:
+            signal_now = self.in_flight(where, wait=30)
+            if signal_now is None or signal_now > IDLE_IN_FLIGHT:
+                return f"in-flight signal at the {where} {signal_now}, want <= {IDLE_IN_FLIGHT}"
         return None
 
     def settle(self, phase: Phase, timeout: float = 900) -> float:
@@ -946,10 +966,10 @@ def _at(samples: list[dict], t: float) -> dict | None:
     return seen[-1] if seen else None
 
 
-def _per_pod(sample: dict | None) -> float | None:
-    if sample is None or sample["in_flight"] is None or not sample["pods"]:
+def _per_pod(sample: dict | None, key: str = "in_flight") -> float | None:
+    if sample is None or sample.get(key) is None or not sample["pods"]:
         return None
-    return sample["in_flight"] / sample["pods"]
+    return sample[key] / sample["pods"]
 
 
 def _events(summary: dict) -> str:
@@ -1113,7 +1133,15 @@ def _vs(comparison: dict, key: str | None) -> str:
 def bucket_table(report: dict) -> list[str]:
     """Both phases side by side per bucket, from two buckets before the step."""
     phases, width = report["phases"], report["config"]["bucket_s"]
-    columns = ("Ready/desired", "HPA reading", "in-flight/pod", "p50 ms", "p99 ms", "failed")
+    columns = (
+        "Ready/desired",
+        "HPA reading",
+        "in-flight/pod at pods",
+        "at gateway",
+        "p50 ms",
+        "p99 ms",
+        "failed",
+    )
     header = ["t s"] + [f"{side} {c}" for side in ("A", "B") for c in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for i, bucket in enumerate(phases[0]["buckets"]):
@@ -1127,6 +1155,7 @@ def bucket_table(report: dict) -> list[str]:
                 "—" if sample is None else f"{sample['ready']}/{sample['spec']}",
                 _x(None if sample is None else sample["hpa_reading"], ".2f"),
                 _x(_per_pod(sample), ".2f"),
+                _x(_per_pod(sample, "in_flight_gateway"), ".2f"),
                 _x(mine["p50_ms"], ".0f"),
                 _x(mine["p99_ms"], ".0f"),
                 str(mine["failed"]),
@@ -1161,8 +1190,12 @@ def markdown(report: dict) -> str:
         "the component plans it (at once, double or +4 pods per 15 s), scale-down window "
         f"{config['scale_down_s']} s. (A) `signals: {{cpu: 70}}`: an HPA on metrics-server's "
         f"CPU. (B) `signals: {{inFlight: {config['in_flight_target']:g}}}`: a KEDA ScaledObject "
-        f"on `{config['in_flight_query']}` (Prometheus scrape {config['scrape_interval']}, "
-        f"window {config['rate_window']}). One stack; `pulumi up` switches A to B. A ran first; "
+        f"with two triggers, in flight at the pods `{config['in_flight_queries']['pods']}` "
+        f"(model servers scraped every {config['scrape_interval']}, window "
+        f"{config['rate_window']}) and at the gateway "
+        f"`{config['in_flight_queries']['gateway']}` (gateway scraped every "
+        f"{config['gateway_scrape_interval']}, window {config['gateway_rate_window']}); the "
+        "HPA follows the larger. One stack; `pulumi up` switches A to B. A ran first; "
         "before each phase: 1 Ready replica, the autoscaler reading its metric, the in-flight "
         "signal idle; the model image was pulled on every node beforehand.",
         "",
@@ -1204,8 +1237,9 @@ def markdown(report: dict) -> str:
         "## Per 5-second bucket",
         "",
         "By scheduled send time; replicas Ready/desired and the signals as sampled at the end of "
-        "the bucket. HPA reading: (A) CPU % of the request, (B) in-flight per pod as KEDA serves "
-        "it. In-flight/pod: the Prometheus query over the pods, the same in both phases.",
+        "the bucket. HPA reading: (A) CPU % of the request, (B) the larger in-flight per pod "
+        "KEDA serves. In-flight/pod at the pods and at the gateway: the two queries of (B), "
+        "sampled in both phases.",
         "",
         *bucket_table(report),
         "",
@@ -1223,8 +1257,8 @@ def markdown(report: dict) -> str:
         "- The rps and latencyP99Ms signals, scale from zero, scale-down (only waited for "
         "between phases).",
         "- Micro-batching: the server runs the model inline, one request at a time, so the "
-        "in-flight signal saturates at 1.0 per pod and, like CPU at the limit, cannot tell "
-        "2× from 10× overload.",
+        "in-flight signal read at the pods saturates at 1.0 per pod and, like CPU at the "
+        "limit, cannot tell 2× from 10× overload; read at the gateway it counts the queue too.",
         "- Repeated or alternated rounds: one phase each, A first (the model image is pulled "
         "on every node before A, and both phases start from the same state).",
         "- A load generator on another machine: the generator, the gateway and the pods share "
@@ -1274,8 +1308,9 @@ def measure(phase: Phase, watch: Watch, plan: LoadPlan, capacity: float, work: P
                 said = sample["t"]
                 log(
                     f"  t={sample['t']:+6.0f}s Ready {sample['ready']}/{sample['spec']} HPA "
-                    f"{_x(sample['hpa_reading'], '.2f')} in-flight {_x(sample['in_flight'], '.2f')}"
-                    f" load {sample['load1']}"
+                    f"{_x(sample['hpa_reading'], '.2f')} in-flight pods "
+                    f"{_x(sample['in_flight'], '.2f')} gateway "
+                    f"{_x(sample['in_flight_gateway'], '.2f')} load {sample['load1']}"
                 )
             next_at += SAMPLE_EVERY
             time.sleep(max(0.0, next_at - time.monotonic()))
@@ -1363,7 +1398,7 @@ def run(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
     )
     phases, settles = [], []
     try:
-        watch = Watch(env, prometheus, signal_source["query"])
+        watch = Watch(env, prometheus, signal_source["queries"])
         for phase in PHASES:
             ups.append(stack.up(docs[phase.name], f"phase {phase.name}: {phase.signals}"))
             settles.append(watch.settle(phase))
@@ -1390,10 +1425,12 @@ def run(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
             "dev_cpu_request": next(
                 m for m in stack.source["config"]["mlplatform:models"] if m["name"] == MODEL
             )["resources"]["requests"]["cpu"],
-            "in_flight_query": signal_source["query"],
+            "in_flight_queries": signal_source["queries"],
             "in_flight_target": signal_source["target"],
             "rate_window": signal_source["rate_window"],
+            "gateway_rate_window": signal_source["gateway_rate_window"],
             "scrape_interval": signal_source["scrape_interval"],
+            "gateway_scrape_interval": signal_source["gateway_scrape_interval"],
             "load_cpu": LOAD_CPU,
         },
         "calibration": calibration,

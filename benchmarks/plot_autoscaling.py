@@ -1,6 +1,7 @@
 """The plot of benchmarks/bench_autoscaling.py: over time since the load step, one line per
-autoscaler, three panels: Ready replicas (desired dotted), the in-flight signal per pod (the
-Prometheus query KEDA reads, with its target), and p99 latency per 5-second bucket.
+autoscaler, three panels: Ready replicas (desired dotted), the in-flight signals per pod (the
+Prometheus queries KEDA reads, at the gateway and at the pods, with their target), and p99 latency
+per 5-second bucket.
 
     benchmarks/peers/.venv-plot/bin/python benchmarks/plot_autoscaling.py RESULTS.json OUT.png
 
@@ -25,10 +26,10 @@ def _series(samples: list[dict], key) -> tuple[list[float], list[float]]:
     return [t for t, _ in points], [v for _, v in points]
 
 
-def _per_pod(sample: dict) -> float | None:
-    if sample["in_flight"] is None or not sample["pods"]:
+def _per_pod(sample: dict, key: str = "in_flight") -> float | None:
+    if sample.get(key) is None or not sample["pods"]:
         return None
-    return sample["in_flight"] / sample["pods"]
+    return sample[key] / sample["pods"]
 
 
 def main(source: str, target: str) -> None:
@@ -47,7 +48,9 @@ def main(source: str, target: str) -> None:
                 for axis in (replicas, signal, latency):
                     axis.axvline(summary[key], color=color, linestyle=style, linewidth=0.9)
         t, per_pod = _series(phase["samples"], _per_pod)
-        signal.plot(t, per_pod, color=color, label=label)
+        signal.plot(t, per_pod, color=color, linestyle=":", label=f"{label}: at the pods")
+        t, per_pod = _series(phase["samples"], lambda s: _per_pod(s, "in_flight_gateway"))
+        signal.plot(t, per_pod, color=color, label=f"{label}: at the gateway")
         buckets = [b for b in phase["buckets"] if b["p99_ms"] is not None]
         centers = [b["t"] + config["bucket_s"] / 2 for b in buckets]
         latency.plot(centers, [b["p99_ms"] for b in buckets], color=color, marker=".", label=label)
@@ -66,8 +69,11 @@ def main(source: str, target: str) -> None:
         config["in_flight_target"], color="grey", linewidth=0.8, linestyle="-.", label="target"
     )
     signal.set_ylabel("in flight per pod")
+    signal.set_yscale("symlog", linthresh=1)
     signal.set_title(
-        f"In-flight signal per pod (Prometheus, {config['rate_window']} window, as KEDA reads it)",
+        f"In-flight signals per pod, as KEDA reads them: at the gateway ("
+        f"{config.get('gateway_rate_window')} window, solid) and at the pods "
+        f"({config['rate_window']} window, dotted)",
         fontsize=9,
     )
     signal.legend(fontsize=8, loc="upper right")
