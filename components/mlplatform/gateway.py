@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlplatform.config import IngressConfig
@@ -98,11 +99,19 @@ class ModelGateway(pulumi.ComponentResource):
             spec=plan.controller_service(ingress, name),
             opts=child,
         )
+        dynamic_map = None
+        if (dynamic := plan.dynamic_config(ingress)) is not None:
+            dynamic_map = k8s.core.v1.ConfigMap(
+                f"{name}-dynamic",
+                metadata={"name": f"{name}-dynamic", "namespace": namespace, "labels": labels},
+                data={plan.DYNAMIC_FILE: yaml.safe_dump(dynamic, sort_keys=False)},
+                opts=child,
+            ).metadata.apply(lambda m: m.name)
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": name, "namespace": namespace, "labels": labels},
             spec=plan.controller_deployment(
-                ingress, name, account.metadata.apply(lambda m: m.name), name
+                ingress, name, account.metadata.apply(lambda m: m.name), name, dynamic_map
             ),
             opts=after_crds,
         )

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlplatform.config import MonitoringConfig, StackConfig
+from mlplatform.core.digest import checksum
 from mlplatform.core.names import PROMETHEUS_PORT, prometheus_url
 from mlplatform.plan.monitoring import dashboards as dashboards
 from mlplatform.plan.monitoring import prometheus as prom
@@ -310,7 +311,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 rules_map=rules_map.metadata.apply(lambda meta: meta.name),
                 service_account=account.metadata.apply(lambda meta: meta.name),
                 claim=claim,
-                config_hash=work.checksum(config, rule_files),
+                config_hash=checksum(config, rule_files),
             ),
             opts=self._child,
         )
@@ -350,7 +351,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 provisioning_map=provisioning_map.metadata.apply(lambda meta: meta.name),
                 dashboard_maps=dashboard_maps,
                 admin_secret=secret,
-                config_hash=work.checksum(provisioning),
+                config_hash=checksum(provisioning),
             ),
             opts=self._child,
         )
@@ -372,7 +373,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 args.settings,
                 name,
                 config_map=config_map.metadata.apply(lambda meta: meta.name),
-                config_hash=work.checksum(config),
+                config_hash=checksum(config),
             ),
             opts=self._child,
         )

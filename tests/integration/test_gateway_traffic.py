@@ -258,17 +258,21 @@ def _ready(pod: dict) -> bool:
     )
 
 
-def test_a_killed_replica_fails_only_until_its_endpoint_leaves_rotation(gateway, kubectl, layout):
-    """SIGKILL one stable replica's container under load. Requests routed to it fail from the
-    kill until its kubelet reports it not Ready and the gateway drops the endpoint (the gateway
-    does not retry); after that window nothing fails, and the replica comes back."""
+def test_a_killed_replica_fails_at_most_the_requests_it_held_and_comes_back(
+    gateway, kubectl, layout
+):
+    """SIGKILL one stable replica's container under load. Only requests it had already received
+    may fail: those sent to it after the kill, until its endpoint leaves the route, find the
+    port closed and the gateway's retry (ingress.gateway.retryAttempts) sends them to another
+    pod. With 8 requests in flight in all, at most 8 fail; the replica comes back."""
     victim = _pods(kubectl, "stable")[0]
     name, node = victim["metadata"]["name"], victim["spec"]["nodeName"]
     status = victim["status"]["containerStatuses"][0]
     container = status["containerID"].removeprefix("containerd://")
     socket = f"unix://{layout['CLUSTER_RUN']}/nodes/{node}/containerd.sock"
     url, body = _infer_request(gateway, kubectl)
-    with Load(url, body, requests=100_000, max_seconds=300, concurrency=8) as load:
+    concurrency = 8
+    with Load(url, body, requests=100_000, max_seconds=300, concurrency=concurrency) as load:
         time.sleep(2)
         killed = time.monotonic()
         subprocess.run(
@@ -293,9 +297,9 @@ def test_a_killed_replica_fails_only_until_its_endpoint_leaves_rotation(gateway,
         f"({dict(result.statuses)} {dict(result.errors)}) within {window:.2f}s of the kill; "
         f"replica Ready again after {back - killed:.1f}s; {result.summary()}"
     )
-    # Only the dead replica's share fails, and only between the kill and its replacement.
+    # Nothing fails outside the kill, and no more than was in flight when it came.
     assert all(killed <= t <= back for t in result.failure_times), result.summary()
-    assert result.failed <= result.sent / 3, result.summary()
+    assert result.failed <= concurrency, result.summary()
 
 
 def test_network_policy_admits_the_gateway_and_prometheus_but_not_other_namespaces(

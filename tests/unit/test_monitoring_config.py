@@ -8,6 +8,7 @@ from pathlib import Path
 from factories import monitored_model
 from mlplatform.config import IngressConfig, MonitoringConfig
 from mlplatform.core import metrics as m
+from mlplatform.core.digest import checksum
 from mlplatform.plan import gateway as gateway_plan
 from mlplatform.plan.monitoring import prometheus as prom
 from mlplatform.plan.monitoring import workloads as work
@@ -67,9 +68,9 @@ def test_gateway_pods_are_scraped_on_their_admin_port_at_their_own_interval_when
         assert pod_labels[key] == value
     (keep,) = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
     assert keep["regex"] == gateway_plan.ADMIN_PORT_NAME
-    ports = gateway_plan.controller_deployment(IngressConfig(), "gw", "sa", "svc")["template"][
-        "spec"
-    ]["containers"][0]["ports"]
+    ports = gateway_plan.controller_deployment(IngressConfig(), "gw", "sa", "svc", "gw-dynamic")[
+        "template"
+    ]["spec"]["containers"][0]["ports"]
     assert {"name": gateway_plan.ADMIN_PORT_NAME, "containerPort": gateway_plan.ADMIN_PORT} in ports
     assert "--metrics.prometheus.entryPoint=admin" in gateway_plan.controller_args(
         IngressConfig(), "svc"
@@ -177,8 +178,8 @@ def test_prometheus_deployment_uses_retention_storage_and_recreate():
 
 
 def test_checksum_changes_with_content():
-    assert work.checksum({"a": 1}) == work.checksum({"a": 1})
-    assert work.checksum({"a": 1}) != work.checksum({"a": 2})
+    assert checksum({"a": 1}) == checksum({"a": 1})
+    assert checksum({"a": 1}) != checksum({"a": 2})
 
 
 def test_grafana_without_secret_is_anonymous_viewer_only():

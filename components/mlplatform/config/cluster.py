@@ -215,6 +215,17 @@ class GatewayConfig(ConfigModel):
         ge=1,
         le=10,
     )
+    retry_attempts: int = setting(
+        3,
+        doc="Tries per request, the first included, when a backend pod cannot be reached "
+        "(deploy: true): a refused or reset connection before the request was sent, as "
+        "happens between a pod's death and its endpoint leaving the route, is sent again to "
+        "another pod. A request a pod received is never sent twice. 1 turns retries off.",
+        allowed="an integer from 1 to 5",
+        example=3,
+        ge=1,
+        le=5,
+    )
     node_port: int | None = setting(
         None,
         doc="Fixed NodePort of the gateway's HTTP listener (deploy: true); null lets "

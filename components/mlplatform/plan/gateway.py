@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlplatform.config import IngressConfig
+from mlplatform.core.digest import checksum
 from mlplatform.core.names import LABEL_ROLE, PART_OF, PORT
 from mlplatform.plan.routes import GATEWAY_GROUP
 
@@ -67,6 +68,27 @@ def controller_rules() -> list[dict[str, Any]]:
     ]
 
 
+RETRY_MIDDLEWARE = "retry-unreachable"
+DYNAMIC_DIR = "/etc/traefik/dynamic"  # the file provider's folder: the ConfigMap below
+DYNAMIC_FILE = "middlewares.yaml"
+
+
+def dynamic_config(ingress: IngressConfig) -> dict[str, Any] | None:
+    """Traefik's file-provider configuration: the retry middleware every route on the gateway's
+    entry points goes through, or None when retries are off (ingress.gateway.retryAttempts 1).
+
+    Traefik's retry sends a request again only when it could not be written to the backend
+    (connection refused or reset first), so a POST that reached a model is never repeated.
+    """
+    attempts = ingress.gateway.retry_attempts
+    if attempts < 2:
+        return None
+    # initialInterval: the first retry waits 50 ms (then backs off), enough for the load
+    # balancer's next pick to be another pod, short against a model's latency.
+    retry = {"attempts": attempts, "initialInterval": "50ms"}
+    return {"http": {"middlewares": {RETRY_MIDDLEWARE: {"retry": retry}}}}
+
+
 def controller_args(ingress: IngressConfig, service: str) -> list[str]:
     args = [
         f"--entryPoints.web.address=:{HTTP_PORT}",
@@ -83,13 +105,26 @@ def controller_args(ingress: IngressConfig, service: str) -> list[str]:
     ]
     if ingress.tls.enabled:
         args.insert(1, f"--entryPoints.websecure.address=:{HTTPS_PORT}")
+    if dynamic_config(ingress) is not None:
+        # Entry-point middlewares run before every router's own: each model route retries.
+        args.append(f"--providers.file.filename={DYNAMIC_DIR}/{DYNAMIC_FILE}")
+        for entry_point in ("web", "websecure") if ingress.tls.enabled else ("web",):
+            args.append(f"--entryPoints.{entry_point}.http.middlewares={RETRY_MIDDLEWARE}@file")
     return args
 
 
 def controller_deployment(
-    ingress: IngressConfig, name: str, service_account: Any, service: str
+    ingress: IngressConfig,
+    name: str,
+    service_account: Any,
+    service: str,
+    dynamic_config_map: Any = None,
 ) -> dict[str, Any]:
-    """Deployment spec of the controller: non-root, read-only root, spread over nodes."""
+    """Deployment spec of the controller: non-root, read-only root, spread over nodes.
+
+    `dynamic_config_map` (required when `dynamic_config` is not None) holds that configuration
+    for the file provider; its checksum on the pod template rolls the controller on a change.
+    """
     gateway = ingress.gateway
     pod_labels = labels(name)
     ports = [
@@ -99,13 +134,23 @@ def controller_deployment(
     if ingress.tls.enabled:
         ports.insert(1, {"name": "websecure", "containerPort": HTTPS_PORT})
     probe = {"httpGet": {"path": "/ping", "port": ADMIN_PORT_NAME}, "periodSeconds": 5}
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    template_meta: dict[str, Any] = {"labels": pod_labels}
+    dynamic = dynamic_config(ingress)
+    if dynamic is not None:
+        if dynamic_config_map is None:
+            raise ValueError("controller_deployment: dynamic_config_map is required with retries")
+        mounts.append({"name": "dynamic", "mountPath": DYNAMIC_DIR, "readOnly": True})
+        volumes.append({"name": "dynamic", "configMap": {"name": dynamic_config_map}})
+        template_meta["annotations"] = {"mlplatform.io/dynamic-config": checksum(dynamic)}
     return {
         "replicas": gateway.replicas,
         "selector": {"matchLabels": pod_labels},
         # One replica at a time, the new one Ready before an old one goes: routes stay served.
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}},
         "template": {
-            "metadata": {"labels": pod_labels},
+            "metadata": template_meta,
             "spec": {
                 "serviceAccountName": service_account,
                 "securityContext": {
@@ -141,10 +186,10 @@ def controller_deployment(
                             "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]},
                         },
-                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        "volumeMounts": mounts,
                     }
                 ],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
+                "volumes": volumes,
             },
         },
     }

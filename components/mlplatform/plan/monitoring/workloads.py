@@ -6,8 +6,6 @@ tests read them without mocks.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from mlplatform.config import MonitoringConfig
@@ -28,12 +26,6 @@ def labels(stack: str, app: str) -> dict[str, str]:
         "app.kubernetes.io/part-of": "mlplatform",
         "app.kubernetes.io/managed-by": "pulumi",
     }
-
-
-def checksum(*documents: Any) -> str:
-    """Stable digest of config documents; put on a pod template so a config change rolls the pod."""
-    text = json.dumps(documents, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def prometheus_cluster_rules() -> list[dict[str, Any]]:
