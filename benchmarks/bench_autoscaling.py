@@ -16,14 +16,14 @@ during the step) are checked and reported as met or not.
 
 Stack: the dev stack from a throwaway copy of the project on a throwaway file backend, trimmed:
 ml-model-1 only (ml-model-2 and the batch job removed), no canary, no VPA (so no VPA add-on either;
-KEDA runs in both phases), minReplicas 1, maxReplicas 4, scale-down window 30 s, images in the
-bench cluster's registry. Its CPU request is raised to its limit (500m): the HPA's utilization is
-CPU over the request, and with dev's 100m request the baseline load alone (a quarter of a replica
-at its limit, 125m) would already hold 2 replicas under the CPU HPA, so the two autoscalers would
-meet the step at different sizes. `pulumi up` switches the signals between phases (the component
-hands the live HPA over to KEDA); each phase starts from 1 Ready replica, its autoscaler reading its
-signal, and the in-flight signal idle. The model image is pulled on every real node first, so
-neither phase pays for a pull.
+KEDA runs in both phases), minReplicas 1, maxReplicas 3 (see MAX_REPLICAS), scale-down window 30 s,
+images in the bench cluster's registry. Its CPU request is raised to its limit (500m): the HPA's
+utilization is CPU over the request, and with dev's 100m request the baseline load alone (a quarter
+of a replica at its limit, 125m) would already hold 2 replicas under the CPU HPA, so the two
+autoscalers would meet the step at different sizes. `pulumi up` switches the signals between phases
+(the component hands the live HPA over to KEDA); each phase starts from 1 Ready replica, its
+autoscaler reading its signal, and the in-flight signal idle. The model image is pulled on every
+real node first, so neither phase pays for a pull.
 
 Load: an open-loop generator (Python asyncio, below; its own process pinned to CPU 1): a request
 every 1/rate seconds whether or not earlier ones were answered, over at most 64 HTTP/1.1 keep-alive
@@ -35,7 +35,7 @@ serves more than the gateway path carries on this 2-CPU machine (benchmarks/resu
 the step would be limited by the gateway, not by replicas. The rate comes from a calibration: wrk
 (closed loop, 8 connections, 10 s) through the gateway against the single replica gives its
 capacity C; the baseline is R = C/4 for 60 s, then 10R = 2.5 C for 240 s, so one replica cannot
-keep up and 3 can (4 with headroom). The pod's own CPU seconds during the calibration show whether
+keep up and 3 can. The pod's own CPU seconds during the calibration show whether
 the replica, not the path, was the limit.
 
 Sampled every second during each phase: the Deployment's spec and Ready replicas, the HPA's status
@@ -46,9 +46,10 @@ the plot shows what the in-flight autoscaler sees. /proc/loadavg is recorded wit
 machine is shared, so read ratios.
 
 Run: `make bench` or, as root after `make bootstrap`,
-`.venv/bin/python benchmarks/bench_autoscaling.py [--quick] [--keep] [--rows N]` (about 25 min;
---quick: 30 s baseline and 90 s step, about 15 min, results as autoscaling-quick.*). --keep leaves
-the cluster and the throwaway stack up. `--self-test` checks the load generator against a local
+`.venv/bin/python benchmarks/bench_autoscaling.py [--quick] [--keep] [--rows N] [--max-replicas N]`
+(about 25 min; --quick: 30 s baseline and 90 s step, about 15 min, results as autoscaling-quick.*;
+another maxReplicas: results as autoscaling-maxN.*). --keep leaves the cluster and the throwaway
+stack up. `--self-test` checks the load generator against a local
 toy server (no cluster, ~30 s). The plot needs benchmarks/peers/.venv-plot
 (`scripts/bootstrap.sh bench_peers`; `make bench` runs it).
 Results: benchmarks/results/autoscaling.{json,md,png}.
@@ -134,7 +135,12 @@ CLUSTER = "mlplatform-asbench"
 DEPLOYMENT = instance_name(MODEL, "stable")
 """The stable Deployment, and the HPA's name under either autoscaler."""
 POD_SELECTOR = ",".join(f"{k}={v}" for k, v in selector_labels(MODEL, "stable").items())
-MAX_REPLICAS = 4
+MAX_REPLICAS = 3
+"""What the step needs (2.5 C), and what this machine can host: 3 replicas at their 500m limit are
+1.5 of its 2 CPUs, leaving the rest to the gateway and the generator. With 4 (the whole machine)
+an autoscaler that asks for the maximum makes every request slower in the steady state, which
+says nothing about how soon it reacted (`--max-replicas 4` measures that; results
+autoscaling-max4.*)."""
 SCALE_DOWN_SECONDS = 30
 """Scale-down window: only the wait between phases depends on it."""
 
@@ -232,7 +238,7 @@ class Stack:
         init = self.pulumi[:2] + ["stack", "init", "dev"]
         subprocess.run(init, cwd=self.project, env=self.env, check=True)
 
-    def config(self, signals: dict, max_replicas: int = MAX_REPLICAS) -> dict:
+    def config(self, signals: dict, max_replicas: int) -> dict:
         """The stack file for `signals`, validated as the program will (fails before `up`)."""
         doc = stack_config(self.source, self.layout, signals, max_replicas)
         parse_stack_config(doc["config"], "dev", self.project)
@@ -1173,12 +1179,15 @@ def markdown(report: dict) -> str:
         for p in phases
     )
     timing = report["seconds"]
+    flags = " --quick" if config["quick"] else ""
+    if config["max_replicas"] != MAX_REPLICAS:
+        flags += f" --max-replicas {config['max_replicas']}"
     lines = [
         "# Autoscaling on a 10× load step: CPU HPA vs KEDA on requests in flight",
         "",
         f"Run {report['started']} on {machine['cpu']} ({machine['cpus']} CPUs), cluster "
-        f"`{CLUSTER}` (3 real nodes), by `benchmarks/bench_autoscaling.py`"
-        f"{' --quick' if config['quick'] else ''}. **Load average** (1 min): "
+        f"`{CLUSTER}` (3 real nodes), by `benchmarks/bench_autoscaling.py{flags}`. "
+        "**Load average** (1 min): "
         f"{machine['loadavg_start'][0]:.1f} at the start; during the phases {loads}; "
         f"{machine['loadavg_end'][0]:.1f} at the end. The machine is shared: read the ratios.",
         "",
@@ -1244,7 +1253,8 @@ def markdown(report: dict) -> str:
         *bucket_table(report),
         "",
         "Rerun: `make bench` (all benchmarks) or, as root after `make bootstrap`, "
-        "`.venv/bin/python benchmarks/bench_autoscaling.py [--quick] [--keep] [--rows N]`. This "
+        "`.venv/bin/python benchmarks/bench_autoscaling.py [--quick] [--keep] [--rows N] "
+        "[--max-replicas N]`. This "
         f"run: cluster up {timing['cluster_up']:.0f} s, `pulumi up` "
         + " + ".join(f"{s:.0f}" for s in timing["pulumi_up"])
         + " s, waits before the phases "
@@ -1341,9 +1351,9 @@ def run(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
     gateway = f"http://127.0.0.1:{layout['GATEWAY_PORT']}"
     path = f"/models/{MODEL}/predict"
     # Validated before anything is deployed: a ConfigError here costs seconds, not a stack.
-    docs = {phase.name: stack.config(phase.signals) for phase in PHASES}
+    docs = {phase.name: stack.config(phase.signals, args.max_replicas) for phase in PHASES}
     signal_source = in_flight_signal(docs[PHASES[1].name], stack.project)
-    calibration_doc = stack.config(PHASES[0].signals, max_replicas=1)
+    calibration_doc = stack.config(PHASES[0].signals, 1)
     model = calibration_doc["config"]["mlplatform:models"][0]
     ups = [stack.up(calibration_doc, "one replica, for the calibration")]
 
@@ -1419,7 +1429,7 @@ def run(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
             "sample_every_s": SAMPLE_EVERY,
             "bucket_s": BUCKET,
             "min_replicas": 1,
-            "max_replicas": MAX_REPLICAS,
+            "max_replicas": args.max_replicas,
             "scale_down_s": SCALE_DOWN_SECONDS,
             "cpu_limit": limit,
             "dev_cpu_request": next(
@@ -1457,6 +1467,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=float, help="baseline seconds (overrides the default)")
     parser.add_argument("--step", type=float, help="step seconds (overrides the default)")
     parser.add_argument(
+        "--max-replicas",
+        type=int,
+        default=MAX_REPLICAS,
+        help=f"maxReplicas of both autoscalers (default {MAX_REPLICAS}: what the step needs)",
+    )
+    parser.add_argument(
         "--self-test", action="store_true", help="check the load generator on a local toy server"
     )
     args = parser.parse_args(argv)
@@ -1488,7 +1504,9 @@ def main(argv: list[str] | None = None) -> int:
     result["seconds"] |= {"cluster_up": cluster_up, "total": time.monotonic() - t0}
     report = {
         "started": started,
-        "stem": "autoscaling-quick" if args.quick else "autoscaling",
+        "stem": "autoscaling"
+        + ("-quick" if args.quick else "")
+        + ("" if args.max_replicas == MAX_REPLICAS else f"-max{args.max_replicas}"),
         **result,
         "machine": {
             "cpu": _cpu_model(),
