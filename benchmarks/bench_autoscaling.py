@@ -17,20 +17,18 @@ during the step) are checked and reported as met or not.
 Stack: the dev stack from a throwaway copy of the project on a throwaway file backend, trimmed:
 ml-model-1 only (ml-model-2 and the batch job removed), no canary, no VPA (so no VPA add-on either;
 KEDA runs in both phases), minReplicas 1, maxReplicas 3 (see MAX_REPLICAS), scale-down window 30 s,
-images in the bench cluster's registry. Its CPU request is raised to its limit (500m): the HPA's
-utilization is CPU over the request, and with dev's 100m request the baseline load alone (a quarter
-of a replica at its limit, 125m) would already hold 2 replicas under the CPU HPA, so the two
-autoscalers would meet the step at different sizes. `pulumi up` switches the signals between phases
-(the component hands the live HPA over to KEDA); each phase starts from 1 Ready replica, its
-autoscaler reading its signal, and the in-flight signal idle. The model image is pulled on every
-real node first, so neither phase pays for a pull.
+images in the bench cluster's registry. Its CPU request equals its limit, 250m (CPU_LIMIT): the
+HPA's utilization is CPU over the request, so its 70 % is 70 % of what a replica can use. `pulumi
+up` switches the signals between phases (the component hands the live HPA over to KEDA); each phase
+starts from 1 Ready replica, its autoscaler reading its signal, and the in-flight signal idle. The
+model image is pulled on every real node first, so neither phase pays for a pull.
 
 Load: an open-loop generator (Python asyncio, below; its own process pinned to CPU 1): a request
 every 1/rate seconds whether or not earlier ones were answered, over at most 64 HTTP/1.1 keep-alive
 connections to 127.0.0.1:GATEWAY_PORT (socat -> NodePort -> Traefik -> a model pod); a request that
 finds no free connection waits in the client's queue, and that wait counts in its latency, which
 runs from its scheduled send time. Each request: POST /models/ml-model-1/predict with 512 rows (the
-model's recorded sample rows, repeated). Rows, not 32: at 32 rows one replica at its 500m limit
+model's recorded sample rows, repeated). Rows, not 32: at 32 rows one replica at a 500m limit
 serves more than the gateway path carries on this 2-CPU machine (benchmarks/results/gateway.md), so
 the step would be limited by the gateway, not by replicas. The rate comes from a calibration: wrk
 (closed loop, 8 connections, 10 s) through the gateway against the single replica gives its
@@ -135,12 +133,16 @@ CLUSTER = "mlplatform-asbench"
 DEPLOYMENT = instance_name(MODEL, "stable")
 """The stable Deployment, and the HPA's name under either autoscaler."""
 POD_SELECTOR = ",".join(f"{k}={v}" for k, v in selector_labels(MODEL, "stable").items())
+CPU_LIMIT = "250m"
+"""CPU request = limit of the model's pods. Dev's 500m made the step (2.5 replicas' worth of 512-row
+requests through socat and Traefik) as large as everything these 2 CPUs can carry: with 3 replicas
+the queue built during the step drained or grew depending on the machine's mood, and p99 over the
+step measured that rather than the autoscaler (runs autoscaling-1501.*, -1522.*). At 250m the same
+step is half the traffic, and 3 replicas leave more than a CPU to the rest."""
 MAX_REPLICAS = 3
-"""What the step needs (2.5 C), and what this machine can host: 3 replicas at their 500m limit are
-1.5 of its 2 CPUs, leaving the rest to the gateway and the generator. With 4 (the whole machine)
-an autoscaler that asks for the maximum makes every request slower in the steady state, which
-says nothing about how soon it reacted (`--max-replicas 4` measures that; results
-autoscaling-max4.*)."""
+"""What the step needs (2.5 C). With 4, an autoscaler that asks for the maximum takes CPU the
+gateway and generator need, which says nothing about how soon it reacted (`--max-replicas 4`;
+results autoscaling-max4.*)."""
 SCALE_DOWN_SECONDS = 30
 """Scale-down window: only the wait between phases depends on it."""
 
@@ -205,7 +207,7 @@ def stack_config(
     model.pop("vpa", None)
     model.pop("canary", None)
     resources = model["resources"]
-    resources["requests"]["cpu"] = resources["limits"]["cpu"]
+    resources["requests"]["cpu"] = resources["limits"]["cpu"] = CPU_LIMIT
     model["autoscaling"] = {
         "minReplicas": 1,
         "maxReplicas": max_replicas,
@@ -1193,9 +1195,9 @@ def markdown(report: dict) -> str:
         "",
         f"Stack: the dev stack trimmed to {MODEL} (no canary, no VPA, ml-model-2 and the batch "
         "job removed; KEDA and Prometheus as in dev), CPU request = limit = "
-        f"{config['cpu_limit']} (the HPA's utilization is over the request: with dev's "
-        f"{config['dev_cpu_request']} the baseline alone would hold the CPU HPA above 1 "
-        f"replica), {config['min_replicas']}–{config['max_replicas']} replicas, scale-up as "
+        f"{config['cpu_limit']} (the HPA's utilization is over the request, so 70 % is 70 % of "
+        f"what a replica can use; dev asks {config['dev_cpu_request']}), "
+        f"{config['min_replicas']}–{config['max_replicas']} replicas, scale-up as "
         "the component plans it (at once, double or +4 pods per 15 s), scale-down window "
         f"{config['scale_down_s']} s. (A) `signals: {{cpu: 70}}`: an HPA on metrics-server's "
         f"CPU. (B) `signals: {{inFlight: {config['in_flight_target']:g}}}`: a KEDA ScaledObject "
