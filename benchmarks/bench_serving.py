@@ -450,8 +450,10 @@ def server_specs(
             "DRAIN_SECONDS": "0",
             "MODEL_DIR": str(models[model]),
             "PORT": str(port),
-            # REST only here; several servers run at once and would all claim gRPC's 8081.
+            # REST only here; several servers run at once and would all claim gRPC's 8081 (and
+            # the probe port's 8082): the kubelet's probes are not part of this measurement.
             "GRPC_PORT": "0",
+            "PROBE_PORT": "0",
             **env,
         }
         # SIGINT: stop without the drain wait.

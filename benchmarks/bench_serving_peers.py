@@ -150,6 +150,7 @@ def servers(models: dict[str, Path], work: Path) -> dict[str, Server]:
             "MODEL_DIR": str(models[model]),
             "PORT": str(port),
             "GRPC_PORT": str(grpc_port),
+            "PROBE_PORT": str(free_port()),
         }
         name = "ours" if model == "ml_model_1" else "ours-tf"
         argv = [sys.executable, "-m", "serving"]

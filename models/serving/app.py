@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Protocol
 
@@ -59,6 +60,8 @@ class ServingState:
 
     loaded: bool = False
     draining: bool = False
+    heartbeat: float = field(default_factory=time.monotonic)
+    """time.monotonic() of the event loop's last tick (the runner records it; probes read it)."""
 
     @property
     def ready(self) -> bool:

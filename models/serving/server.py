@@ -28,9 +28,12 @@ from serving.errors import ConfigError
 from serving.grpc_server import GrpcListener
 from serving.jsonlog import configure, log_config
 from serving.manifest import load_manifest
+from serving.probes import ProbeListener
 from serving.settings import ServerSettings
 
 log = logging.getLogger("serving")
+LIVENESS_STALL_SECONDS = 20.0
+"""The probe port reports not live once the event loop has not ticked for this long."""
 
 
 class DrainingServer(uvicorn.Server):
@@ -87,6 +90,7 @@ class DrainingServer(uvicorn.Server):
             await closing
 
     async def on_tick(self, counter: int) -> bool:
+        self.state.heartbeat = time.monotonic()  # the probe thread's sign of a live loop
         if (
             self.drain_deadline is not None
             and not self.should_exit
@@ -118,6 +122,10 @@ def build(settings: ServerSettings) -> ModelServer:
     server = ModelServer(settings, manifest, backend)
     if settings.grpc_port:
         server.listeners.append(GrpcListener(server, settings))
+    if settings.probe_port:
+        server.listeners.append(
+            ProbeListener(server.state, settings.host, settings.probe_port, LIVENESS_STALL_SECONDS)
+        )
     return server
 
 
@@ -158,6 +166,7 @@ def main() -> int:
             "backend": settings.inference_backend,
             "port": settings.port,
             "grpc_port": settings.grpc_port or None,
+            "probe_port": settings.probe_port or None,
             "load_seconds": round(time.monotonic() - started, 3),
             "process_age_seconds": process_age_seconds(),
         },

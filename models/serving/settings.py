@@ -67,6 +67,18 @@ class ServerSettings(BaseModel):
         "Default 8081; 0 disables gRPC. Must differ from PORT.",
         json_schema_extra=_env("GRPC_PORT", "an integer from 0 (off) to 65535, other than PORT"),
     )
+    probe_port: int = Field(
+        8082,
+        ge=0,
+        le=65535,
+        description="PROBE_PORT: TCP port where Kubernetes' liveness and readiness probes are "
+        "answered by a thread of their own, so a replica busy with queued requests still "
+        "answers them in time (serving/probes.py). Default 8082; 0 answers probes on PORT "
+        "only. Must differ from PORT and GRPC_PORT.",
+        json_schema_extra=_env(
+            "PROBE_PORT", "an integer from 0 (off) to 65535, other than PORT and GRPC_PORT"
+        ),
+    )
     max_batch_size: int = Field(
         1,
         ge=1,
@@ -128,6 +140,16 @@ class ServerSettings(BaseModel):
         if grpc_port and grpc_port == info.data.get("port"):
             raise ValueError(f"it equals PORT ({grpc_port}); HTTP and gRPC need ports of their own")
         return grpc_port
+
+    @field_validator("probe_port")
+    @classmethod
+    def _own_probe_port(cls, probe_port: int, info: ValidationInfo) -> int:
+        for other in ("port", "grpc_port"):
+            if probe_port and probe_port == info.data.get(other):
+                raise ValueError(
+                    f"it equals {other.upper()} ({probe_port}); probes need a port of their own"
+                )
+        return probe_port
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:

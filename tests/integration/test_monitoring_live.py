@@ -136,6 +136,8 @@ def server(model_dir, tmp_path_factory) -> Iterator[str]:
         "MODEL_VERSION": MODEL.version,
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "GRPC_PORT": str(_free_port()),
+        "PROBE_PORT": str(_free_port()),
         "PYTHONPATH": _sys_path,
         "DRAIN_SECONDS": "0",
     }

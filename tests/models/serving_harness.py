@@ -56,6 +56,8 @@ class Server:
     log_path: Path
     grpc_target: str | None = None
     """host:port of the gRPC endpoint; None when GRPC_PORT=0 disabled it."""
+    probe_url: str | None = None
+    """Base URL of the probe port; None when PROBE_PORT=0 disabled it."""
 
     def log_lines(self) -> list[str]:
         return [line for line in self.log_path.read_text().splitlines() if line.strip()]
@@ -80,10 +82,12 @@ def start_server(model_dir: Path, log_dir: Path, **env: str) -> Server:
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "GRPC_PORT": str(free_port()),
+        "PROBE_PORT": str(free_port()),
         "PYTHONPATH": str(MODELS),
         **env,
     }
     grpc_port = int(full_env["GRPC_PORT"])
+    probe_port = int(full_env["PROBE_PORT"])
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -95,6 +99,7 @@ def start_server(model_dir: Path, log_dir: Path, **env: str) -> Server:
         )
     grpc_target = f"127.0.0.1:{grpc_port}" if grpc_port else None
     server = Server(f"http://127.0.0.1:{port}", process, log_path, grpc_target)
+    server.probe_url = f"http://127.0.0.1:{probe_port}" if probe_port else None
 
     def ready() -> bool:
         if process.poll() is not None:
@@ -180,10 +185,17 @@ class ServedImage:
 def served_image(docker: str, image: str, **env: str) -> Iterator[ServedImage]:
     """Run `image` detached on loopback ports of its own until it is ready; remove it after.
 
-    `env` adds or overrides the server's environment (PORT, GRPC_PORT and HOST are chosen here).
+    `env` adds or overrides the server's environment (PORT, GRPC_PORT, PROBE_PORT and HOST are
+    chosen here).
     """
     port, grpc_port = free_port(), free_port()
-    settings = {"PORT": str(port), "GRPC_PORT": str(grpc_port), "HOST": "127.0.0.1", **env}
+    settings = {
+        "PORT": str(port),
+        "GRPC_PORT": str(grpc_port),
+        "PROBE_PORT": str(free_port()),
+        "HOST": "127.0.0.1",
+        **env,
+    }
     flags = [part for name, value in settings.items() for part in ("-e", f"{name}={value}")]
     cid = docker_run(docker, "run", "-d", "--network", "host", *flags, image).stdout.strip()
     try:

@@ -126,9 +126,13 @@ def test_container_port_probes_and_name_follow_the_contract():
     assert container["ports"] == [
         {"name": "http", "containerPort": 8080, "protocol": "TCP"},
         {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+        {"name": "probes", "containerPort": 8082, "protocol": "TCP"},
     ]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    # the server built from models/ answers probes on a port of its own (serving/probes.py)
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "probes"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "probes"}
+    assert container["startupProbe"]["httpGet"]["port"] == "probes"
+    assert {"name": "PROBE_PORT", "value": "8082"} in container["env"]
     startup = container["startupProbe"]
     # TensorFlow needs a longer start budget than the forest: period x threshold >= 3 minutes.
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 180
@@ -144,11 +148,40 @@ def test_server_env_sets_only_what_is_configured():
         "INFERENCE_BACKEND": "onnx",
         "PORT": "8080",
         "GRPC_PORT": "8081",
+        "PROBE_PORT": "8082",
     }
     env = {
         e["name"]: e["value"] for e in server_env(model(maxBatchSize=64, maxBodyBytes=4096), "v3")
     }
     assert env["MAX_BATCH_SIZE"] == "64" and env["MAX_BODY_BYTES"] == "4096"
+
+
+@pytest.mark.parametrize(
+    "raw, track, dedicated",
+    [
+        ({}, "stable", True),
+        ({"image": "registry.example/iris:1"}, "stable", False),
+        ({"canary": {"version": "v2"}}, "canary", True),
+        ({"image": "registry.example/iris:1", "canary": {"version": "v2"}}, "canary", False),
+        ({"canary": {"version": "v2", "image": "registry.example/iris:2"}}, "canary", False),
+        (
+            {"image": "registry.example/iris:1", "canary": {"version": "v2", "source": "iris_v2"}},
+            "canary",
+            True,
+        ),
+    ],
+)
+def test_prebuilt_images_are_probed_on_the_contracts_port(raw, track, dedicated):
+    """A prebuilt image is only held to the contract's minimum (probes on PORT); an image built
+    from models/ by the stack answers them on its probe port."""
+    container = plan_pod_template(
+        model(**raw), track=track, version="v1", image="i", service_account="s", placement=None
+    )["spec"]["containers"][0]
+    port = "probes" if dedicated else "http"
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[kind]["httpGet"]["port"] == port
+    assert ("probes" in {p["name"] for p in container["ports"]}) is dedicated
+    assert ("PROBE_PORT" in {e["name"] for e in container["env"]}) is dedicated
 
 
 def test_gpu_request_equals_limit():

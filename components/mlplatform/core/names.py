@@ -14,6 +14,9 @@ GRPC_PORT = 8081
 GRPC_PORT_NAME = "grpc"
 # Service appProtocol for cleartext HTTP/2 (gRPC without TLS): gateways then speak h2c to pods.
 GRPC_APP_PROTOCOL = "kubernetes.io/h2c"
+# Probes, answered by a thread of the server's own so that a busy replica still answers them.
+PROBE_PORT = 8082
+PROBE_PORT_NAME = "probes"
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
 METRICS_PATH = "/metrics"

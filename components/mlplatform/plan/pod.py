@@ -14,6 +14,8 @@ from mlplatform.core.names import (
     MODEL_DIR,
     PORT,
     PORT_NAME,
+    PROBE_PORT,
+    PROBE_PORT_NAME,
     READY_PATH,
     Track,
     pod_labels,
@@ -38,7 +40,19 @@ def container_resources(resources: ResourcesConfig) -> dict[str, dict[str, str]]
     return {"requests": requests, "limits": limits}
 
 
-def server_env(model: ModelConfig, version: str) -> list[dict[str, str]]:
+def serves_probe_port(model: ModelConfig, track: Track) -> bool:
+    """Whether the track runs an image built from models/ by this stack, whose server answers
+    probes on PROBE_PORT. A prebuilt image (`image`, `canary.image`) is only held to the
+    contract's minimum, probes on PORT."""
+    if track == "canary" and model.canary is not None:
+        if model.canary.image:
+            return False
+        if model.canary.source and model.canary.source != model.source_dir:
+            return True  # built from its own folder
+    return not model.image
+
+
+def server_env(model: ModelConfig, version: str, probe_port: bool = True) -> list[dict[str, str]]:
     """Model server environment (contracts.md); unset optional values keep the server's defaults."""
     env = {
         "MODEL_NAME": model.name,
@@ -48,6 +62,8 @@ def server_env(model: ModelConfig, version: str) -> list[dict[str, str]]:
         "PORT": str(PORT),
         "GRPC_PORT": str(GRPC_PORT),
     }
+    if probe_port:
+        env["PROBE_PORT"] = str(PROBE_PORT)
     if model.max_batch_size is not None:
         env["MAX_BATCH_SIZE"] = str(model.max_batch_size)
     if model.max_body_bytes is not None:
@@ -55,9 +71,14 @@ def server_env(model: ModelConfig, version: str) -> list[dict[str, str]]:
     return [{"name": key, "value": value} for key, value in env.items()]
 
 
-def probes(framework: str) -> dict[str, dict[str, Any]]:
+def probes(framework: str, probe_port: bool = True) -> dict[str, dict[str, Any]]:
+    """Startup, readiness and liveness probes; on the server's probe port when it has one (a
+    replica busy with queued requests answers them there at once; on PORT they would wait behind
+    the queue and time out, taking the busiest replica out of rotation under load)."""
+    port = PROBE_PORT_NAME if probe_port else PORT_NAME
+
     def http(path: str) -> dict[str, Any]:
-        return {"httpGet": {"path": path, "port": PORT_NAME}}
+        return {"httpGet": {"path": path, "port": port}}
 
     return {
         "startupProbe": {
@@ -122,19 +143,23 @@ def plan_pod_template(
 ) -> dict[str, Any]:
     """Pod template of one track of a model; `image` may be a Pulumi Output."""
     selector = selector_labels(model.name, track)
+    probe_port = serves_probe_port(model, track)
+    ports = [
+        {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
+        {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"},
+    ]
+    if probe_port:
+        ports.append({"name": PROBE_PORT_NAME, "containerPort": PROBE_PORT, "protocol": "TCP"})
     container = {
         "name": CONTAINER_NAME,
         "image": image,
         # Tags are content hashes (immutable), so a present image is always the right one; local
         # images that exist only in the node's runtime would fail with Always.
         "imagePullPolicy": "IfNotPresent",
-        "ports": [
-            {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
-            {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"},
-        ],
-        "env": server_env(model, version),
+        "ports": ports,
+        "env": server_env(model, version, probe_port),
         "resources": container_resources(model.resources),
-        **probes(model.framework),
+        **probes(model.framework, probe_port),
         "securityContext": container_security_context(),
         # Let the Service drop the pod from its endpoints before the server stops accepting.
         "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
