@@ -178,6 +178,32 @@ control_plane_up() {
     { rm -f "$conf"; tail -n 30 "$MLP_LOGS/cluster-up.log"
       echo "cluster-up failed; full log: $MLP_LOGS/cluster-up.log" >&2; exit 1; }
   rm -f "$conf"
+  # kwokctl starts each component once and never again: one that exits at start stays down for
+  # the cluster's life (seen: metrics-server panics when the API server does not listen yet, and
+  # every HPA and namespace deletion then stalls). Restart the control plane once if so.
+  sleep 2
+  local dead; dead=$(dead_components)
+  [[ -z $dead ]] && return 0
+  progress "cluster: exited at start: $dead (logs: $HOME/.kwok/clusters/$MLP_CLUSTER/logs); restarting the control plane"
+  { kwokctl stop cluster --name "$MLP_CLUSTER" && kwokctl start cluster --name "$MLP_CLUSTER" --wait 120s; } \
+    >>"$MLP_LOGS/cluster-up.log" 2>&1 || true
+  sleep 2
+  dead=$(dead_components)
+  [[ -z $dead ]] && return 0
+  echo "cluster-up failed: $dead did not stay up; see $HOME/.kwok/clusters/$MLP_CLUSTER/logs" >&2
+  exit 1
+}
+
+# Names of the control-plane processes kwokctl started (its pid files) that are not running; an
+# exited one may linger as a zombie (this machine's init does not reap), which `kill -0` misses.
+dead_components() {
+  local pidfile state out=()
+  for pidfile in "$HOME/.kwok/clusters/$MLP_CLUSTER"/pids/*.pid; do
+    [[ -e $pidfile ]] || continue
+    state=$(ps -o stat= -p "$(cat "$pidfile")" 2>/dev/null || true)
+    [[ -n $state && $state != Z* ]] || out+=("$(basename "$pidfile" .pid)")
+  done
+  echo "${out[*]}"
 }
 
 # A volume whose claim was deleted stays Released (reclaim policy Retain): empty it and drop the
