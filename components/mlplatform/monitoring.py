@@ -380,26 +380,30 @@ class MonitoringStack(pulumi.ComponentResource):
         return self._service("alertmanager", prom.ALERTMANAGER_PORT)
 
     # --- operator mode ---------------------------------------------------------------------
+    def _pod_monitor(self, resource: str, object_name: str, spec: dict) -> None:
+        k8s.apiextensions.CustomResource(
+            resource,
+            api_version=MONITORING_API,
+            kind="PodMonitor",
+            metadata=self._meta(object_name, None, self._args.settings.operator_labels),
+            spec=spec,
+            opts=self._child,
+        )
+
     def _operator_objects(self) -> None:
         args, name = self._args, self._name
         if args.gateway_namespace is not None:
-            k8s.apiextensions.CustomResource(
+            self._pod_monitor(
                 f"{name}-gateway-podmonitor",
-                api_version=MONITORING_API,
-                kind="PodMonitor",
-                metadata=self._meta(f"{name}-gateway", None, args.settings.operator_labels),
-                spec=prom.gateway_pod_monitor_spec(args.settings, args.gateway_namespace),
-                opts=self._child,
+                f"{name}-gateway",
+                prom.gateway_pod_monitor_spec(args.settings, args.gateway_namespace),
             )
         if not args.models:
             return
-        k8s.apiextensions.CustomResource(
+        self._pod_monitor(
             f"{name}-podmonitor",
-            api_version=MONITORING_API,
-            kind="PodMonitor",
-            metadata=self._meta(f"{name}-model-servers", None, args.settings.operator_labels),
-            spec=prom.pod_monitor_spec(args.settings, args.models),
-            opts=self._child,
+            f"{name}-model-servers",
+            prom.pod_monitor_spec(args.settings, args.models),
         )
         for model in args.models:
             key = f"{model.namespace}-{model.name}"
