@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import orjson
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serving.errors import InvalidInput
+from serving.protocol import rest
 from serving.protocol.rest import (
     F32_MAX,
     encode_infer,
@@ -22,6 +24,17 @@ from serving.protocol.rest import (
 )
 
 F = 3
+
+
+@pytest.fixture(scope="module", autouse=True, params=["whole-body", "split"])
+def json_parse_path(request):
+    """Every test here runs with OIP bodies parsed whole (orjson) and split (the data array
+    through simdjson, the rest through orjson; normally only bodies from 4 KB up): both must
+    decide, and word their errors, alike."""
+    saved = rest.SPLIT_MIN_BYTES
+    rest.SPLIT_MIN_BYTES = 0 if request.param == "split" else saved
+    yield request.param
+    rest.SPLIT_MIN_BYTES = saved
 
 
 def body(doc) -> bytes:
@@ -359,3 +372,55 @@ def test_infer_fast_path_decides_exactly_like_the_exact_path(data, datatype, ext
     else:
         assert got is not None
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_100_row_body_takes_the_split_parse_and_gets_the_same_numbers(monkeypatch):
+    rng = np.random.default_rng(7)
+    x = rng.normal(scale=1e3, size=(300, F)).astype(np.float32)
+    raw = infer_body(x.ravel().tolist(), id="r-1", outputs=[{"name": "label"}])
+    assert len(raw) >= 4096, "at the default threshold too"
+    splits = []
+    split_data = rest._split_data
+    monkeypatch.setattr(rest, "_split_data", lambda b: splits.append(split_data(b)) or splits[-1])
+    got = parse_infer(raw, F, "input-0")
+    assert len(splits) == 1 and splits[0] is not None, "the plain data array is split off"
+    np.testing.assert_array_equal(got.x, x)
+    assert got.id == "r-1" and got.outputs == ("label",)
+
+
+@pytest.mark.parametrize(
+    ("bad", "fragment"),
+    [
+        ("null", "'inputs[0].data[57]' is null"),
+        ("true", "'inputs[0].data[57]' is a boolean"),
+        ('"1.5"', "'inputs[0].data[57]' is a string"),
+        ("1e39", "outside the range of FP32"),
+        ("1e400", "not valid JSON"),
+    ],
+)
+def test_a_large_body_with_one_bad_value_gets_the_exact_paths_error(bad, fragment):
+    with pytest.raises(InvalidInput, match=re.escape(fragment)):
+        parse_infer(_large_body_with(57, bad), F, "input-0")
+
+
+@pytest.mark.parametrize("big", [2**64, -(2**63) - 1, 2**53 + 1])
+def test_integers_simdjson_refuses_or_doubles_round_still_parse_exactly(big):
+    """simdjson refuses integers beyond 64 bits, and float64 rounds from 2**53 up: the exact path
+    decides those, as JSON allows them and FP32 holds them."""
+    x = parse_infer(_large_body_with(57, str(big)), F, "input-0").x
+    assert x.ravel()[57] == np.float32(big) and x.ravel()[56] == 56.0
+
+
+def _large_body_with(index: int, value: str) -> bytes:
+    values = [str(float(i)) for i in range(100 * F)]
+    values[index] = value
+    raw = b'{"inputs": [{"name": "input-0", "shape": [100, 3], "datatype": "FP32", "data": ['
+    return raw + ",".join(values).encode() + b"]}]}"
+
+
+def test_integer_datatypes_in_a_large_body_keep_exact_integers():
+    # float32 cannot tell 16777217 from 16777216: the exact path casts each integer itself.
+    data = [16777217] * (100 * F)
+    got = parse_infer(infer_body(data, datatype="INT64"), F, "input-0").x
+    assert got.dtype == np.float32 and got.shape == (100, F)
+    np.testing.assert_array_equal(got, np.float32(16777217))
