@@ -29,6 +29,7 @@ platform = MLPlatform(
 
 pulumi.export("namespace", platform.namespace)
 pulumi.export("endpoints", platform.endpoints)
+pulumi.export("grpcMetadata", platform.grpc_metadata)
 pulumi.export("clusterUrls", platform.cluster_urls)
 pulumi.export("images", platform.images)
 pulumi.export("gpuNodes", platform.gpu_nodes)

@@ -62,6 +62,8 @@ class MLPlatform(pulumi.ComponentResource):
     """Per model name; for wiring further components in Python."""
     endpoints: pulumi.Output[dict[str, str]]
     """External URL per model (models with a route)."""
+    grpc_metadata: pulumi.Output[dict[str, dict[str, str]]]
+    """Per model with a GRPCRoute: the gRPC metadata a call through the gateway carries."""
     cluster_urls: pulumi.Output[dict[str, str]]
     """In-cluster URL per model."""
     images: pulumi.Output[dict[str, str]]
@@ -121,6 +123,7 @@ class MLPlatform(pulumi.ComponentResource):
         self.services = {}
         images: dict[str, pulumi.Output[str]] = {}
         endpoints: dict[str, pulumi.Output[str]] = {}
+        grpc_metadata: dict[str, pulumi.Output] = {}
         for model in config.models:
             image = self._image(name, model.image, model.source_dir, model.name, args)
             images[model.name] = image
@@ -166,6 +169,8 @@ class MLPlatform(pulumi.ComponentResource):
                     ),
                 )
                 endpoints[model.name] = route.url
+                if config.ingress.api == "gateway":
+                    grpc_metadata[model.name] = route.grpc_metadata
 
         for job in config.batch_jobs:
             model = config.model_named(job.model)
@@ -199,6 +204,9 @@ class MLPlatform(pulumi.ComponentResource):
         self.endpoints = (
             pulumi.Output.all(**endpoints) if endpoints else pulumi.Output.from_input({})
         )
+        self.grpc_metadata = (
+            pulumi.Output.all(**grpc_metadata) if grpc_metadata else pulumi.Output.from_input({})
+        )
         self.cluster_urls = (
             pulumi.Output.all(**{k: s.cluster_url for k, s in self.services.items()})
             if self.services
@@ -214,6 +222,7 @@ class MLPlatform(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "endpoints": self.endpoints,
+                "grpcMetadata": self.grpc_metadata,
                 "clusterUrls": self.cluster_urls,
                 "images": self.images,
                 "namespace": self.namespace,

@@ -114,16 +114,25 @@ def test_in_flight_at_the_gateway_counts_the_stable_backend_only_on_its_short_wi
         )
 
     stable = f"{NS}-{MODEL}-http-8080@kubernetesgateway"
+    stable_grpc = f"{NS}-{MODEL}-8081-grpc@kubernetesgateway"
     canary = f"{NS}-{MODEL}-canary-http-8080@kubernetesgateway"
     # Gateway scrapes every 5 s. Idle until 2 m, then a queue: each scrape adds 40 s of request
-    # time (8 in flight on average), split over two gateway replicas (and status codes).
-    step = "0x24 0+20x24"
+    # time (8 in flight on average), split over two gateway replicas (and status codes) and
+    # the REST and gRPC routes.
+    step = "0x24 0+10x24"
     series = [
         {"series": backend(stable, "200", "traefik-a"), "values": step},
         {"series": backend(stable, "503", "traefik-b"), "values": step},
-        # the canary backend and another model's route are not the stable Deployment's
+        {"series": backend(stable_grpc, "200", "traefik-a"), "values": step},
+        {"series": backend(stable_grpc, "200", "traefik-b"), "values": step},
+        # the canary backends and another model's routes are not the stable Deployment's
         {"series": backend(canary), "values": "0+100x48"},
+        {
+            "series": backend(f"{NS}-{MODEL}-canary-8081-grpc@kubernetesgateway"),
+            "values": "0+100x48",
+        },
         {"series": backend(f"{NS}-other-http-8080@kubernetesgateway"), "values": "0+100x48"},
+        {"series": backend(f"{NS}-other-8081-grpc@kubernetesgateway"), "values": "0+100x48"},
     ]
     query = QUERIES["in-flight-gateway"]
 

@@ -1,6 +1,7 @@
 """Traffic for real through the platform's gateway: the dev stack (trimmed, see `stack`) deployed
 on the local cluster's real nodes, requests from a bounded client on 127.0.0.1 into the gateway
-(Traefik, Gateway API HTTPRoutes), counted where they land: each model pod's own /metrics.
+(Traefik, Gateway API HTTPRoutes and GRPCRoutes), counted where they land: each model pod's own
+/metrics.
 
 The tests run in order against one deployed stack; later ones change it (canary weight, version,
 a drained node, a killed container). Numbers worth reporting are printed, never timed.
@@ -96,15 +97,20 @@ def _pods(kubectl, track: str | None = None, model: str = MODEL) -> list[dict]:
     ]
 
 
-def _infer_request(gateway: str, kubectl, model: str = MODEL) -> tuple[str, dict]:
-    """URL and body of an Open Inference Protocol request with the model's recorded sample."""
-    base = f"{gateway}/models/{model}"
-    meta = httpx.get(f"{base}/v2/models/{model}", timeout=10).json()
+def _sample(kubectl, model: str = MODEL) -> dict:
+    """The model's recorded sample (inputs, probabilities), read from a running pod's manifest."""
     pod = _pods(kubectl, model=model)[0]["metadata"]["name"]
     manifest = json.loads(
         kubectl("exec", "-n", NAMESPACE, pod, "--", "cat", "/model/model.json").stdout
     )
-    rows = manifest["sample"]["inputs"][:1]
+    return manifest["sample"]
+
+
+def _infer_request(gateway: str, kubectl, model: str = MODEL) -> tuple[str, dict]:
+    """URL and body of an Open Inference Protocol request with the model's recorded sample."""
+    base = f"{gateway}/models/{model}"
+    meta = httpx.get(f"{base}/v2/models/{model}", timeout=10).json()
+    rows = _sample(kubectl, model)["inputs"][:1]
     tensor = meta["inputs"][0]
     body = {
         "inputs": [
@@ -171,7 +177,8 @@ def test_canary_weight_change_updates_only_the_route(stack):
     preview = stack("preview", "--json").stdout
     steps = json.loads(preview).get("steps", [])
     changed = {(s["op"], s["urn"].rsplit("::", 1)[1]) for s in steps if s["op"] != "same"}
-    assert changed == {("update", f"mlplatform-route-{MODEL}-httproute")}, (
+    routes = {f"mlplatform-route-{MODEL}-httproute", f"mlplatform-route-{MODEL}-grpcroute"}
+    assert changed == {("update", route) for route in routes}, (
         changed,
         stack("preview", "--diff").stdout[-6000:],
     )
@@ -190,6 +197,53 @@ def test_canary_receives_its_weight(gateway, tool_env, kubectl):
     print(f"\n[gateway] canary share at weight 20: {share:.1%} ({result.summary()})")
     assert abs(share - 0.20) <= 0.04, served
     assert set(result.versions) == {"v1", "v2"}, result.versions
+
+
+def test_grpc_calls_reach_their_model_through_its_grpcroute_with_the_canary_weight(
+    gateway, tool_env, kubectl
+):
+    """tritonclient.grpc through the gateway (h2c on the same port): the call's metadata picks
+    the model's GRPCRoute, whose backends carry the same weights as its HTTPRoute (20 now)."""
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    target = gateway.removeprefix("http://")
+    sample = _sample(kubectl)
+    x = np.asarray(sample["inputs"], dtype=np.float32)
+    expected = np.asarray(sample["probabilities"], dtype=np.float32)
+
+    def infer(client, model: str, route_to: str | None):
+        tensor = grpcclient.InferInput("input-0", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        headers = {"mlplatform-model": route_to} if route_to else None
+        return client.infer(model, [tensor], headers=headers, client_timeout=30)
+
+    with grpcclient.InferenceServerClient(target) as client:
+        result = infer(client, MODEL, MODEL)
+        np.testing.assert_allclose(result.as_numpy("probabilities"), expected, atol=1e-5)
+        # without the metadata no route matches; with another model's, the call reaches that
+        # model, which serves no model of this name
+        for route_to, status in ((None, "StatusCode.UNIMPLEMENTED"), ("ml-model-2", "NOT_FOUND")):
+            with pytest.raises(InferenceServerException) as refused:
+                infer(client, MODEL, route_to)
+            assert status in str(refused.value.status()), (route_to, refused.value)
+
+        stable, canary = _pods(kubectl, "stable"), _pods(kubectl, "canary")
+        before = _served(tool_env, stable + canary)
+        calls, failed = 1000, 0
+        for _ in range(calls):
+            try:
+                infer(client, MODEL, MODEL)
+            except InferenceServerException:
+                failed += 1
+    served = _delta(before, _served(tool_env, stable + canary))
+    share = sum(served[p["metadata"]["name"]] for p in canary) / calls
+    print(f"\n[gateway] gRPC: {calls} calls, {failed} failed, canary share {share:.1%}: {served}")
+    assert failed == 0
+    assert sum(served.values()) == calls, "each call answered by exactly one model pod"
+    assert abs(share - 0.20) <= 0.04, served
+    assert all(served[p["metadata"]["name"]] > 0 for p in stable), served
 
 
 def test_rolling_update_under_load_drops_nothing(stack, gateway, kubectl):

@@ -351,7 +351,7 @@ def test_model_image_pushes_with_registry_credentials(models_root):
     assert build["platforms"] == ["linux/amd64"]
 
 
-def test_model_route_is_one_httproute_with_weighted_stable_and_canary_backends():
+def test_model_routes_are_an_httproute_and_a_grpcroute_with_weighted_stable_and_canary_backends():
     outputs: dict = {}
 
     def program():
@@ -363,21 +363,41 @@ def test_model_route_is_one_httproute_with_weighted_stable_and_canary_backends()
                 namespace="ml",
             ),
         )
-        return capture({"url": route.url}, outputs)
+        return capture({"url": route.url, "grpc": route.grpc_metadata}, outputs)
 
     graph = run_program(program)
-    (route,) = graph.children_of(graph.named("iris"))
+    route, grpc = graph.children_of(graph.named("iris"))
     assert route.type == "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
     spec = route.inputs["spec"]
-    assert spec["parentRefs"] == [
-        {
-            "group": "gateway.networking.k8s.io",
-            "kind": "Gateway",
-            "name": "mlplatform",
-            "namespace": "mlplatform-gateway",
-            "sectionName": "http",
-        }
-    ]
+    parent = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": "mlplatform",
+        "namespace": "mlplatform-gateway",
+        "sectionName": "http",
+    }
+    assert spec["parentRefs"] == [parent]
+    # gRPC: the protocol's service, this model's calls told apart by their metadata (every
+    # model serves the same service), to the gRPC port, with the same weights
+    assert grpc.type == "kubernetes:gateway.networking.k8s.io/v1:GRPCRoute"
+    assert grpc.inputs["metadata"]["name"] == "iris"
+    assert grpc.inputs["spec"] == {
+        "parentRefs": [parent],
+        "rules": [
+            {
+                "matches": [
+                    {
+                        "method": {"type": "Exact", "service": "inference.GRPCInferenceService"},
+                        "headers": [{"type": "Exact", "name": "mlplatform-model", "value": "iris"}],
+                    }
+                ],
+                "backendRefs": [
+                    {"name": "iris", "port": 8081, "weight": 70},
+                    {"name": "iris-canary", "port": 8081, "weight": 30},
+                ],
+            }
+        ],
+    }
     (rule,) = spec["rules"]
     assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/models/iris"}}]
     assert rule["filters"][0]["urlRewrite"]["path"]["replacePrefixMatch"] == "/"
@@ -386,7 +406,10 @@ def test_model_route_is_one_httproute_with_weighted_stable_and_canary_backends()
         {"name": "iris-canary", "port": 8080, "weight": 30},
     ]
     assert "hostnames" not in spec
-    assert outputs == {"url": "http://<gateway-address>/models/iris"}
+    assert outputs == {
+        "url": "http://<gateway-address>/models/iris",
+        "grpc": {"mlplatform-model": "iris"},
+    }
 
 
 def test_plain_ingress_with_nginx_canary_creates_twin_ingresses():
@@ -403,9 +426,10 @@ def test_plain_ingress_with_nginx_canary_creates_twin_ingresses():
                 namespace="ml",
             ),
         )
-        return capture({"url": route.url, "host": route.host}, outputs)
+        return capture({"url": route.url, "host": route.host, "grpc": route.grpc_metadata}, outputs)
 
     graph = run_program(program)
+    # no GRPCRoute: an Ingress has no gRPC semantics of its own
     assert sorted(r.name for r in graph.children_of(graph.named("iris"))) == [
         "iris-canary-ingress",
         "iris-ingress",
@@ -414,7 +438,11 @@ def test_plain_ingress_with_nginx_canary_creates_twin_ingresses():
     assert canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] == "30"
     backend = canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
     assert backend == "iris-canary"
-    assert outputs == {"url": "http://iris.ml.example.com/", "host": "iris.ml.example.com"}
+    assert outputs == {
+        "url": "http://iris.ml.example.com/",
+        "host": "iris.ml.example.com",
+        "grpc": None,
+    }
 
 
 def test_batch_inference_one_off_job_does_not_block_up():

@@ -81,13 +81,15 @@ def test_gpu_utilization_joins_dcgm_series_to_the_models_live_stable_pods():
     assert gpu.metric_type == "Value"
 
 
-def test_in_flight_at_the_gateway_reads_the_routes_stable_backend_on_the_gateway_window():
+def test_in_flight_at_the_gateway_reads_the_routes_stable_backends_on_the_gateway_window():
     pods, gateway = signal_queries("ml", "iris", scaling(in_flight=0.5), "60s", "20s")
     assert pods.name == "in-flight" and "[60s]" in pods.query
     assert gateway.name == "in-flight-gateway"
+    # the HTTPRoute's backend and the GRPCRoute's: REST and gRPC calls both count
     assert gateway.query == (
         'sum(rate(traefik_service_request_duration_seconds_sum{job="gateway", '
-        'service="ml-iris-http-8080@kubernetesgateway"}[20s])) or vector(0)'
+        'service=~"ml-iris-http-8080@kubernetesgateway|ml-iris-8081-grpc@kubernetesgateway"}'
+        "[20s])) or vector(0)"
     )
     # the same per-pod target: the HPA follows whichever trigger asks for more
     assert (gateway.metric_type, gateway.threshold) == ("AverageValue", 0.5)

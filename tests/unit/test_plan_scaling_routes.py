@@ -13,7 +13,7 @@ from mlplatform.plan.autoscaling import (
     quantity,
 )
 from mlplatform.plan.network import plan_default_deny, plan_model_allow
-from mlplatform.plan.routes import plan_ingress, plan_route
+from mlplatform.plan.routes import plan_grpc_route, plan_ingress, plan_route
 
 
 def test_hpa_scales_up_fast_and_down_slowly():
@@ -159,3 +159,32 @@ def test_ingress_skips_the_address_wait_only_when_asked():
     assert "pulumi.com/skipAwait" not in plan_ingress(route, IngressConfig(), "iris")[0]
     skipped, _ = plan_ingress(route, IngressConfig(await_address=False), "iris")
     assert skipped["pulumi.com/skipAwait"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("settings", "metadata", "hostnames"),
+    [
+        # path routing shares one host (or any): the model header tells the models apart
+        ({"routing": "path"}, {"mlplatform-model": "iris"}, None),
+        (
+            {"routing": "path", "host": "ml.example.com"},
+            {"mlplatform-model": "iris"},
+            ["ml.example.com"],
+        ),
+        # host routing gives each model its own host: no metadata needed
+        ({"routing": "host", "domain": "ml.example.com"}, {}, ["iris.ml.example.com"]),
+        # ...unless there is no domain to make one from
+        ({"routing": "host"}, {"mlplatform-model": "iris"}, None),
+    ],
+)
+def test_grpc_route_tells_models_apart_by_host_or_metadata(settings, metadata, hostnames):
+    ingress = IngressConfig.model_validate(settings)
+    route = plan_route(model(), ingress)
+    assert route.grpc_metadata == metadata
+    spec = plan_grpc_route(route, ingress, "iris")
+    (match,) = spec["rules"][0]["matches"]
+    assert match["method"] == {"type": "Exact", "service": "inference.GRPCInferenceService"}
+    headers = {h["name"]: h["value"] for h in match.get("headers", [])}
+    assert headers == metadata
+    assert spec.get("hostnames") == hostnames
+    assert spec["rules"][0]["backendRefs"] == [{"name": "iris", "port": 8081, "weight": 100}]

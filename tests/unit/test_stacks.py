@@ -129,7 +129,7 @@ def test_prometheus_signals_compile_to_scaled_objects_reading_the_stacks_prometh
     assert address == "http://monitoring-prometheus.monitoring.svc:9090"
     assert 'namespace="ml-prod"' in triggers["in-flight"]["metadata"]["query"]
     gateway = triggers["in-flight-gateway"]["metadata"]
-    assert 'service="ml-prod-ml-model-2-http-8080@kubernetesgateway"' in gateway["query"]
+    assert 'service=~"ml-prod-ml-model-2-http-8080@kubernetesgateway|' in gateway["query"]
     assert gateway["threshold"] == triggers["in-flight"]["metadata"]["threshold"]
     # ...and Prometheus scrapes the gateway's pods for it
     (config_map,) = [
@@ -182,11 +182,15 @@ def test_prod_is_highly_available_with_tls_and_real_gpu_nodes(graphs):
     assert gateway["metadata"]["annotations"] == {
         "cert-manager.io/cluster-issuer": "letsencrypt-prod"
     }
-    routes = graph.of_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
-    assert sorted(r.inputs["spec"]["hostnames"][0] for r in routes) == [
-        "ml-model-1.ml.example.com",
-        "ml-model-2.ml.example.com",
-    ]
+    for kind in ("HTTPRoute", "GRPCRoute"):
+        routes = graph.of_type(f"kubernetes:gateway.networking.k8s.io/v1:{kind}")
+        assert sorted(r.inputs["spec"]["hostnames"][0] for r in routes) == [
+            "ml-model-1.ml.example.com",
+            "ml-model-2.ml.example.com",
+        ]
+    # host routing: the host alone tells the models' gRPC calls apart, no metadata needed
+    grpc = graph.of_type("kubernetes:gateway.networking.k8s.io/v1:GRPCRoute")
+    assert all("headers" not in r.inputs["spec"]["rules"][0]["matches"][0] for r in grpc)
     patches = graph.of_type("kubernetes:core/v1:NodePatch")
     assert sorted(p.inputs["metadata"]["name"] for p in patches) == ["gpu-node-a", "gpu-node-b"]
     assert graph.of_type("kubernetes:apps/v1:DaemonSet")

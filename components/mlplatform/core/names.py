@@ -14,6 +14,10 @@ GRPC_PORT = 8081
 GRPC_PORT_NAME = "grpc"
 # Service appProtocol for cleartext HTTP/2 (gRPC without TLS): gateways then speak h2c to pods.
 GRPC_APP_PROTOCOL = "kubernetes.io/h2c"
+GRPC_SERVICE = "inference.GRPCInferenceService"
+# gRPC metadata naming the model a call is for, where the route's host does not: every model
+# serves the same gRPC service and the model name inside the message is out of a gateway's sight.
+MODEL_HEADER = "mlplatform-model"
 # Probes, answered by a thread of the server's own so that a busy replica still answers them.
 PROBE_PORT = 8082
 PROBE_PORT_NAME = "probes"

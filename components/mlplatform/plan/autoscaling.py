@@ -14,7 +14,7 @@ from mlplatform.core.names import (
     instance_name,
     prometheus_url,
 )
-from mlplatform.plan.gateway import backend_metric_name
+from mlplatform.plan.gateway import backend_metric_names
 
 _VPA_MODES = {"off": "Off", "initial": "Initial", "auto": "Auto"}
 
@@ -121,8 +121,9 @@ def signal_queries(
         # behind it, whereas here the queue shows at once, and on a shorter window (the gateway
         # is scraped more often). The HPA follows the larger of the two triggers, so traffic
         # that bypasses the gateway (in-cluster callers) still counts through the first.
-        backend = backend_metric_name(namespace, instance_name(model, "stable"))
-        matchers = f'job="{m.GATEWAY_JOB}", service="{backend}"'
+        # REST and gRPC calls both: one backend each.
+        backends = "|".join(backend_metric_names(namespace, instance_name(model, "stable")))
+        matchers = f'job="{m.GATEWAY_JOB}", service=~"{backends}"'
         busy = f"sum(rate({m.GATEWAY_REQUEST_DURATION_SUM}{{{matchers}}}[{gateway_window}]))"
         queries.append(
             SignalQuery(

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlplatform.config import IngressConfig
 from mlplatform.core.digest import checksum
-from mlplatform.core.names import LABEL_ROLE, PART_OF, PORT
+from mlplatform.core.names import GRPC_PORT, LABEL_ROLE, PART_OF, PORT
 from mlplatform.plan.routes import GATEWAY_GROUP
 
 CONTROLLER_NAME = "traefik.io/gateway-controller"  # what Traefik's Gateway provider claims
@@ -20,15 +20,20 @@ ADMIN_PORT_NAME = "admin"
 PROVIDER = "kubernetesgateway"  # Traefik's name for its Gateway API provider
 
 
-def backend_metric_name(namespace: str, service: str) -> str:
-    """The `service` label Traefik's metrics give a route's backend Service.
+def backend_metric_names(namespace: str, service: str) -> tuple[str, str]:
+    """The `service` labels Traefik's metrics give a model's backend Service: through its
+    HTTPRoute and through its GRPCRoute.
 
-    Its Gateway API provider names the load balancer of a backendRef `<namespace>-<service>-http-
-    <port>` and qualifies it with the provider; model names are DNS labels, so its normalisation
-    changes nothing. A Traefik convention rather than an API: the end-to-end tests read it back
-    from a live gateway.
+    Its Gateway API provider names the load balancer of an HTTPRoute's backendRef `<namespace>-
+    <service>-http-<port>`, a GRPCRoute's `<namespace>-<service>-<port>-grpc`, and qualifies them
+    with the provider; model names are DNS labels, so its normalisation changes nothing. A
+    Traefik convention rather than an API: the end-to-end tests read them back from a live
+    gateway.
     """
-    return f"{namespace}-{service}-http-{PORT}@{PROVIDER}"
+    return (
+        f"{namespace}-{service}-http-{PORT}@{PROVIDER}",
+        f"{namespace}-{service}-{GRPC_PORT}-grpc@{PROVIDER}",
+    )
 
 
 # What every gateway pod carries, whatever the component's name: Prometheus finds them by it.

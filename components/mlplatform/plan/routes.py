@@ -1,4 +1,5 @@
-"""Per-model routes: host/path, TLS, canary split; as a Gateway API HTTPRoute or an Ingress."""
+"""Per-model routes: host/path, TLS, canary split; as Gateway API HTTPRoute and GRPCRoute, or as
+an Ingress."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlplatform.config import IngressConfig, ModelConfig
-from mlplatform.core.names import PORT, PORT_NAME
+from mlplatform.core.names import GRPC_PORT, GRPC_SERVICE, MODEL_HEADER, PORT, PORT_NAME
 
 NGINX = "nginx.ingress.kubernetes.io"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -20,6 +21,10 @@ class Route:
     host: str | None
     path: str
     tls_secret: str | None
+
+    grpc_metadata: dict[str, str]
+    """gRPC metadata a call must carry to reach this model: the model header, unless the route's
+    own host tells the models apart (host routing)."""
 
     @property
     def url(self) -> str:
@@ -36,7 +41,9 @@ def plan_route(model: ModelConfig, ingress: IngressConfig) -> Route:
         host = model.ingress.host or ingress.host
         path = model.ingress.path or f"{ingress.path_prefix.rstrip('/')}/{model.name}"
     secret = (ingress.tls.secret_name or f"{model.name}-tls") if ingress.tls.enabled else None
-    return Route(host=host, path=path, tls_secret=secret)
+    own_host = ingress.routing == "host" and host is not None
+    metadata = {} if own_host else {MODEL_HEADER: model.name}
+    return Route(host=host, path=path, tls_secret=secret, grpc_metadata=metadata)
 
 
 def plan_ingress(
@@ -123,6 +130,34 @@ def plan_http_route(
             }
         ]
     spec: dict[str, Any] = {"parentRefs": [gateway_parent(ingress)], "rules": [rule]}
+    if route.host:
+        spec["hostnames"] = [route.host]
+    return spec
+
+
+def plan_grpc_route(
+    route: Route,
+    ingress: IngressConfig,
+    stable_service: Any,
+    canary_service: Any = None,
+    canary_weight: int = 0,
+) -> dict[str, Any]:
+    """Spec of the GRPCRoute of one model: the Open Inference Protocol's gRPC service on the
+    route's host, told apart from other models' by ``route.grpc_metadata`` (where the host does
+    not), to the Services' gRPC port with the HTTPRoute's canary weights."""
+    backends = [{"name": stable_service, "port": GRPC_PORT, "weight": 100 - canary_weight}]
+    if canary_service is not None:
+        backends.append({"name": canary_service, "port": GRPC_PORT, "weight": canary_weight})
+    match: dict[str, Any] = {"method": {"type": "Exact", "service": GRPC_SERVICE}}
+    if route.grpc_metadata:
+        match["headers"] = [
+            {"type": "Exact", "name": name, "value": value}
+            for name, value in route.grpc_metadata.items()
+        ]
+    spec: dict[str, Any] = {
+        "parentRefs": [gateway_parent(ingress)],
+        "rules": [{"matches": [match], "backendRefs": backends}],
+    }
     if route.host:
         spec["hostnames"] = [route.host]
     return spec
