@@ -28,11 +28,13 @@ from harness import (
     tool,
     wait_for,
 )
+from mlplatform.plan.gateway import ADMIN_PORT, GATEWAY_POD_LABELS, backend_metric_names
 from traffic import Load
 
 pytestmark = pytest.mark.integration
 
 NAMESPACE = "ml-models"
+GATEWAY_NAMESPACE = "mlplatform-gateway"
 MODEL = "ml-model-1"
 REQUESTS = 3000
 SUCCESS = "model_infer_request_success_total"
@@ -140,6 +142,23 @@ def _served(tool_env, pods: list[dict]) -> dict[str, float]:
     return counts
 
 
+def _gateway_requests(tool_env, kubectl, backend: str) -> float:
+    """Requests the gateway's pods counted for one backend (their /metrics on the admin port)."""
+    selector = ",".join(f"{k}={v}" for k, v in GATEWAY_POD_LABELS.items())
+    out = kubectl("get", "pods", "-n", GATEWAY_NAMESPACE, "-l", selector, "-o", "json").stdout
+    total = 0.0
+    for pod in json.loads(out)["items"]:
+        name = pod["metadata"]["name"]
+        with port_forward(tool_env, GATEWAY_NAMESPACE, f"pod/{name}", ADMIN_PORT) as base:
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+        total += sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("traefik_service_requests_total{") and f'service="{backend}"' in line
+        )
+    return total
+
+
 def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {name: after[name] - before.get(name, 0.0) for name in after}
 
@@ -244,6 +263,12 @@ def test_grpc_calls_reach_their_model_through_its_grpcroute_with_the_canary_weig
     assert sum(served.values()) == calls, "each call answered by exactly one model pod"
     assert abs(share - 0.20) <= 0.04, served
     assert all(served[p["metadata"]["name"]] > 0 for p in stable), served
+    # The gateway's in-flight signal reads the GRPCRoute's stable backend by Traefik's name for
+    # it (plan/gateway.py): the gateway's own metrics must know that name.
+    _, grpc_backend = backend_metric_names(NAMESPACE, MODEL)
+    counted = _gateway_requests(tool_env, kubectl, grpc_backend)
+    print(f"[gateway] gateway metrics count {counted:.0f} calls on {grpc_backend}")
+    assert counted >= (1 - share) * calls, counted
 
 
 def test_rolling_update_under_load_drops_nothing(stack, gateway, kubectl):
