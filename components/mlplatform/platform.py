@@ -22,6 +22,7 @@ from mlplatform.model_service import MLModelService, MLModelServiceArgs
 from mlplatform.monitoring import MonitoringStack, MonitoringStackArgs
 from mlplatform.namespace import ModelNamespace, ModelNamespaceArgs
 from mlplatform.plan.autoscaling import gateway_rate_window, prometheus_address, rate_window
+from mlplatform.plan.image import track_image
 from mlplatform.plan.namespaces import ingress_namespace_labels
 from mlplatform.sources import (
     KEDA_CRDS_ENV,
@@ -128,12 +129,10 @@ class MLPlatform(pulumi.ComponentResource):
             image = self._image(name, model.image, model.source_dir, model.name, args)
             images[model.name] = image
             canary_image = None
-            if model.canary is not None:
-                canary_source = model.canary.source or model.source_dir
-                if model.canary.image or canary_source != model.source_dir:
-                    canary_image = self._image(
-                        name, model.canary.image, canary_source, f"{model.name}-canary", args
-                    )
+            if (canary := track_image(model, "canary")).own:
+                canary_image = self._image(
+                    name, canary.prebuilt, canary.source, f"{model.name}-canary", args
+                )
             pool = pools.get(model.gpu_pool) if model.gpu_pool else None
             service = MLModelService(
                 f"{name}-model-{model.name}",

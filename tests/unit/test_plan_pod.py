@@ -261,3 +261,25 @@ def test_rolling_update_never_reduces_capacity():
     }
     template_labels = spec["template"]["metadata"]["labels"]
     assert spec["selector"]["matchLabels"].items() <= template_labels.items()
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        # a canary of another version or weight runs the stable image
+        ({"canary": {"version": "v2"}}, (None, "iris", False)),
+        ({"image": "r/iris:1", "canary": {"version": "v2"}}, ("r/iris:1", "iris", False)),
+        ({"canary": {"version": "v2", "source": "iris"}}, (None, "iris", False)),
+        # its own image: named, or built from another folder
+        ({"canary": {"version": "v2", "image": "r/iris:2"}}, ("r/iris:2", "iris", True)),
+        ({"image": "r/iris:1", "canary": {"version": "v2", "source": "v2"}}, (None, "v2", True)),
+    ],
+)
+def test_track_image_decides_once_what_a_canary_runs(raw, expected):
+    """MLPlatform builds a canary image exactly when the pod plan probes it as its own."""
+    from mlplatform.plan.image import track_image
+
+    canary = track_image(model(**raw), "canary")
+    assert (canary.prebuilt, canary.source, canary.own) == expected
+    stable = track_image(model(**raw), "stable")
+    assert (stable.prebuilt, stable.own) == (raw.get("image"), False)

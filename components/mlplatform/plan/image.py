@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlplatform.config import RegistryConfig
+from mlplatform.config import ModelConfig, RegistryConfig
+from mlplatform.core.names import Track
 
 SHARED_RUNTIME = "serving"
 # The build argument naming the model's folder under models/ (models/README.md, "Images").
@@ -26,6 +27,31 @@ class ModelFolder:
     name: str
     dockerfile: str
     """The Dockerfile's text."""
+
+
+@dataclass(frozen=True)
+class TrackImage:
+    """The image one track of a model runs: prebuilt, or built by the stack from a folder."""
+
+    prebuilt: str | None
+    """An image reference the stack does not build (`image`, `canary.image`), else None."""
+    source: str
+    """The folder under models/ it is built from (when not prebuilt)."""
+    own: bool
+    """A canary's own image; False when the track runs the stable track's image."""
+
+
+def track_image(model: ModelConfig, track: Track) -> TrackImage:
+    """What image a track runs. A canary gets its own image when it names one (`canary.image`)
+    or a folder other than the model's (`canary.source`); otherwise it runs the stable image
+    (a canary of another version or weight only)."""
+    canary = model.canary if track == "canary" else None
+    if canary is not None:
+        if canary.image:
+            return TrackImage(canary.image, model.source_dir, own=True)
+        if canary.source and canary.source != model.source_dir:
+            return TrackImage(None, canary.source, own=True)
+    return TrackImage(model.image, model.source_dir, own=False)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from mlplatform.core.names import (
     selector_labels,
 )
 from mlplatform.plan.gpu import GpuPlacement
+from mlplatform.plan.image import track_image
 
 # Non-root IDs for images that declare a user by name: Pod Security "restricted" needs
 # runAsNonRoot, which the kubelet can only verify for a numeric user.
@@ -44,12 +45,7 @@ def serves_probe_port(model: ModelConfig, track: Track) -> bool:
     """Whether the track runs an image built from models/ by this stack, whose server answers
     probes on PROBE_PORT. A prebuilt image (`image`, `canary.image`) is only held to the
     contract's minimum, probes on PORT."""
-    if track == "canary" and model.canary is not None:
-        if model.canary.image:
-            return False
-        if model.canary.source and model.canary.source != model.source_dir:
-            return True  # built from its own folder
-    return not model.image
+    return track_image(model, track).prebuilt is None
 
 
 def server_env(model: ModelConfig, version: str, probe_port: bool = True) -> list[dict[str, str]]:
