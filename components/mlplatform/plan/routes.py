@@ -115,12 +115,9 @@ def plan_http_route(
 ) -> dict[str, Any]:
     """Spec of the HTTPRoute of one model: its host/path on the Gateway, the prefix stripped
     (the server answers at its root), stable and canary Services as weighted backends."""
-    backends = [{"name": stable_service, "port": PORT, "weight": 100 - canary_weight}]
-    if canary_service is not None:
-        backends.append({"name": canary_service, "port": PORT, "weight": canary_weight})
     rule: dict[str, Any] = {
         "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
-        "backendRefs": backends,
+        "backendRefs": _weighted_backends(PORT, stable_service, canary_service, canary_weight),
     }
     if route.path != "/":
         rule["filters"] = [
@@ -129,6 +126,20 @@ def plan_http_route(
                 "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
             }
         ]
+    return _route_spec(route, ingress, rule)
+
+
+def _weighted_backends(
+    port: int, stable_service: Any, canary_service: Any, canary_weight: int
+) -> list[dict[str, Any]]:
+    backends = [{"name": stable_service, "port": port, "weight": 100 - canary_weight}]
+    if canary_service is not None:
+        backends.append({"name": canary_service, "port": port, "weight": canary_weight})
+    return backends
+
+
+def _route_spec(route: Route, ingress: IngressConfig, rule: dict[str, Any]) -> dict[str, Any]:
+    """A route's spec: one rule, on the stack's Gateway, for the route's host (if any)."""
     spec: dict[str, Any] = {"parentRefs": [gateway_parent(ingress)], "rules": [rule]}
     if route.host:
         spec["hostnames"] = [route.host]
@@ -145,19 +156,11 @@ def plan_grpc_route(
     """Spec of the GRPCRoute of one model: the Open Inference Protocol's gRPC service on the
     route's host, told apart from other models' by ``route.grpc_metadata`` (where the host does
     not), to the Services' gRPC port with the HTTPRoute's canary weights."""
-    backends = [{"name": stable_service, "port": GRPC_PORT, "weight": 100 - canary_weight}]
-    if canary_service is not None:
-        backends.append({"name": canary_service, "port": GRPC_PORT, "weight": canary_weight})
     match: dict[str, Any] = {"method": {"type": "Exact", "service": GRPC_SERVICE}}
     if route.grpc_metadata:
         match["headers"] = [
             {"type": "Exact", "name": name, "value": value}
             for name, value in route.grpc_metadata.items()
         ]
-    spec: dict[str, Any] = {
-        "parentRefs": [gateway_parent(ingress)],
-        "rules": [{"matches": [match], "backendRefs": backends}],
-    }
-    if route.host:
-        spec["hostnames"] = [route.host]
-    return spec
+    backends = _weighted_backends(GRPC_PORT, stable_service, canary_service, canary_weight)
+    return _route_spec(route, ingress, {"matches": [match], "backendRefs": backends})
