@@ -257,9 +257,10 @@ class IngressConfig(ConfigModel):
     enabled: bool = setting(True, doc="Create a route per model.", allowed="true or false")
     api: Literal["gateway", "ingress"] = setting(
         "gateway",
-        doc="'gateway': an HTTPRoute per model on a Gateway (see gateway.*), canary as a "
-        "weighted backend. 'ingress': a networking.k8s.io Ingress per model for clusters "
-        "without the Gateway API (weighted canary only with controller 'nginx').",
+        doc="'gateway': an HTTPRoute and a GRPCRoute per model on a Gateway (see gateway.*), "
+        "canary as a weighted backend. 'ingress': a networking.k8s.io Ingress per model for "
+        "clusters without the Gateway API (REST only; weighted canary only with controller "
+        "'nginx').",
         allowed="'gateway' or 'ingress'",
         example="gateway",
     )
