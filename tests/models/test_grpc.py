@@ -312,6 +312,38 @@ def test_undecodable_messages_are_invalid_argument(server1):
     assert "ModelInferRequest message does not decode" in err.value.details()
 
 
+def test_what_grpc_itself_refuses_gets_grpcs_statuses(server1, model1_dir):
+    """The transport's own refusals, as grpcio's server gave them: an unknown method, a
+    message above MAX_BODY_BYTES; compressed messages (gzip, deflate) are served; the server
+    serves on."""
+    _, x, expected = sample(model1_dir)
+    with grpc.insecure_channel(server1.grpc_target) as channel:
+        unknown = channel.unary_unary("/inference.GRPCInferenceService/ModelStreamInfer")
+        with pytest.raises(grpc.RpcError) as err:
+            unknown(b"")
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "ModelInfer" in err.value.details(), "names the methods served"
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        # large enough for grpc-core to compress it (it sends small messages plain)
+        rows = np.repeat(x[:1], 100, axis=0)
+        for algorithm in (grpc.Compression.Gzip, grpc.Compression.Deflate):
+            got = outputs_of(stub.ModelInfer(infer_request(rows), compression=algorithm))
+            np.testing.assert_allclose(got["probabilities"], expected[[0] * 100], atol=1e-5)
+        big = infer_request(np.zeros((300_000, 30), np.float32))  # 36 MB, MAX_BODY_BYTES 8 MiB
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ModelInfer(big)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "MAX_BODY_BYTES" in err.value.details()
+        got = outputs_of(stub.ModelInfer(infer_request(x)))["probabilities"]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_http1_to_the_grpc_port_gets_415(server1):
+    host, port = server1.grpc_target.rsplit(":", 1)
+    response = httpx.post(f"http://{host}:{port}/inference.GRPCInferenceService/ServerLive")
+    assert response.status_code == 415 and "HTTP/2" in response.text
+
+
 # ------------------------------------------------- shared with REST: metrics, batching, drain
 
 

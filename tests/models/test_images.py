@@ -70,7 +70,7 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
 
 
 def _check_grpc(target: str, manifest: dict) -> None:
-    """The image serves the OIP gRPC endpoint too (grpcio is in the trimmed environment)."""
+    """The image serves the OIP gRPC endpoint too (uvicorn's HTTP/2, without grpcio)."""
     x = np.asarray(manifest["sample"]["inputs"][:1], dtype=np.float32)
     with grpc.insecure_channel(target) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
