@@ -127,36 +127,45 @@ def _infer_request(gateway: str, kubectl, model: str = MODEL) -> tuple[str, dict
     return f"{base}/v2/models/{model}/infer", body
 
 
+def _pod_counter(
+    tool_env, namespace: str, pod: str, port: int, metric: str, label: str = ""
+) -> float:
+    """A counter summed over its series on one pod's own /metrics (only series carrying
+    ``label``, e.g. 'service="x"', when given)."""
+    with port_forward(tool_env, namespace, f"pod/{pod}", port) as base:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(metric + "{") and label in line
+    )
+
+
 def _served(tool_env, pods: list[dict]) -> dict[str, float]:
     """Requests each pod answered successfully, read from the pod's own /metrics."""
-    counts = {}
-    for pod in pods:
-        name = pod["metadata"]["name"]
-        with port_forward(tool_env, NAMESPACE, f"pod/{name}", 8080) as base:
-            text = httpx.get(f"{base}/metrics", timeout=10).text
-        counts[name] = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(SUCCESS + "{")
+    return {
+        pod["metadata"]["name"]: _pod_counter(
+            tool_env, NAMESPACE, pod["metadata"]["name"], 8080, SUCCESS
         )
-    return counts
+        for pod in pods
+    }
 
 
 def _gateway_requests(tool_env, kubectl, backend: str) -> float:
     """Requests the gateway's pods counted for one backend (their /metrics on the admin port)."""
     selector = ",".join(f"{k}={v}" for k, v in GATEWAY_POD_LABELS.items())
     out = kubectl("get", "pods", "-n", GATEWAY_NAMESPACE, "-l", selector, "-o", "json").stdout
-    total = 0.0
-    for pod in json.loads(out)["items"]:
-        name = pod["metadata"]["name"]
-        with port_forward(tool_env, GATEWAY_NAMESPACE, f"pod/{name}", ADMIN_PORT) as base:
-            text = httpx.get(f"{base}/metrics", timeout=10).text
-        total += sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("traefik_service_requests_total{") and f'service="{backend}"' in line
+    return sum(
+        _pod_counter(
+            tool_env,
+            GATEWAY_NAMESPACE,
+            pod["metadata"]["name"],
+            ADMIN_PORT,
+            "traefik_service_requests_total",
+            f'service="{backend}"',
         )
-    return total
+        for pod in json.loads(out)["items"]
+    )
 
 
 def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
