@@ -47,6 +47,7 @@ test-unit: venv lint ## lint, then the unit tier: no cluster, no Docker, no Go b
 	$(ENV) policy/.venv/bin/python -m pytest tests/unit/test_policy*.py -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-models: venv ## model tier: real training, real server processes, real HTTP, real images
+	scripts/bootstrap.sh kserve
 	$(ENV) scripts/docker.sh start && scripts/base-images.sh
 	$(ENV) $(PY) -m pytest tests/models -q -p no:cacheprovider $(PYTEST_ARGS)
 

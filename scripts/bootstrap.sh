@@ -375,20 +375,26 @@ step_grafana_check() {
   ln -sfn "$d/grafana-check" "$MLP_BIN/grafana-check"
 }
 
-# Peers of the serving benchmarks (benchmarks/bench_serving*.py), each in a venv of its own keyed by
-# its requirements file and linked as benchmarks/peers/.venv-NAME (kserve cannot join the repo
-# venv, pytriton needs numpy < 2), and ghz, their gRPC load generator. Not in ALL_STEPS: ~2 GB that
-# only `make bench` needs, and it runs this step.
+# peer_venv NAME: benchmarks/peers/requirements-NAME.txt in a venv of its own keyed by the file,
+# linked as benchmarks/peers/.venv-NAME (kserve cannot join the repo venv, pytriton needs numpy < 2).
+peer_venv() {
+  local req="$REPO_ROOT/benchmarks/peers/requirements-$1.txt" key dir
+  key=$(hash_files "$req")
+  dir="$MLP_CACHE/venv-peer-$1-$key"
+  run_step "venv-peer-$1-$key" "$key" venv_build "$dir" "$req"
+  link_venv "$dir" "$REPO_ROOT/benchmarks/peers/.venv-$1"
+}
+
+# KServe 0.21 (~520 MB): a serving benchmark peer, and its InferenceRESTClient/InferenceGRPCClient
+# are among the clients the model tier tests (tests/models/kserve_client_probe.py).
+step_kserve() { peer_venv kserve; }
+
+# The other peers of the serving benchmarks (benchmarks/bench_serving*.py) and ghz, their gRPC load
+# generator. Not in ALL_STEPS: ~1.5 GB that only `make bench` needs, and it runs this step.
 step_bench_peers() {
-  local peers="$REPO_ROOT/benchmarks/peers" name req key dir
+  local peers="$REPO_ROOT/benchmarks/peers" name key dir
   [[ -e $REPO_ROOT/.venv ]] || step_venv # the FastAPI + TensorFlow peer reads TensorFlow from it
-  for name in kserve mlserver pytriton plot; do
-    req="$peers/requirements-$name.txt"
-    key=$(hash_files "$req")
-    dir="$MLP_CACHE/venv-peer-$name-$key"
-    run_step "venv-peer-$name-$key" "$key" venv_build "$dir" "$req"
-    link_venv "$dir" "$peers/.venv-$name"
-  done
+  for name in kserve mlserver pytriton plot; do peer_venv "$name"; done
   # FastAPI + TensorFlow: its own web stack, TensorFlow read from the repo venv (a .pth file)
   # instead of a second 1.9 GB copy; keyed by both requirements files.
   key=$(hash_files "$peers/requirements-fastapi-tf.txt" "$REPO_ROOT/requirements.txt")
@@ -451,7 +457,7 @@ summary() {
   printf '  %-26s %-22s %s\n' "python venv" "$("$REPO_ROOT/.venv/bin/python" -V 2>&1 | awk '{print $2}')" "$(readlink -f "$REPO_ROOT/.venv")"
 }
 
-ALL_STEPS="apt docker venv pulumi providers cluster_tools node_tools prometheus gateway autoscalers netpol operator_crds grafana_check images"
+ALL_STEPS="apt docker venv kserve pulumi providers cluster_tools node_tools prometheus gateway autoscalers netpol operator_crds grafana_check images"
 read -ra steps <<<"${*:-$ALL_STEPS}"
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 [[ $# -gt 0 ]] || summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,10 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
+# KServe 0.21's venv, made by `scripts/bootstrap.sh kserve` (part of `make bootstrap`; the serving
+# benchmark's peer too): kserve cannot be installed next to the repo's kubernetes 37.0.2.
+KSERVE_PYTHON = ROOT / "benchmarks" / "peers" / ".venv-kserve" / "bin" / "python"
 
 
 def free_port() -> int:
@@ -207,3 +212,40 @@ def served_image(docker: str, image: str, **env: str) -> Iterator[ServedImage]:
         yield ServedImage(cid, url, f"127.0.0.1:{grpc_port}")
     finally:
         docker_run(docker, "rm", "-f", cid, check=False)
+
+
+def run_client_probe(python: str | Path, script: str, spec: dict) -> dict:
+    """Run a client probe script of this directory (triton_grpc_probe.py, kserve_client_probe.py)
+    with `python` in a subprocess; what it saw, as the JSON document it printed."""
+    assert Path(python).exists(), f"{python} is missing: run `scripts/bootstrap.sh kserve`"
+    proc = subprocess.run(
+        [str(python), str(Path(__file__).with_name(script)), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def check_kserve_report(report: dict, model: str, rows, probabilities, atol: float) -> None:
+    """What kserve_client_probe.py saw: every call answered with the model's own samples, binary
+    only when asked, and a wrong shape refused with 400 / INVALID_ARGUMENT naming it."""
+    rest, grpc_ = report["rest"], report["grpc"]
+    assert rest["live"] and rest["ready"] and rest["model_ready"], rest
+    assert grpc_["live"] and grpc_["ready"] and grpc_["model_ready"], grpc_
+    results = {f"rest-{k}": v for k, v in rest["results"].items()} | {"grpc": grpc_["result"]}
+    assert sorted(results) == ["grpc", "rest-binary", "rest-json"]
+    for key, result in results.items():
+        assert result["id"] == f"kserve-{key}" and result["model_name"] == model, result
+        np.testing.assert_allclose(result["probabilities"], probabilities, atol=atol)
+        np.testing.assert_array_equal(result["label"], np.argmax(probabilities, axis=1))
+    # Only the binary request got a binary answer (a JSON header, then the tensors' bytes).
+    assert rest["results"]["json"]["binary_json_length"] is None
+    assert int(rest["results"]["binary"]["binary_json_length"]) > 0
+    features = np.shape(rows)[1]
+    assert rest["error"]["status"] == 400, rest["error"]
+    assert f"is [1,2]; expected [<rows>, {features}]" in rest["error"]["message"]
+    assert grpc_["error"]["status"] == "INVALID_ARGUMENT", grpc_["error"]
+    assert f"expects [<rows>, {features}]" in grpc_["error"]["message"]

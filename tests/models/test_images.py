@@ -12,7 +12,15 @@ import pytest
 
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from serving_harness import MODELS, build_image, docker_run, served_image
+from serving_harness import (
+    KSERVE_PYTHON,
+    MODELS,
+    build_image,
+    check_kserve_report,
+    docker_run,
+    run_client_probe,
+    served_image,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +56,7 @@ def test_image_is_small_non_root_and_has_no_training_frameworks(docker, images, 
 
 @pytest.mark.parametrize("model", list(IMAGES))
 def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, model):
+    """REST, gRPC and KServe's own clients against the running image, then a clean SIGTERM."""
     manifest = json.loads(
         docker_run(docker, "run", "--rm", images[model], "cat", "/model/model.json").stdout
     )
@@ -62,6 +71,14 @@ def test_container_serves_a_prediction_and_exits_0_on_sigterm(docker, images, mo
             r.json()["probabilities"], manifest["sample"]["probabilities"][:1], atol=1e-5
         )
         _check_grpc(served.grpc_target, manifest)
+        sample = manifest["sample"]
+        spec = {"url": served.url, "grpc": served.grpc_target, "model": manifest["name"]}
+        report = run_client_probe(
+            KSERVE_PYTHON, "kserve_client_probe.py", spec | {"rows": sample["inputs"]}
+        )
+        check_kserve_report(
+            report, manifest["name"], sample["inputs"], sample["probabilities"], 1e-5
+        )
         docker_run(docker, "stop", "-t", "30", served.container)
         state = json.loads(docker_run(docker, "inspect", served.container).stdout)[0]["State"]
         assert state["ExitCode"] == 0

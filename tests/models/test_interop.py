@@ -1,18 +1,15 @@
 """Peers' own clients against real server processes: Triton's `tritonclient.http` (binary tensor
-extension by default, and plain JSON) and `tritonclient.grpc`. Answers must equal the samples
+extension by default, and plain JSON) and `tritonclient.grpc`, and the kserve package's
+`InferenceRESTClient` (JSON and binary) and `InferenceGRPCClient`. Answers must equal the samples
 the model recorded at training time (model.json).
 
-KServe's InferenceRESTClient / InferenceGRPCClient are not exercised here: kserve 0.21.0 cannot be
-installed next to kubernetes 37.0.2 (python-dateutil < 3 against >= 3), see requirements.txt.
-Its REST client sends a top-level "model_name", which test_protocol.py covers.
+The gRPC clients run in subprocesses (see triton_grpc_probe.py), KServe's in its own venv:
+kserve 0.21.0 cannot be installed next to kubernetes 37.0.2 (python-dateutil < 3 against >= 3).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +17,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from serving.manifest import load_manifest
+from serving_harness import KSERVE_PYTHON, check_kserve_report, run_client_probe
 
 MODELS = {"ml_model_1": "server1", "ml_model_2": "server2"}
 
@@ -124,15 +122,7 @@ def test_tritonclient_http_sees_our_errors(server1, binary):
 def test_tritonclient_grpc(served):
     name, server, manifest, x, expected = served
     spec = {"target": server.grpc_target, "model": name, "rows": x.tolist()}
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("triton_grpc_probe.py")), json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = run_client_probe(sys.executable, "triton_grpc_probe.py", spec)
     assert report["live"] and report["ready"] and report["model_ready"]
     assert report["server_metadata"]["extensions"] == ["binary_tensor_data"]
     meta = report["model_metadata"]
@@ -146,3 +136,13 @@ def test_tritonclient_grpc(served):
     assert shape["status"] == "StatusCode.INVALID_ARGUMENT", shape
     assert f"expects [<rows>, {x.shape[1]}]" in shape["message"]
     assert model["status"] == "StatusCode.NOT_FOUND" and "no-such-model" in model["message"]
+
+
+# ---------------------------------------------------------------------------- kserve's clients
+
+
+def test_kserve_rest_and_grpc_clients(served):
+    name, server, manifest, x, expected = served
+    spec = {"url": server.url, "grpc": server.grpc_target, "model": name, "rows": x.tolist()}
+    report = run_client_probe(KSERVE_PYTHON, "kserve_client_probe.py", spec)
+    check_kserve_report(report, name, x, expected, manifest.quality.parity_tolerance)
