@@ -11,9 +11,13 @@ same client for every gRPC server. Peers' venvs come from the same bootstrap ste
 
 Servers for ml_model_1 (RandomForest, 100 trees), all but the last one serving its ONNX file
 with ONNX Runtime 1.31.1 set up alike (1 thread, sequential, no spinning: peers/ort_session.py):
-  ours              the model server (models/serving), HTTP and gRPC in one process
+  ours              the model server (models/serving), HTTP and gRPC in one process, its defaults
+                    (each request calls the model inline)
+  ours-batched      the same with MAX_BATCH_SIZE=1024: requests read in the same turn of the
+                    event loop merged into one ONNX Runtime call
   kserve-onnx       KServe 0.21 ModelServer + an ONNX Runtime model class (peers/kserve_onnx.py)
   mlserver-onnx     MLServer 1.7.1 + an ONNX Runtime custom runtime (peers/mlserver_onnx.py)
+  mlserver-onnx-batched  the same with MLServer's adaptive batching (up to 16 requests, 2 ms)
   pytriton-onnx     Triton 2.51 through PyTriton 0.7, Python backend (peers/pytriton_onnx.py)
   mlserver-sklearn  MLServer 1.7.1 + mlserver-sklearn on model.joblib, its default settings
 For ml_model_2 (Keras MLP) over /predict: ours (ONNX Runtime) against FastAPI + TensorFlow calling
@@ -68,8 +72,14 @@ from bench_serving import (
 
 PROTO = MODELS / "serving" / "protocol" / "grpc" / "grpc_predict_v2.proto"
 GRPC_METHOD = "inference.GRPCInferenceService.ModelInfer"
-ONNX_PEERS = ("kserve-onnx", "mlserver-onnx", "pytriton-onnx")
+ONNX_PEERS = ("kserve-onnx", "mlserver-onnx", "mlserver-onnx-batched", "pytriton-onnx")
 """Peers serving the same ONNX file: the ratios' denominators."""
+OURS = ("ours", "ours-batched")
+"""Our server's configurations, each compared with the best peer."""
+BATCH_ROWS = 1024
+"""ours-batched's MAX_BATCH_SIZE: all 16 requests in flight at 1 row, up to 10 at 100 rows."""
+MLSERVER_BATCH = {"max_batch_size": 16, "max_batch_time": 0.002}
+"""mlserver-onnx-batched's adaptive batching: up to the 16 requests in flight, waiting <= 2 ms."""
 
 TARGETS = {
     # ours / best same-model peer, REST JSON
@@ -94,12 +104,12 @@ class Scenario:
         return f"{family}-{self.rows}row-{self.protocol}"
 
 
-FOREST_REST = ("ours", *ONNX_PEERS, "mlserver-sklearn")
+FOREST_REST = (*OURS, *ONNX_PEERS, "mlserver-sklearn")
 SCENARIOS = [
     *(Scenario("ml_model_1", n, "json", FOREST_REST) for n in (1, 100)),
     # MLServer has no binary tensor extension on REST.
     *(
-        Scenario("ml_model_1", n, "binary", ("ours", "kserve-onnx", "pytriton-onnx"))
+        Scenario("ml_model_1", n, "binary", (*OURS, "kserve-onnx", "pytriton-onnx"))
         for n in (1, 100)
     ),
     *(Scenario("ml_model_1", n, "grpc", FOREST_REST) for n in (1, 100)),
@@ -121,11 +131,14 @@ class Server:
     sklearn: bool = False
 
 
-def model_settings_dir(work: Path, name: str, implementation: str, uri: Path, **server) -> Path:
-    """An MLServer folder: settings.json (server) and one model folder with model-settings.json."""
+def model_settings_dir(
+    work: Path, name: str, implementation: str, uri: Path, model: dict, **server
+) -> Path:
+    """An MLServer folder: settings.json (server) and one model folder with model-settings.json
+    (`model` adds to the model's settings)."""
     root = work / name
     (root / "ml_model_1").mkdir(parents=True)
-    settings = {"name": "ml_model_1", "implementation": implementation}
+    settings = {"name": "ml_model_1", "implementation": implementation, **model}
     settings["parameters"] = {"uri": str(uri), "version": "1"}
     (root / "ml_model_1" / "model-settings.json").write_text(json.dumps(settings))
     (root / "settings.json").write_text(json.dumps(server))
@@ -152,12 +165,18 @@ def servers(models: dict[str, Path], work: Path) -> dict[str, Server]:
             "GRPC_PORT": str(grpc_port),
             "PROBE_PORT": str(free_port()),
         }
-        name = "ours" if model == "ml_model_1" else "ours-tf"
         argv = [sys.executable, "-m", "serving"]
-        # SIGINT: stop without the drain wait.
-        add(
-            name, model, argv, "/v2/health/ready", env, port, grpc_port=grpc_port, cwd=MODELS, sig=2
-        )
+        names = {"ours": {}, "ours-batched": {"MAX_BATCH_SIZE": str(BATCH_ROWS)}}
+        if model == "ml_model_2":
+            names = {"ours-tf": {}}
+        for name, extra in names.items():
+            if extra:  # a second server: ports of its own
+                port, grpc_port = free_port(), free_port()
+                extra |= {"PORT": str(port), "GRPC_PORT": str(grpc_port)}
+                extra["PROBE_PORT"] = str(free_port())
+            # SIGINT: stop without the drain wait.
+            add(name, model, argv, "/v2/health/ready", env | extra, port, grpc_port=grpc_port,
+                cwd=MODELS, sig=2)  # fmt: skip
 
     onnx = str(forest / "model.onnx")
     port, grpc_port = free_port(), free_port()
@@ -176,12 +195,14 @@ def servers(models: dict[str, Path], work: Path) -> dict[str, Server]:
         "/v2/models/ml_model_1/ready", env, port, grpc_port=grpc_port)  # fmt: skip
 
     mlserver = str(peer_venv("mlserver") / "bin" / "mlserver")
-    for name, implementation, uri, extra in (
+    lean = {"parallel_workers": 0, "debug": False}
+    for name, implementation, uri, model, extra in (
         # Inference in the server process: on one core, a worker process only adds IPC.
-        ("mlserver-onnx", "mlserver_onnx.OnnxModel", forest / "model.onnx",
-         {"parallel_workers": 0, "debug": False}),
+        ("mlserver-onnx", "mlserver_onnx.OnnxModel", forest / "model.onnx", {}, lean),
+        ("mlserver-onnx-batched", "mlserver_onnx.OnnxModel", forest / "model.onnx",
+         MLSERVER_BATCH, lean),
         # What a user gets out of the box: default settings (1 inference worker, debug logging).
-        ("mlserver-sklearn", "mlserver_sklearn.SKLearnModel", forest / "model.joblib", {}),
+        ("mlserver-sklearn", "mlserver_sklearn.SKLearnModel", forest / "model.joblib", {}, {}),
     ):  # fmt: skip
         port, grpc_port = free_port(), free_port()
         folder = model_settings_dir(
@@ -189,6 +210,7 @@ def servers(models: dict[str, Path], work: Path) -> dict[str, Server]:
             name,
             implementation,
             uri,
+            model,
             http_port=port,
             grpc_port=grpc_port,
             metrics_port=free_port(),
@@ -549,25 +571,26 @@ def evaluate(results: dict) -> list[dict]:
     for scenario, r in results.items():
         s = r["servers"]
         peers = [n for n in ONNX_PEERS if n in s]
-        if "ours" in s and peers:
+        for ours in (n for n in OURS if n in s and peers):
             best = max(peers, key=lambda n: s[n]["rps"])
             leanest = min(s[n]["cpu_us_per_req"] for n in peers)
             row(
-                f"{scenario}: ours / best ONNX peer ({best})",
-                s["ours"]["rps"] / s[best]["rps"],
-                leanest / s["ours"]["cpu_us_per_req"],
+                f"{scenario}: {ours} / best ONNX peer ({best})",
+                s[ours]["rps"] / s[best]["rps"],
+                leanest / s[ours]["cpu_us_per_req"],
                 TARGETS.get(scenario),
             )
-    for protocol in ("binary", "grpc"):
-        fast, slow = results.get(f"forest-100row-{protocol}"), results.get("forest-100row-json")
-        if fast and slow:
-            fast, slow = fast["servers"]["ours"], slow["servers"]["ours"]
-            row(
-                f"forest-100row: ours {protocol} / ours JSON",
-                fast["rps"] / slow["rps"],
-                slow["cpu_us_per_req"] / fast["cpu_us_per_req"],
-                PROTOCOL_TARGET,
-            )
+    for ours in OURS:
+        for protocol in ("binary", "grpc"):
+            fast = results.get(f"forest-100row-{protocol}", {}).get("servers", {}).get(ours)
+            slow = results.get("forest-100row-json", {}).get("servers", {}).get(ours)
+            if fast and slow:
+                row(
+                    f"forest-100row: {ours} {protocol} / {ours} JSON",
+                    fast["rps"] / slow["rps"],
+                    slow["cpu_us_per_req"] / fast["cpu_us_per_req"],
+                    PROTOCOL_TARGET,
+                )
     return rows
 
 
@@ -590,7 +613,9 @@ def write_report(report: dict, stem: str) -> Path:
         "1.31.1 with the same session options in every ONNX server. Generated by "
         "`benchmarks/bench_serving_peers.py` (`make bench`).",
         "",
-        "Ratio: req/s over the best ONNX peer's (KServe, MLServer, Triton) in the same scenario. "
+        "Ratio: req/s over the best ONNX peer's (KServe, MLServer with and without its adaptive "
+        "batching, Triton) in the same scenario; `ours` runs the server's defaults, "
+        f"`ours-batched` MAX_BATCH_SIZE={BATCH_ROWS}. "
         "Load: /proc/loadavg (1 min) before -> after the scenario; others: CPU time taken by "
         "processes outside the benchmark during the measured runs, as a share of one core "
         "(0 on a quiet machine; the benchmark itself keeps both cores busy, a load of ~2). "

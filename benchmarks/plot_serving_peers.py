@@ -16,8 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {
     "ours": "#1b9e77",
+    "ours-batched": "#0b5e47",
     "kserve-onnx": "#7570b3",
     "mlserver-onnx": "#d95f02",
+    "mlserver-onnx-batched": "#fdae6b",
     "pytriton-onnx": "#e7298a",
     "mlserver-sklearn": "#a6761d",
     "fastapi-tf-function": "#66a61e",

@@ -177,8 +177,12 @@ class ModelServer:
         self.metrics = ServingMetrics(self.name, self.version)
         observe = self.metrics.predict_seconds.observe
         if settings.max_batch_size > 1:
+            # ONNX Runtime calls cost microseconds: merged on the event loop, not in a thread.
             self.runner: InlineRunner | MicroBatcher = MicroBatcher(
-                backend.predict_proba, observe, settings.max_batch_size
+                backend.predict_proba,
+                observe,
+                settings.max_batch_size,
+                in_thread=backend.kind != "onnx",
             )
         else:
             self.runner = InlineRunner(backend.predict_proba, observe)

@@ -84,9 +84,11 @@ class ServerSettings(BaseModel):
         ge=1,
         le=65536,
         description="MAX_BATCH_SIZE: most rows merged into one model call when concurrent "
-        "requests queue up (micro-batching, model run in a worker thread). 1 (default) disables "
-        "merging and runs the model inline, the fastest choice for ONNX Runtime where a call "
-        "costs microseconds; raise it for the native backend, where a call costs milliseconds.",
+        "requests queue up (micro-batching). 1 (default) disables merging: each request calls "
+        "the model inline. Above 1, ONNX Runtime's merged calls run on the event loop (requests "
+        "read in the same turn are merged; less CPU per request under concurrent load) and the "
+        "native backend's in a worker thread (a call costs milliseconds; the loop keeps reading "
+        "meanwhile).",
         json_schema_extra=_env("MAX_BATCH_SIZE", "an integer from 1 to 65536"),
     )
     max_body_bytes: int = Field(

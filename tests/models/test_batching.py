@@ -1,4 +1,5 @@
-"""Micro-batching: requests queued while the model is busy are merged into one call."""
+"""Micro-batching: queued requests are merged into one call, in a worker thread (requests queued
+while the model is busy) or on the event loop (requests queued in the same turn of the loop)."""
 
 from __future__ import annotations
 
@@ -52,12 +53,42 @@ def test_requests_queued_during_a_call_are_merged_and_split_back():
     assert len(observed) == 8  # one predict-time observation per request
 
 
-def test_a_request_larger_than_max_rows_runs_alone():
+def test_on_the_loop_requests_queued_in_one_turn_are_merged_and_split_back():
+    threads: list[threading.Thread] = []
+    batches: list[int] = []
+    observed: list[float] = []
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        threads.append(threading.current_thread())
+        batches.append(len(x))
+        return np.stack([x.sum(axis=1), -x.sum(axis=1)], axis=1).astype(np.float32)
+
+    async def scenario():
+        batcher = MicroBatcher(predict, observed.append, max_rows=4, in_thread=False)
+        await batcher.start()
+        lone = await batcher.run(np.full((1, 3), 9, np.float32))  # nobody to wait for
+        # Six requests made ready in the same turn, as a read of six connections would.
+        tasks = [asyncio.create_task(batcher.run(np.full((1, 3), i, np.float32))) for i in range(6)]
+        results = await asyncio.gather(*tasks)
+        await batcher.stop()
+        return lone, results, batcher.calls
+
+    lone, results, calls = asyncio.run(scenario())
+    np.testing.assert_array_equal(lone, [[27, -27]])
+    assert batches == [1, 4, 2] and calls == 3
+    assert set(threads) == {threading.main_thread()}  # no worker thread
+    for i, r in enumerate(results):
+        np.testing.assert_array_equal(r, [[3 * i, -3 * i]])
+    assert len(observed) == 7
+
+
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "loop"])
+def test_a_request_larger_than_max_rows_runs_alone(in_thread):
     model = GatedModel()
     model.gate.set()
 
     async def scenario():
-        batcher = MicroBatcher(model.predict, lambda s: None, max_rows=2)
+        batcher = MicroBatcher(model.predict, lambda s: None, max_rows=2, in_thread=in_thread)
         await batcher.start()
         out = await batcher.run(np.ones((7, 3), np.float32))
         await batcher.stop()
@@ -66,12 +97,13 @@ def test_a_request_larger_than_max_rows_runs_alone():
     assert asyncio.run(scenario()).shape == (7, 2) and model.batches == [7]
 
 
-def test_model_errors_reach_every_waiting_request():
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "loop"])
+def test_model_errors_reach_every_waiting_request(in_thread):
     def broken(x):
         raise ValueError("bad model")
 
     async def scenario():
-        batcher = MicroBatcher(broken, lambda s: None, max_rows=8)
+        batcher = MicroBatcher(broken, lambda s: None, max_rows=8, in_thread=in_thread)
         await batcher.start()
         results = await asyncio.gather(
             *(batcher.run(np.ones((1, 2), np.float32)) for _ in range(3)), return_exceptions=True

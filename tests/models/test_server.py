@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving.app import ModelServer
+from serving.backends import load_backend
+from serving.batching import MicroBatcher
 from serving.manifest import load_manifest
 from serving.metrics import METRIC_NAMES, METRICS
+from serving.settings import ServerSettings
 
 
 def sample(model_dir):
@@ -276,11 +280,8 @@ def test_metrics_expose_the_contract_names_and_count_requests(server_factory, mo
 # ---------------------------------------------------------------------- native backend, batching
 
 
-def test_native_backend_with_micro_batching_agrees_with_onnx(server_factory, model1_dir, client):
-    server = server_factory(model1_dir, INFERENCE_BACKEND="native", MAX_BATCH_SIZE="32")
-    meta = client.get(f"{server.url}/v2/models/ml_model_1").json()
-    assert meta["platform"] == "scikit-learn" and meta["parameters"]["backend"] == "native"
-    _, x, expected = sample(model1_dir)
+def _concurrent_predictions_agree(server, model_dir, client, atol: float) -> None:
+    _, x, expected = sample(model_dir)
 
     def one(i):
         r = client.post(f"{server.url}/predict", json={"instances": [x[i % len(x)].tolist()]})
@@ -290,7 +291,27 @@ def test_native_backend_with_micro_batching_agrees_with_onnx(server_factory, mod
         results = list(pool.map(one, range(40)))
     for i, status, doc in results:
         assert status == 200
-        np.testing.assert_allclose(doc["probabilities"][0], expected[i % len(x)], atol=1e-6)
+        np.testing.assert_allclose(doc["probabilities"][0], expected[i % len(x)], atol=atol)
+
+
+def test_native_backend_with_micro_batching_agrees_with_onnx(server_factory, model1_dir, client):
+    server = server_factory(model1_dir, INFERENCE_BACKEND="native", MAX_BATCH_SIZE="32")
+    meta = client.get(f"{server.url}/v2/models/ml_model_1").json()
+    assert meta["platform"] == "scikit-learn" and meta["parameters"]["backend"] == "native"
+    _concurrent_predictions_agree(server, model1_dir, client, atol=1e-6)
+
+
+def test_onnx_backend_with_micro_batching_agrees(server_factory, model1_dir, client):
+    server = server_factory(model1_dir, MAX_BATCH_SIZE="32")
+    _concurrent_predictions_agree(server, model1_dir, client, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kind", "in_thread"), [("onnx", False), ("native", True)])
+def test_micro_batches_run_in_a_thread_only_for_the_native_backend(model1_dir, kind, in_thread):
+    manifest = load_manifest(model1_dir)
+    settings = ServerSettings.from_env({"MODEL_DIR": str(model1_dir), "MAX_BATCH_SIZE": "32"})
+    server = ModelServer(settings, manifest, load_backend(manifest, model1_dir, kind))
+    assert isinstance(server.runner, MicroBatcher) and server.runner.in_thread is in_thread
 
 
 def test_logs_are_json_lines(server1):
