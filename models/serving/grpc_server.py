@@ -22,6 +22,7 @@ from serving import __version__
 from serving.app import EXTENSIONS, ModelServer
 from serving.content_encoding import decode_body
 from serving.errors import ConfigError, InvalidInput, NotReady, ServingError
+from serving.http2 import GrpcPortProtocol
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.grpc.codec import encode_model_infer, parse_model_infer
 from serving.settings import ServerSettings
@@ -272,9 +273,10 @@ class GrpcListener:
 
     HTTP/2 in cleartext (gRPC's insecure channels: prior knowledge) from uvicorn's zttp protocol,
     compiled, on the HTTP server's event loop: a call costs a third of the CPU grpcio's asyncio
-    server takes (benchmarks/results/serving-peers-profile.md). Stopping refuses new calls (new
-    streams get 503, which clients read as UNAVAILABLE) while in-flight ones get
-    GRACEFUL_TIMEOUT_SECONDS to finish.
+    server takes (benchmarks/results/serving-peers-profile.md). Each connection is retired with
+    a graceful GOAWAY before zttp's per-connection budgets run out (serving/http2.py). Stopping
+    sends every connection that GOAWAY, so clients open no new calls on it, while in-flight ones
+    get GRACEFUL_TIMEOUT_SECONDS to finish.
     """
 
     def __init__(self, model: ModelServer, settings: ServerSettings) -> None:
@@ -284,8 +286,7 @@ class GrpcListener:
         self.address = f"{shown}:{self.port}"
         self.config = uvicorn.Config(
             GrpcApp(InferenceServicer(model), settings.max_body_bytes),
-            http="zttp",
-            http2=True,
+            http=GrpcPortProtocol,  # zttp's HTTP/2, connections retired before its flood guard
             lifespan="off",
             loop="none",
             log_config=None,
