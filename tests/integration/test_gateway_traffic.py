@@ -37,6 +37,9 @@ NAMESPACE = "ml-models"
 GATEWAY_NAMESPACE = "mlplatform-gateway"
 MODEL = "ml-model-1"
 REQUESTS = 3000
+GRPC_CALLS_PER_STABLE_POD = 6000
+"""gRPC calls through the gateway per stable pod: at 80 % stable, ~4,800 reach each, above the
+4,096 streams zttp lets one connection carry."""
 SUCCESS = "model_infer_request_success_total"
 
 
@@ -231,7 +234,13 @@ def test_grpc_calls_reach_their_model_through_its_grpcroute_with_the_canary_weig
     gateway, tool_env, kubectl
 ):
     """tritonclient.grpc through the gateway (h2c on the same port): the call's metadata picks
-    the model's GRPCRoute, whose backends carry the same weights as its HTTPRoute (20 now)."""
+    the model's GRPCRoute, whose backends carry the same weights as its HTTPRoute (20 now).
+
+    Enough calls that each stable pod answers more than zttp's 4,096 streams a connection: the
+    gateway's pooled h2c connection to a pod crosses the server's graceful GOAWAY rotation
+    (models/serving/http2.py), and the gateway, which cannot replay a proxied body, loses none."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
@@ -259,16 +268,24 @@ def test_grpc_calls_reach_their_model_through_its_grpcroute_with_the_canary_weig
 
         stable, canary = _pods(kubectl, "stable"), _pods(kubectl, "canary")
         before = _served(tool_env, stable + canary)
-        calls, failed = 1000, 0
-        for _ in range(calls):
+        calls = GRPC_CALLS_PER_STABLE_POD * len(stable)
+
+        def call(_) -> str | None:
             try:
                 infer(client, MODEL, MODEL)
-            except InferenceServerException:
-                failed += 1
+            except InferenceServerException as exc:
+                return str(exc)
+            return None
+
+        with ThreadPoolExecutor(4) as pool:
+            errors = [e for e in pool.map(call, range(calls)) if e is not None]
     served = _delta(before, _served(tool_env, stable + canary))
     share = sum(served[p["metadata"]["name"]] for p in canary) / calls
-    print(f"\n[gateway] gRPC: {calls} calls, {failed} failed, canary share {share:.1%}: {served}")
-    assert failed == 0
+    print(
+        f"\n[gateway] gRPC: {calls} calls, {len(errors)} failed, canary share {share:.1%}: {served}"
+    )
+    assert not errors, errors[:5]
+    assert all(served[p["metadata"]["name"]] > 4096 for p in stable), served
     assert sum(served.values()) == calls, "each call answered by exactly one model pod"
     assert abs(share - 0.20) <= 0.04, served
     assert all(served[p["metadata"]["name"]] > 0 for p in stable), served
@@ -349,10 +366,16 @@ def _ready(pod: dict) -> bool:
 def test_a_killed_replica_fails_at_most_the_requests_it_held_and_comes_back(
     gateway, kubectl, layout
 ):
-    """SIGKILL one stable replica's container under load. Only requests it had already received
-    may fail: those sent to it after the kill, until its endpoint leaves the route, find the
-    port closed and the gateway's retry (ingress.gateway.retryAttempts) sends them to another
-    pod. With 8 requests in flight in all, at most 8 fail; the replica comes back."""
+    """SIGKILL one stable replica's container under load; a few requests fail, then none, and the
+    replica comes back.
+
+    What may fail, with 8 requests in flight in all: those the pod held at the kill, and one per
+    keep-alive connection the gateway had pooled to it (a POST written on a connection found dead
+    is not sent again); both together are at most 8. Requests sent after the kill, until the
+    pod's endpoint leaves the route (~1 s, ~200 requests), find its port closed and the gateway's
+    retry (ingress.gateway.retryAttempts, 3) sends them on. But each try picks the dead pod with
+    p ~ 0.27 (80 % stable over 3 pods), so ~2 % of them fail all three: ~4 in that second. Hence
+    at most 16 (twice the concurrency). Without retries ~27 % of them, ~50, would fail."""
     victim = _pods(kubectl, "stable")[0]
     name, node = victim["metadata"]["name"], victim["spec"]["nodeName"]
     status = victim["status"]["containerStatuses"][0]
@@ -385,9 +408,9 @@ def test_a_killed_replica_fails_at_most_the_requests_it_held_and_comes_back(
         f"({dict(result.statuses)} {dict(result.errors)}) within {window:.2f}s of the kill; "
         f"replica Ready again after {back - killed:.1f}s; {result.summary()}"
     )
-    # Nothing fails outside the kill, and no more than was in flight when it came.
+    # Nothing fails outside the kill, and no more than the docstring's bound.
     assert all(killed <= t <= back for t in result.failure_times), result.summary()
-    assert result.failed <= concurrency, result.summary()
+    assert result.failed <= 2 * concurrency, result.summary()
 
 
 def test_network_policy_admits_the_gateway_and_prometheus_but_not_other_namespaces(
