@@ -13,6 +13,7 @@ import json
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -239,8 +240,6 @@ def test_grpc_calls_reach_their_model_through_its_grpcroute_with_the_canary_weig
     Enough calls that each stable pod answers more than zttp's 4,096 streams a connection: the
     gateway's pooled h2c connection to a pod crosses the server's graceful GOAWAY rotation
     (models/serving/http2.py), and the gateway, which cannot replay a proxied body, loses none."""
-    from concurrent.futures import ThreadPoolExecutor
-
     import numpy as np
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
