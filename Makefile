@@ -81,7 +81,7 @@ destroy: stack   ## pulumi destroy STACK=dev|prod
 demo:            ## bootstrap, cluster up, deploy the dev stack, show endpoints and a prediction per model
 	scripts/demo.sh
 
-bench:           ## benchmarks: serving vs peers, up → first prediction, IaC scaling, gateway vs pod vs Service, autoscaling on a load step (benchmarks/results/)
+bench:           ## benchmarks: serving vs peers, up → first prediction, IaC scaling, gateway vs pod vs Service, autoscaling on a load step, the in-flight signal (benchmarks/results/)
 	scripts/bootstrap.sh venv bench_peers
 	$(ENV) for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 

@@ -186,11 +186,18 @@ _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def wrk(
-    port: int, path: str, body: Path | None, seconds: float, header_length: int | None = None
+    port: int,
+    path: str,
+    body: Path | None,
+    seconds: float,
+    header_length: int | None = None,
+    think_ms: float = 0,
 ) -> dict:
     """One wrk run (1 thread, CONNECTIONS connections) pinned to LOAD_CPU.
 
     ``header_length``: the body is an OIP binary-extension one, its JSON header that long.
+    ``think_ms``: each connection pauses a random time of this mean before each request
+    (peers/post.lua); 0 sends back to back.
     """
     argv = [
         "taskset",
@@ -209,6 +216,7 @@ def wrk(
         argv += ["-s", str(PEERS / "post.lua")]
         env["BODY_FILE"] = str(body)
         env["INFERENCE_HEADER_LENGTH"] = "" if header_length is None else str(header_length)
+        env["THINK_MS"] = f"{think_ms:g}"
     out = subprocess.run(
         [*argv, f"http://127.0.0.1:{port}{path}"],
         capture_output=True,

@@ -12,3 +12,12 @@ if header_length and header_length ~= "" then
 else
   wrk.headers["Content-Type"] = "application/json"
 end
+-- $THINK_MS (optional, > 0): each connection waits a random time, exponential with this mean in
+-- ms, before each request, so the 16 connections together send roughly Poisson arrivals below
+-- saturation instead of back-to-back requests.
+local think = tonumber(os.getenv("THINK_MS") or "")
+if think and think > 0 then
+  function delay()
+    return math.floor(-math.log(1 - math.random()) * think + 0.5)
+  end
+end
