@@ -188,7 +188,7 @@ class AutoscalingConfig(ConfigModel):
         "memory: an autoscaling/v2 HPA. Any other signal: a KEDA ScaledObject (cpu/memory become "
         "its resource triggers).",
         allowed="{cpu, memory, inFlight, rps, latencyP99Ms, gpuUtilization}, at least one set",
-        example="{inFlight: 4}",
+        example="{inFlight: 0.5}",
     )
     scale_up_stabilization_seconds: int = setting(
         0,
@@ -259,7 +259,7 @@ class AutoscalingOverrides(ConfigModel):
         None,
         doc="Replaces autoscaling.signals for this model (the whole set, not key by key).",
         allowed="{cpu, memory, inFlight, rps, latencyP99Ms, gpuUtilization}, at least one set",
-        example="{inFlight: 4}",
+        example="{inFlight: 0.5}",
     )
     scale_up_stabilization_seconds: int | None = setting(
         None,

@@ -153,7 +153,7 @@ def _check_scaling(issues: _Issues, index: int, model: ModelConfig, config: Stac
                 "resources no autoscaling signal targets, or VPA mode 'off'",
                 example='["memory"]' if overlap == ["cpu"] else "<value>",
                 fix=set_command(issues.stack, key_path("models", index, "vpa", "mode"), "off")
-                + ", or scale on another signal (e.g. autoscaling.signals: {inFlight: 4})"
+                + ", or scale on another signal (e.g. autoscaling.signals: {inFlight: 0.5})"
                 " and keep the VPA on that resource",
             )
 
