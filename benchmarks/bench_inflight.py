@@ -32,13 +32,11 @@ from pathlib import Path
 import numpy as np
 from bench_serving import (
     LOAD_CPU,
-    MODELS,
     RESULTS,
     Running,
-    ServerSpec,
     _cpu_model,
-    free_port,
     log,
+    our_server,
     peer_venv,
     trained_models,
     wrk,
@@ -102,20 +100,7 @@ def measure(seconds: float, model_dir: Path, work: Path) -> list[dict]:
     servers = {}
     try:
         for mode, batch in MODES.items():
-            port = free_port()
-            env = {
-                "HOST": "127.0.0.1",
-                "PYTHONPATH": str(MODELS),
-                "MODEL_DIR": str(model_dir),
-                "PORT": str(port),
-                "GRPC_PORT": "0",
-                "PROBE_PORT": str(free_port()),
-                "DRAIN_SECONDS": "0",
-                "MAX_BATCH_SIZE": batch,
-            }
-            spec = ServerSpec(mode, [sys.executable, "-m", "serving"], "/v2/health/ready", env,
-                              MODELS, port, 2)  # fmt: skip
-            servers[mode] = Running(spec, work)
+            servers[mode] = Running(our_server(mode, model_dir, MAX_BATCH_SIZE=batch), work)
         out = []
         for rows in ROWS:
             body = body_file(work, rows)

@@ -444,30 +444,39 @@ def mlserver_model_dir(work: Path, model_dir: Path) -> Path:
     return root
 
 
+def our_server(name: str, model_dir: Path, **env: str) -> ServerSpec:
+    """Our model server (`python -m serving`) for ``model_dir`` on a fresh port; ``env`` overrides
+    its defaults (MAX_BATCH_SIZE, INFERENCE_BACKEND, ...)."""
+    port = free_port()
+    env = {
+        "HOST": "127.0.0.1",
+        "PYTHONPATH": str(MODELS),
+        "DRAIN_SECONDS": "0",
+        "MODEL_DIR": str(model_dir),
+        "PORT": str(port),
+        # REST only here; several servers run at once and would all claim gRPC's 8081 (and
+        # the probe port's 8082): the kubelet's probes are not part of this measurement.
+        "GRPC_PORT": "0",
+        "PROBE_PORT": "0",
+        **env,
+    }
+    # SIGINT: stop without the drain wait.
+    return ServerSpec(
+        name,
+        [sys.executable, "-m", "serving"],
+        "/v2/health/ready",
+        env,
+        MODELS,
+        port,
+        signal.SIGINT,
+    )
+
+
 def server_specs(
     models: dict[str, Path], mls_dir: Path, mlserver: Path, fastapi_tf: Path
 ) -> dict[str, ServerSpec]:
     """Every server of the run, on fresh ports."""
     py = sys.executable
-
-    def ours(name: str, model: str, **env: str) -> ServerSpec:
-        port = free_port()
-        env = {
-            "HOST": "127.0.0.1",
-            "PYTHONPATH": str(MODELS),
-            "DRAIN_SECONDS": "0",
-            "MODEL_DIR": str(models[model]),
-            "PORT": str(port),
-            # REST only here; several servers run at once and would all claim gRPC's 8081 (and
-            # the probe port's 8082): the kubelet's probes are not part of this measurement.
-            "GRPC_PORT": "0",
-            "PROBE_PORT": "0",
-            **env,
-        }
-        # SIGINT: stop without the drain wait.
-        return ServerSpec(
-            name, [py, "-m", "serving"], "/v2/health/ready", env, MODELS, port, signal.SIGINT
-        )
 
     mls_port, hello_port, tf_port = free_port(), free_port(), free_port()
     mls_settings = {
@@ -478,10 +487,15 @@ def server_specs(
     }
     (mls_dir / "settings.json").write_text(json.dumps(mls_settings))
     specs = [
-        ours("ours-ml_model_1", "ml_model_1"),
-        ours("ours-ml_model_2", "ml_model_2"),
-        ours("ours-native-inline", "ml_model_1", INFERENCE_BACKEND="native"),
-        ours("ours-native-batched", "ml_model_1", INFERENCE_BACKEND="native", MAX_BATCH_SIZE="32"),
+        our_server("ours-ml_model_1", models["ml_model_1"]),
+        our_server("ours-ml_model_2", models["ml_model_2"]),
+        our_server("ours-native-inline", models["ml_model_1"], INFERENCE_BACKEND="native"),
+        our_server(
+            "ours-native-batched",
+            models["ml_model_1"],
+            INFERENCE_BACKEND="native",
+            MAX_BATCH_SIZE="32",
+        ),
         ServerSpec(
             "mlserver",
             [str(mlserver / "bin" / "mlserver"), "start", str(mls_dir)],
