@@ -65,6 +65,7 @@ from bench_serving import (
     _cpu_model,
     free_port,
     log,
+    our_server,
     peer_venv,
     trained_models,
     wrk,
@@ -154,29 +155,17 @@ def servers(models: dict[str, Path], work: Path) -> dict[str, Server]:
         spec = ServerSpec(name, argv, ready, env, kw.pop("cwd", PEERS), port, kw.pop("sig", 15))
         out[name] = Server(spec, model, **kw)
 
-    for model in ("ml_model_1", "ml_model_2"):
-        port, grpc_port = free_port(), free_port()
-        env = {
-            "HOST": "127.0.0.1",
-            "PYTHONPATH": str(MODELS),
-            "DRAIN_SECONDS": "0",
-            "MODEL_DIR": str(models[model]),
-            "PORT": str(port),
-            "GRPC_PORT": str(grpc_port),
-            "PROBE_PORT": str(free_port()),
-        }
-        argv = [sys.executable, "-m", "serving"]
-        names = {"ours": {}, "ours-batched": {"MAX_BATCH_SIZE": str(BATCH_ROWS)}}
-        if model == "ml_model_2":
-            names = {"ours-tf": {}}
-        for name, extra in names.items():
-            if extra:  # a second server: ports of its own
-                port, grpc_port = free_port(), free_port()
-                extra |= {"PORT": str(port), "GRPC_PORT": str(grpc_port)}
-                extra["PROBE_PORT"] = str(free_port())
-            # SIGINT: stop without the drain wait.
-            add(name, model, argv, "/v2/health/ready", env | extra, port, grpc_port=grpc_port,
-                cwd=MODELS, sig=2)  # fmt: skip
+    ours = {
+        "ml_model_1": {"ours": {}, "ours-batched": {"MAX_BATCH_SIZE": str(BATCH_ROWS)}},
+        "ml_model_2": {"ours-tf": {}},
+    }
+    for model, configurations in ours.items():
+        for name, extra in configurations.items():
+            # Here with gRPC and the probe port, each on a port of its own.
+            grpc_port = free_port()
+            spec = our_server(name, models[model], GRPC_PORT=str(grpc_port),
+                              PROBE_PORT=str(free_port()), **extra)  # fmt: skip
+            out[name] = Server(spec, model, grpc_port=grpc_port)
 
     onnx = str(forest / "model.onnx")
     port, grpc_port = free_port(), free_port()
