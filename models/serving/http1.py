@@ -1,17 +1,19 @@
-"""The REST port's connections: uvicorn's httptools protocol, each answer sent in one write.
+"""Answers that leave in one write: the REST port's connections (uvicorn's httptools protocol)
+and, through the same transport, the gRPC port's (serving/http2.py).
 
-uvicorn writes an HTTP/1.1 response in pieces: the status line and headers when the app sends
-``http.response.start``, the body when it sends ``http.response.body``. uvloop sends each piece
-at once, so every answer costs two ``write`` syscalls and leaves as two TCP segments. On loopback
-(and through a pod's veth) the kernel runs the receiver's side of each segment in the sender's
-syscall, so the second one is not cheap: merging them took 10-20 us of server CPU off a small
-request here (benchmarks/results/serving-peers-profile.md), where the whole request costs 90-160.
+uvicorn writes an answer in pieces as the app sends its ASGI messages: over HTTP/1.1 the status
+line and headers, then the body; over HTTP/2 (gRPC) the HEADERS, DATA and trailers frames.
+uvloop sends each piece at once, so an answer costs two or three ``write`` syscalls and leaves as
+that many TCP segments. On loopback (and over a pod's veth) the kernel runs the receiving side
+of each segment inside the sender's syscall, so each extra piece costs the server real CPU
+(benchmarks/results/serving-peers-profile.md has the measurements).
 
 ``CorkedTransport`` keeps what is written during one turn of the event loop and writes it as one
 piece at the end of that turn (the loop runs it before it next waits for I/O), the way aiohttp
-coalesces small responses and Nagle-free servers cork. Nothing is held longer than the turn, so a
-streamed body still leaves chunk by chunk; nor past ``HOLD_BYTES``, so a large answer reaches the
-transport (and its write flow control) as it is written; close() writes what is kept first.
+coalesces small responses and servers cork a socket. Nothing is held longer than the turn, so a
+streamed body still leaves chunk by chunk; nor past ``HOLD_BYTES``, so a large answer reaches
+the transport (and its write flow control) as it is written; close() and write_eof() write what
+is kept first.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ class CorkedTransport:
     def close(self) -> None:
         self.flush()
         self.transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
 
     def abort(self) -> None:
         self.pending, self.held = None, 0

@@ -17,9 +17,13 @@ server instead of getting UNAVAILABLE for them.
 
 from __future__ import annotations
 
+import asyncio
+
 from uvicorn.protocols.http.auto_zttp_impl import AutoZttpProtocol
 from uvicorn.protocols.http.zttp_h2_impl import ZttpH2Protocol
 from uvicorn.protocols.http.zttp_impl import ZttpProtocol
+
+from serving.http1 import CorkedTransport
 
 ZTTP_STREAM_BUDGET = 4096
 ZTTP_RESET_BUDGET = 256
@@ -131,7 +135,11 @@ class RotatingH2Protocol(ZttpH2Protocol):
 
 class GrpcPortProtocol(AutoZttpProtocol):
     """uvicorn's zttp dispatch (HTTP/2 by prior knowledge, else HTTP/1.1, which the gRPC app
-    answers 415) with the rotating HTTP/2 protocol."""
+    answers 415) with the rotating HTTP/2 protocol, over a CorkedTransport: a call's HEADERS,
+    DATA and trailers frames leave in one write."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
 
     def _switch(self, http2: bool, initial_data: bytes = b"") -> None:
         protocol_class = RotatingH2Protocol if http2 else ZttpProtocol

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,6 +51,18 @@ def wait_for(
             pass
         time.sleep(0.05)
     pytest.fail(f"{what}: not reached within {timeout} s")
+
+
+def data_segments_sent(server_port: int, client_port: int) -> int:
+    """The kernel's count of the data-carrying TCP segments the server's end of this connection
+    sent (`ss` from iproute2, installed by make bootstrap; pure ACKs are not counted)."""
+    ends = ["src", f"127.0.0.1:{server_port}", "dst", f"127.0.0.1:{client_port}"]
+    out = subprocess.run(
+        ["ss", "-tinH", "state", "established", *ends], capture_output=True, text=True, check=True
+    ).stdout
+    found = re.findall(r"\bdata_segs_out:(\d+)", out)
+    assert len(found) == 1, f"one socket expected in `ss` output:\n{out}"
+    return int(found[0])
 
 
 @dataclass

@@ -29,6 +29,7 @@ from serving.http2 import (
 )
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from serving_harness import data_segments_sent
 from test_grpc import infer_request, outputs_of, sample
 
 NO_ERROR, CANCEL = 0x0, 0x8
@@ -149,6 +150,29 @@ def test_the_pinned_zttp_floods_where_the_rotation_assumes():
         for i in range(0, len(settings), 6)
     }
     assert advertised[zttp.H2Settings.MAX_CONCURRENT_STREAMS] == ZTTP_CONCURRENT_STREAMS
+
+
+def test_each_call_is_answered_in_one_segment(h2, model1_dir):
+    """A ModelInfer answer's HEADERS, DATA and trailers frames leave the server together: one
+    data segment per call (uvicorn's HTTP/2 writes them apart, three per call), counted by the
+    kernel on the server's socket."""
+    client = h2()
+    _, x, _ = sample(model1_dir)
+    infer = grpc_message(infer_request(x))
+    calls = 60
+
+    def call() -> None:
+        stream = client.open(INFER, infer)
+        client.read(lambda s=stream.stream_id: s in client.answered)
+
+    call()  # the connection's SETTINGS exchange and first answer, then count from here
+    ports = int(client.sock.getpeername()[1]), client.sock.getsockname()[1]
+    before = data_segments_sent(*ports)
+    for _ in range(calls):
+        call()
+    sent = data_segments_sent(*ports) - before
+    assert set(client.answered.values()) == {b"0"} and len(client.answered) == calls + 1
+    assert sent <= calls + 2, f"{sent} data segments for {calls} calls"
 
 
 def test_a_connection_is_retired_in_two_goaways_after_its_stream_budget(h2):

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import socket
-import subprocess
 from urllib.parse import urlparse
 
 import numpy as np
@@ -20,6 +18,7 @@ import pytest
 
 from serving.http1 import HOLD_BYTES, CorkedTransport
 from serving.manifest import load_manifest
+from serving_harness import data_segments_sent
 
 
 class Recording:
@@ -152,29 +151,6 @@ def get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nhost: test\r\n\r\n".encode()
 
 
-def segments_sent(server_port: int, client_port: int) -> int:
-    """The kernel's count of the data-carrying TCP segments the server's end of this connection
-    sent (`ss` from iproute2, installed by make bootstrap; pure ACKs are not counted)."""
-    out = subprocess.run(
-        [
-            "ss",
-            "-tinH",
-            "state",
-            "established",
-            "src",
-            f"127.0.0.1:{server_port}",
-            "dst",
-            f"127.0.0.1:{client_port}",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = re.findall(r"\bdata_segs_out:(\d+)", out)
-    assert len(found) == 1, f"one socket expected in `ss` output:\n{out}"
-    return int(found[0])
-
-
 @pytest.fixture
 def connection(server1):
     port = urlparse(server1.url).port
@@ -207,7 +183,7 @@ def test_each_answer_leaves_the_server_as_one_segment(connection, model1_dir):
     buffer = bytearray()
     sock.sendall(requests[0])
     read_answer(sock, buffer)  # the connection's first answer, then count from here
-    before = segments_sent(port, sock.getsockname()[1])
+    before = data_segments_sent(port, sock.getsockname()[1])
     statuses = []
     for request in requests:
         sock.sendall(request)
@@ -218,7 +194,7 @@ def test_each_answer_leaves_the_server_as_one_segment(connection, model1_dir):
             np.testing.assert_allclose(
                 np.reshape(probs["data"], probs["shape"]), expected, atol=1e-5
             )
-    sent = segments_sent(port, sock.getsockname()[1]) - before
+    sent = data_segments_sent(port, sock.getsockname()[1]) - before
     assert statuses == [200, 400, 200, 200, 200] * 10
     assert sent == len(requests), f"{sent} data segments for {len(requests)} answers"
 
