@@ -355,10 +355,11 @@ def ghz(port: int, payload: Payload, seconds: float) -> dict:
     latency = {d["percentage"]: d["latency"] / 1e6 for d in out.get("latencyDistribution") or []}
     codes = out.get("statusCodeDistribution") or {}
     # At the end of the run ghz closes its connections under the calls still in flight, which
-    # then fail with "use of closed network connection": the client's doing, not errors.
-    stopped = sum(
-        n for e, n in (out.get("errorDistribution") or {}).items() if "closed network" in e
-    )
+    # then fail with "use of closed network connection", or, for a call it starts meanwhile,
+    # "the client connection is closing": the client's doing, not errors.
+    teardown = ("use of closed network connection", "the client connection is closing")
+    errors = (out.get("errorDistribution") or {}).items()
+    stopped = sum(n for e, n in errors if any(t in e for t in teardown))
     return {
         # ghz's own rps counts calls over the whole run, stopped calls included; OK calls only.
         "rps": codes.get("OK", 0) / (out["total"] / 1e9),
