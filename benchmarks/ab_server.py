@@ -23,15 +23,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from bench_serving import CACHE, ROOT, Running, free_port, log, our_server, trained_models, wrk
+from bench_serving import CACHE, ROOT, Running, free_port, log, our_server, trained_models
 from bench_serving_peers import (
     SCENARIOS,
     Payload,
-    ghz,
+    Server,
     group_cpu_seconds,
-    infer_path,
+    load,
     payloads,
+    request_rows,
 )
 
 BATCHED = "1024"
@@ -47,6 +47,8 @@ CONFIGURATIONS = [
 ]
 """(scenario of make bench's serving-peers run, MAX_BATCH_SIZE)."""
 
+LOGS = CACHE / "bench" / "logs"
+
 
 def base_tree(rev: str, work: Path) -> Path:
     """models/ of ``rev``, unpacked under ``work``."""
@@ -59,30 +61,21 @@ def base_tree(rev: str, work: Path) -> Path:
     return out / "models"
 
 
-LOGS = CACHE / "bench" / "logs"
-
-
 def measure(scenario, payload: Payload, models: Path, model: Path, batch: str, seconds: float):
     """One run: a fresh server of ``models`` (a tree's models/ folder) serving the trained
     ``model``, warmed, then loaded."""
     grpc_port = free_port() if scenario.protocol == "grpc" else 0
     env = {"MAX_BATCH_SIZE": batch, "GRPC_PORT": str(grpc_port), "PYTHONPATH": str(models)}
     spec = dataclasses.replace(our_server("ab-server", model, **env), cwd=models)
-    server = Running(spec, LOGS)
+    server = Server(spec, "ml_model_1", grpc_port=grpc_port or None)
+    running = Running(spec, LOGS)
     try:
-
-        def load(duration: float) -> dict:
-            if grpc_port:
-                return ghz(grpc_port, payload, duration)
-            path = infer_path(scenario)
-            return wrk(spec.port, path, payload.path, duration, payload.header_length)
-
-        load(2)  # warm-up
-        cpu = group_cpu_seconds({server.process.pid})
-        result = load(seconds)
-        cpu = group_cpu_seconds({server.process.pid}) - cpu
+        load(scenario, server, payload, 2)  # warm-up
+        cpu = group_cpu_seconds({running.process.pid})
+        result = load(scenario, server, payload, seconds)
+        cpu = group_cpu_seconds({running.process.pid}) - cpu
     finally:
-        server.stop()
+        running.stop()
     errors = result["non_2xx"] + result["socket_errors"]
     if errors:
         raise SystemExit(f"{scenario.name}: {errors} failed requests; see {LOGS}/ab-server.log")
@@ -143,16 +136,6 @@ def main() -> int:
             f"{h['rps']:,.0f} |"
         )
     return 0
-
-
-def request_rows() -> dict[str, np.ndarray]:
-    """The rows make bench's serving-peers run sends (its payloads() makes every scenario's)."""
-    from sklearn.datasets import load_breast_cancer, load_digits
-
-    return {
-        "ml_model_1": load_breast_cancer().data[:100].astype(np.float32),
-        "ml_model_2": load_digits().data[:100].astype(np.float32),
-    }
 
 
 if __name__ == "__main__":

@@ -443,17 +443,22 @@ class Started(Running):
         super().__init__(server.spec, log_dir)
 
 
-def expected_probabilities(models: dict[str, Path]) -> tuple[dict, dict]:
-    """Request rows per model, and the ONNX Runtime probabilities for them (this process)."""
+def request_rows() -> dict[str, np.ndarray]:
+    """The rows the requests carry, per model (payloads() cuts each scenario's from them)."""
     from sklearn.datasets import load_breast_cancer, load_digits
 
-    sys.path.insert(0, str(PEERS))
-    from ort_session import onnx_session
-
-    x = {
+    return {
         "ml_model_1": load_breast_cancer().data[:100].astype(np.float32),
         "ml_model_2": load_digits().data[:100].astype(np.float32),
     }
+
+
+def expected_probabilities(models: dict[str, Path]) -> tuple[dict, dict]:
+    """Request rows per model, and the ONNX Runtime probabilities for them (this process)."""
+    sys.path.insert(0, str(PEERS))
+    from ort_session import onnx_session
+
+    x = request_rows()
     table = {}
     for model, rows in x.items():
         session = onnx_session(str(models[model] / "model.onnx"))

@@ -166,7 +166,7 @@ def test_each_call_is_answered_in_one_segment(h2, model1_dir):
         client.read(lambda s=stream.stream_id: s in client.answered)
 
     call()  # the connection's SETTINGS exchange and first answer, then count from here
-    ports = int(client.sock.getpeername()[1]), client.sock.getsockname()[1]
+    ports = client.sock.getpeername()[1], client.sock.getsockname()[1]
     before = data_segments_sent(*ports)
     for _ in range(calls):
         call()
