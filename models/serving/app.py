@@ -1,5 +1,9 @@
 """The ASGI application: Open Inference Protocol v2 REST, /predict, /metrics, /openapi.json.
 
+An inference request is an ``InferenceCall``. An inline server's calls are answered by the REST
+port's protocol itself (``ModelServer.inference_call``, serving/http1.py); the app answers the
+rest, and a batching server's, through ``_AsgiEndpoint``.
+
 ``ModelServer`` also holds the process's other listeners (the gRPC endpoint,
 ``serving.grpc_server``): the process runner starts them, and the lifespan closes them before the
 runner they share stops.
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Protocol
 
+import numpy as np
 import orjson
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -35,6 +40,7 @@ from serving.errors import (
     PayloadTooLarge,
     ServingError,
 )
+from serving.http1 import Answer, response_headers
 from serving.manifest import ModelManifest
 from serving.metrics import ServingMetrics
 from serving.openapi import build_openapi
@@ -114,37 +120,155 @@ class _FastPath:
         await self.app(scope, receive, send)
 
 
-class _AsgiEndpoint:
-    """Adapts ``handler(scope, receive, **kwargs) -> (status, body, binary header length)`` to a
-    raw ASGI app; the length is None for a JSON body, else the body is a binary-extension one."""
+INTERNAL_ERROR = "internal error ({}); see the server log"
 
-    def __init__(self, handler, **kwargs) -> None:
-        self.handler = handler
-        self.kwargs = kwargs
+
+class InferenceCall:
+    """One inference request, from its headers to its answer: the clock, the in-flight gauge and
+    the counters, parsing, the model call and encoding.
+
+    Two drivers share it: ``answer_now`` (the REST port's protocol answers an inline server's
+    POSTs with it as their body completes, serving/http1.py) and the ASGI endpoint, which awaits
+    the body and a batching runner. Neither raises: a bug is logged and answered 500.
+    """
+
+    __slots__ = ("server", "path", "params", "oip", "started", "request")
+
+    def __init__(self, server: ModelServer, path: str, params: dict[str, str] | None) -> None:
+        """``params``: the OIP route's model name (and version); None for /predict."""
+        self.server = server
+        self.path = path
+        self.params = params
+        self.oip = params is not None
+        self.started = perf_counter()
+        self.request = None
+        server.metrics.in_flight.inc()
+
+    @property
+    def limit(self) -> int:
+        """The largest body taken, in bytes (MAX_BODY_BYTES)."""
+        return self.server.max_body
+
+    def check_route(self) -> None:
+        """Raise ModelNotFound when the URL names another model (before the body is read)."""
+        if self.oip:
+            params = self.params
+            self.server.check_model(params["model_name"], params.get("model_version"))
+
+    def parse(self, headers: list[tuple[bytes, bytes]], body: bytes) -> np.ndarray:
+        """The model input the request carries; raise ServingError for bad input."""
+        server = self.server
+        encoding = binary = None
+        for key, value in headers:
+            if key == b"content-encoding":
+                encoding = value
+            elif key == HEADER_KEY:
+                binary = value
+        if encoding is not None:
+            body = decode_body(body, encoding, server.max_body)
+        if not self.oip:
+            return parse_predict(body, server.features)
+        req = parse_infer(body, server.features, server.input_name, binary)
+        if req.model_name is not None and req.model_name != server.name:
+            raise InvalidInput(
+                f"'model_name' in the body is {req.model_name!r} but the URL names "
+                f"model '{server.name}'; drop the field or make them agree"
+            )
+        self.request = req
+        return req.x
+
+    def answered(self, probabilities: np.ndarray) -> Answer:
+        """The 200 answer for the model's ``probabilities``."""
+        server, req = self.server, self.request
+        if req is None:
+            answer = 200, encode_predict(probabilities), None
+        elif req.binary_outputs:
+            content, header_length = encode_infer_binary(
+                probabilities, server.name, server.version, req.id, req.outputs, req.binary_outputs
+            )
+            answer = 200, content, header_length
+        else:
+            answer = (
+                200,
+                encode_infer(probabilities, server.name, server.version, req.id, req.outputs),
+                None,
+            )
+        self._end().success.inc()
+        return answer
+
+    def refused(self, exc: ServingError) -> Answer:
+        """The answer for a request the server refuses (4xx) or cannot serve (5xx)."""
+        self._end().failure.inc()
+        if exc.status >= 500:
+            log.error("inference failed", extra={"status": exc.status, "error": exc.message})
+        else:
+            log.debug("request refused", extra={"status": exc.status, "error": exc.message})
+        return exc.status, orjson.dumps({"error": exc.message}), None
+
+    def crashed(self, exc: BaseException) -> Answer:
+        """The 500 answer for a bug (not bad input): logged, and the server keeps serving."""
+        self.abandon()
+        log.error("unhandled error", exc_info=exc, extra={"path": self.path})
+        error = INTERNAL_ERROR.format(type(exc).__name__)
+        return 500, orjson.dumps({"error": error}), None
+
+    def abandon(self) -> None:
+        """The request ends unanswered (the client left, or a crash): counted as a failure."""
+        self._end().failure.inc()
+
+    def answer_now(self, headers: list[tuple[bytes, bytes]], body: bytes | ServingError) -> Answer:
+        """The answer, computed now with an inline runner's plain call; ``body`` is the error
+        when the protocol refused it already (too large)."""
+        try:
+            if isinstance(body, ServingError):
+                raise body
+            self.check_route()
+            return self.answered(self.server.probabilities_now(self.parse(headers, body)))
+        except ServingError as exc:
+            return self.refused(exc)
+        except Exception as exc:
+            return self.crashed(exc)
+
+    def _end(self) -> ServingMetrics:
+        metrics = self.server.metrics
+        metrics.in_flight.dec()
+        metrics.duration.observe(perf_counter() - self.started)
+        return metrics
+
+
+class _AsgiEndpoint:
+    """The ASGI driver of an InferenceCall: awaits the body and (batching) the model."""
+
+    def __init__(self, server: ModelServer, oip: bool) -> None:
+        self.server = server
+        self.oip = oip
 
     async def __call__(self, scope, receive, send) -> None:
+        server = self.server
+        call = InferenceCall(server, scope["path"], scope["path_params"] if self.oip else None)
         try:
-            status, content, header_length = await self.handler(scope, receive, **self.kwargs)
-        except ClientGone:
-            return
-        except Exception as exc:  # a bug, not bad input: log it, answer 500, keep serving
-            log.error("unhandled error", exc_info=exc, extra={"path": scope["path"]})
-            status, header_length = 500, None
-            content = orjson.dumps(
-                {"error": f"internal error ({type(exc).__name__}); see the server log"}
+            call.check_route()
+            body = await server.receive_body(scope, receive)
+            status, content, header_length = call.answered(
+                await server.probabilities(call.parse(scope["headers"], body))
             )
-        if header_length is None:
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(content)),
-            ]
-        else:
-            headers = [
-                (b"content-type", b"application/octet-stream"),
-                (b"content-length", b"%d" % len(content)),
-                (HEADER_KEY, b"%d" % header_length),
-            ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        except ServingError as exc:
+            status, content, header_length = call.refused(exc)
+        except ClientGone:
+            call.abandon()
+            return
+        except Exception as exc:
+            status, content, header_length = call.crashed(exc)
+        except BaseException:
+            call.abandon()
+            raise
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": response_headers(len(content), header_length),
+            }
+        )
         await send({"type": "http.response.body", "body": content})
 
 
@@ -208,8 +332,8 @@ class ModelServer:
         version = model + "/versions/{model_version}"
         # POSTs to the inference routes normally never get here (_FastPath answers them); the
         # routes still give other methods their 405 with an Allow header.
-        self._predict_endpoint = _AsgiEndpoint(self._infer, oip=False)
-        self._infer_endpoint = _AsgiEndpoint(self._infer, oip=True)
+        self._predict_endpoint = _AsgiEndpoint(self, oip=False)
+        self._infer_endpoint = _AsgiEndpoint(self, oip=True)
         return [
             Route("/predict", self._predict_endpoint, methods=["POST"]),
             Route(model + "/infer", self._infer_endpoint, methods=["POST"]),
@@ -264,19 +388,13 @@ class ModelServer:
         log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
         return _json({"error": f"internal error ({type(exc).__name__}); see the server log"}, 500)
 
-    async def _body(self, scope: dict, receive) -> bytes:
+    async def receive_body(self, scope: dict, receive) -> bytes:
+        """The request's body (still content-encoded); raise PayloadTooLarge past MAX_BODY_BYTES
+        and ClientGone when the client leaves first."""
         limit = self.max_body
-        encoding = None
         for key, value in scope["headers"]:
-            if key == b"content-length":
-                if value.isdigit() and int(value) > limit:
-                    raise PayloadTooLarge(int(value), limit)
-            elif key == b"content-encoding":
-                encoding = value
-        body = await self._receive_body(receive, limit)
-        return body if encoding is None else decode_body(body, encoding, limit)
-
-    async def _receive_body(self, receive, limit: int) -> bytes:
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                raise PayloadTooLarge(int(value), limit)
         message = await receive()
         body = message.get("body", b"")
         if not message.get("more_body", False) and message["type"] == "http.request":
@@ -296,8 +414,8 @@ class ModelServer:
                 raise PayloadTooLarge(None, limit)
             chunks.append(chunk)
 
-    def _check_model(self, request: Request | dict) -> None:
-        params = request["path_params"] if isinstance(request, dict) else request.path_params
+    def _check_model(self, request: Request) -> None:
+        params = request.path_params
         self.check_model(params["model_name"], params.get("model_version"))
 
     def check_model(self, name: str, version: str | None) -> None:
@@ -305,66 +423,29 @@ class ModelServer:
         if name != self.name or (version is not None and version != self.version):
             raise ModelNotFound(name, version, self.name, self.version)
 
-    async def probabilities(self, x):
+    async def probabilities(self, x: np.ndarray) -> np.ndarray:
         """The model's float32 probabilities for ``x``; raise NonFiniteOutput on NaN/infinity."""
         runner = self.runner
         # Inline: a plain call, no coroutine (a measurable share of a ~20 us request).
-        probabilities = runner.call(x) if type(runner) is InlineRunner else await runner.run(x)
-        bad = non_finite_rows(probabilities)
-        if bad:
-            raise NonFiniteOutput(bad)
-        return probabilities
+        return _finite(runner.call(x) if type(runner) is InlineRunner else await runner.run(x))
 
-    # ------------------------------------------------------------------------------ inference
+    def probabilities_now(self, x: np.ndarray) -> np.ndarray:
+        """``probabilities`` for an inline server, without a coroutine."""
+        return _finite(self.runner.call(x))
 
-    async def _infer(self, scope: dict, receive, oip: bool) -> tuple[int, bytes, int | None]:
-        """POST /predict ({"instances": ...}) or /v2/models/{m}[/versions/{v}]/infer (OIP v2)."""
-        metrics = self.metrics
-        start = perf_counter()
-        metrics.in_flight.inc()
-        header_length = None
-        try:
-            if oip:
-                self._check_model(scope)
-                body = await self._body(scope, receive)
-                req = parse_infer(body, self.features, self.input_name, _binary_header(scope))
-                if req.model_name is not None and req.model_name != self.name:
-                    raise InvalidInput(
-                        f"'model_name' in the body is {req.model_name!r} but the URL names "
-                        f"model '{self.name}'; drop the field or make them agree"
-                    )
-                probabilities = await self.probabilities(req.x)
-                if req.binary_outputs:
-                    content, header_length = encode_infer_binary(
-                        probabilities,
-                        self.name,
-                        self.version,
-                        req.id,
-                        req.outputs,
-                        req.binary_outputs,
-                    )
-                else:
-                    content = encode_infer(
-                        probabilities, self.name, self.version, req.id, req.outputs
-                    )
-            else:
-                x = parse_predict(await self._body(scope, receive), self.features)
-                content = encode_predict(await self.probabilities(x))
-        except ServingError as exc:
-            metrics.failure.inc()
-            if exc.status >= 500:
-                log.error("inference failed", extra={"status": exc.status, "error": exc.message})
-            else:
-                log.debug("request refused", extra={"status": exc.status, "error": exc.message})
-            return exc.status, orjson.dumps({"error": exc.message}), None
-        except BaseException:
-            metrics.failure.inc()
-            raise
-        finally:
-            metrics.in_flight.dec()
-            metrics.duration.observe(perf_counter() - start)
-        metrics.success.inc()
-        return 200, content, header_length
+    def inference_call(self, path: str) -> InferenceCall | None:
+        """A call for the REST port's protocol to answer now, as the POST to ``path`` completes
+        (serving/http1.py): None when the ASGI app must take it, for a path that is no inference
+        route (or is %-encoded) and for a batching server, which awaits its runner."""
+        if type(self.runner) is not InlineRunner:
+            return None
+        if path == "/predict":
+            return InferenceCall(self, path, None)
+        match = _INFER_PATH.match(path)
+        if match is None or "%" in path:
+            return None
+        params = {k: v for k, v in match.groupdict().items() if v is not None}
+        return InferenceCall(self, path, params)
 
     # ------------------------------------------------------------------------------ metadata
 
@@ -428,9 +509,8 @@ class ModelServer:
         return Response(self._openapi, media_type=JSON)
 
 
-def _binary_header(scope: dict) -> bytes | None:
-    """The Inference-Header-Content-Length header's raw value, None when absent."""
-    for key, value in scope["headers"]:
-        if key == HEADER_KEY:
-            return value
-    return None
+def _finite(probabilities: np.ndarray) -> np.ndarray:
+    bad = non_finite_rows(probabilities)
+    if bad:
+        raise NonFiniteOutput(bad)
+    return probabilities

@@ -26,7 +26,7 @@ from serving.app import ModelServer
 from serving.backends import load_backend
 from serving.errors import ConfigError
 from serving.grpc_server import GrpcListener
-from serving.http1 import CorkedHttpToolsProtocol
+from serving.http1 import InferenceProtocol
 from serving.jsonlog import configure, log_config
 from serving.manifest import load_manifest
 from serving.probes import ProbeListener
@@ -151,7 +151,8 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=CorkedHttpToolsProtocol,  # httptools, each answer in one write (serving/http1.py)
+        # httptools; inference answered in the protocol, each answer in one write (serving/http1.py)
+        http=InferenceProtocol.for_calls(server.inference_call),
         lifespan="on",
         log_config=log_config(settings.log_level),
         access_log=settings.access_log,

@@ -47,6 +47,7 @@ def test_sigterm_drains_then_exits_cleanly(server_factory, model1_dir):
     response = _read_response(conn)
     conn.close()
     assert response.startswith(b"HTTP/1.1 200"), response[:200]
+    assert b"\r\nconnection: close\r\n" in response.lower()  # the connection ends with it
     payload = json.loads(response.split(b"\r\n\r\n", 1)[1])
     assert len(payload["predictions"]) == 2
 
@@ -68,7 +69,9 @@ def _read_response(conn: socket.socket) -> bytes:
     conn.settimeout(30)
     data = b""
     while b"\r\n\r\n" not in data:
-        data += conn.recv(65536)
+        chunk = conn.recv(65536)
+        assert chunk, f"the server closed the connection after {data!r}"
+        data += chunk
     head, rest = data.split(b"\r\n\r\n", 1)
     length = next(
         int(line.split(b":")[1])
@@ -76,5 +79,7 @@ def _read_response(conn: socket.socket) -> bytes:
         if line.lower().startswith(b"content-length")
     )
     while len(rest) < length:
-        rest += conn.recv(65536)
+        chunk = conn.recv(65536)
+        assert chunk, "the server closed the connection mid-body"
+        rest += chunk
     return head + b"\r\n\r\n" + rest
