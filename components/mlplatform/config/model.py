@@ -96,7 +96,7 @@ class SignalsConfig(ConfigModel):
         f"pods spend in requests per second (rate of `{REQUEST_DURATION_SUM}`, Little's law; "
         "Prometheus). It counts a request from its body to its answer, so a server running "
         "its model inline (MAX_BATCH_SIZE 1) reads less than its busy share and stays below "
-        "1.0 (an ONNX forest on a full core: ~0.44 at 1 row per request, ~0.73 at 100 rows); "
+        "1.0 (an ONNX forest on a full core: ~0.58 at 1 row per request, ~0.85 at 100 rows); "
         "with micro-batching, requests that arrive together wait inside the server and the "
         "reading passes 1 as the pod fills. docs/autoscaling.md has the measured curves.",
         allowed="number > 0 and <= 10000",
