@@ -40,7 +40,7 @@ from serving.errors import (
     PayloadTooLarge,
     ServingError,
 )
-from serving.http1 import Answer, response_headers
+from serving.http1 import Answer, declared_too_large, response_headers
 from serving.manifest import ModelManifest
 from serving.metrics import ServingMetrics
 from serving.openapi import build_openapi
@@ -55,6 +55,8 @@ from serving.protocol.rest import (
 from serving.settings import ServerSettings
 
 log = logging.getLogger("serving")
+INTERNAL_ERROR = "internal error ({}); see the server log"
+"""The message of a 500 for a bug (formatted with the exception's type name)."""
 JSON = "application/json"
 EXTENSIONS = ["binary_tensor_data"]
 """OIP extensions served (server metadata lists them)."""
@@ -96,6 +98,17 @@ _INFER_PATH = re.compile(
 )
 
 
+def inference_route(path: str) -> dict[str, str] | None:
+    """The path parameters of an inference route: the model name (and version) of an OIP infer
+    path, {} for /predict (which names no model); None for any other path."""
+    if path == "/predict":
+        return {}
+    match = _INFER_PATH.match(path)
+    if match is None:
+        return None
+    return {k: v for k, v in match.groupdict().items() if v is not None}
+
+
 class _FastPath:
     """ASGI front: inference POSTs go straight to their handlers, everything else to Starlette.
 
@@ -110,17 +123,13 @@ class _FastPath:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
-            if path == "/predict":
+            params = inference_route(scope["path"])
+            if params == {}:
                 return await self.predict(scope, receive, send)
-            match = _INFER_PATH.match(path)
-            if match:
-                scope["path_params"] = {k: v for k, v in match.groupdict().items() if v is not None}
+            if params is not None:
+                scope["path_params"] = params
                 return await self.infer(scope, receive, send)
         await self.app(scope, receive, send)
-
-
-INTERNAL_ERROR = "internal error ({}); see the server log"
 
 
 class InferenceCall:
@@ -132,14 +141,13 @@ class InferenceCall:
     the body and a batching runner. Neither raises: a bug is logged and answered 500.
     """
 
-    __slots__ = ("server", "path", "params", "oip", "started", "request")
+    __slots__ = ("server", "path", "params", "started", "request")
 
     def __init__(self, server: ModelServer, path: str, params: dict[str, str] | None) -> None:
         """``params``: the OIP route's model name (and version); None for /predict."""
         self.server = server
         self.path = path
         self.params = params
-        self.oip = params is not None
         self.started = perf_counter()
         self.request = None
         server.metrics.in_flight.inc()
@@ -151,8 +159,8 @@ class InferenceCall:
 
     def check_route(self) -> None:
         """Raise ModelNotFound when the URL names another model (before the body is read)."""
-        if self.oip:
-            params = self.params
+        params = self.params
+        if params is not None:
             self.server.check_model(params["model_name"], params.get("model_version"))
 
     def parse(self, headers: list[tuple[bytes, bytes]], body: bytes) -> np.ndarray:
@@ -166,7 +174,7 @@ class InferenceCall:
                 binary = value
         if encoding is not None:
             body = decode_body(body, encoding, server.max_body)
-        if not self.oip:
+        if self.params is None:
             return parse_predict(body, server.features)
         req = parse_infer(body, server.features, server.input_name, binary)
         if req.model_name is not None and req.model_name != server.name:
@@ -386,15 +394,15 @@ class ModelServer:
 
     async def _crash(self, request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
-        return _json({"error": f"internal error ({type(exc).__name__}); see the server log"}, 500)
+        return _json({"error": INTERNAL_ERROR.format(type(exc).__name__)}, 500)
 
     async def receive_body(self, scope: dict, receive) -> bytes:
         """The request's body (still content-encoded); raise PayloadTooLarge past MAX_BODY_BYTES
         and ClientGone when the client leaves first."""
         limit = self.max_body
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > limit:
-                raise PayloadTooLarge(int(value), limit)
+        too_large = declared_too_large(scope["headers"], limit)
+        if too_large is not None:
+            raise too_large
         message = await receive()
         body = message.get("body", b"")
         if not message.get("more_body", False) and message["type"] == "http.request":
@@ -439,13 +447,10 @@ class ModelServer:
         route (or is %-encoded) and for a batching server, which awaits its runner."""
         if type(self.runner) is not InlineRunner:
             return None
-        if path == "/predict":
-            return InferenceCall(self, path, None)
-        match = _INFER_PATH.match(path)
-        if match is None or "%" in path:
+        params = inference_route(path)
+        if params is None or "%" in path:
             return None
-        params = {k: v for k, v in match.groupdict().items() if v is not None}
-        return InferenceCall(self, path, params)
+        return InferenceCall(self, path, params or None)
 
     # ------------------------------------------------------------------------------ metadata
 

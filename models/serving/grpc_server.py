@@ -19,7 +19,7 @@ import uvicorn
 from google.protobuf.message import DecodeError
 
 from serving import __version__
-from serving.app import EXTENSIONS, ModelServer
+from serving.app import EXTENSIONS, INTERNAL_ERROR, ModelServer
 from serving.content_encoding import decode_body
 from serving.errors import ConfigError, InvalidInput, NotReady, ServingError
 from serving.http2 import GrpcPortProtocol
@@ -190,7 +190,7 @@ class GrpcApp:
             return
         except Exception as exc:  # a bug, not bad input: log it, answer INTERNAL, keep serving
             log.error("unhandled error", exc_info=exc, extra={"rpc": scope["path"]})
-            message = f"internal error ({type(exc).__name__}); see the server log"
+            message = INTERNAL_ERROR.format(type(exc).__name__)
             await _answer(send, Code.INTERNAL, message)
         else:
             await _answer(send, Code.OK, "", response)

@@ -126,6 +126,15 @@ def response_headers(length: int, header_length: int | None) -> list[tuple[bytes
     ]
 
 
+def declared_too_large(headers: list[tuple[bytes, bytes]], limit: int) -> PayloadTooLarge | None:
+    """The refusal of a body whose Content-Length is over ``limit``, to answer before reading it;
+    None when it declares no more (a chunked body is checked as it streams)."""
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return PayloadTooLarge(int(value), limit)
+    return None
+
+
 class Call(Protocol):
     """An inference request the protocol answers (serving.app.InferenceCall)."""
 
@@ -183,12 +192,11 @@ class InferenceProtocol(CorkedHttpToolsProtocol):
     def begin(self, call: Call) -> None:
         parser = self.parser
         self.keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
-        limit = call.limit
-        for name, value in self.headers:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                self.respond(call.answer_now(self.headers, PayloadTooLarge(int(value), limit)))
-                self.skip_body = True
-                return
+        too_large = declared_too_large(self.headers, call.limit)
+        if too_large is not None:
+            self.respond(call.answer_now(self.headers, too_large))
+            self.skip_body = True
+            return
         self.call = call
         self.body = []
         self.body_size = 0

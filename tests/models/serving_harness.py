@@ -91,6 +91,30 @@ class Server:
         return self.process.returncode
 
 
+def split_answer(buffer: bytearray) -> tuple[int, dict[str, str], bytes] | None:
+    """One whole HTTP/1.1 answer (sized by its content-length) off the front of ``buffer``;
+    None while ``buffer`` holds less."""
+    head, sep, rest = bytes(buffer).partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    length = int(headers.get("content-length", "0"))
+    if len(rest) < length:
+        return None
+    buffer[:] = rest[length:]
+    return int(status_line.split()[1]), headers, rest[:length]
+
+
+def read_answer(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer from ``sock`` (``buffer`` keeps what follows it)."""
+    while (answer := split_answer(buffer)) is None:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection mid-answer, after {bytes(buffer)!r}"
+        buffer += chunk
+    return answer
+
+
 def start_server(model_dir: Path, log_dir: Path, **env: str) -> Server:
     """Start the server on free loopback ports (HTTP and gRPC) and wait until it reports ready."""
     port = free_port()

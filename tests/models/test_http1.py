@@ -25,7 +25,7 @@ from serving.http1 import HOLD_BYTES, CorkedTransport, InferenceProtocol
 from serving.manifest import load_manifest
 from serving.server import build
 from serving.settings import ServerSettings
-from serving_harness import data_segments_sent, wait_for
+from serving_harness import data_segments_sent, read_answer, split_answer, wait_for
 
 
 class Recording:
@@ -131,24 +131,6 @@ def test_nothing_is_written_once_the_transport_is_closing():
 
 
 # ------------------------------------------------------------------------- the server, on the wire
-
-
-def read_answer(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 answer with a content-length from ``sock`` (``buffer`` keeps what follows)."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed mid-answer after {bytes(buffer)!r}"
-        buffer += chunk
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed mid-body"
-        rest += chunk
-    buffer[:] = rest[length:]
-    return int(status_line.split()[1]), headers, rest[:length]
 
 
 def post(path: str, body: bytes, *extra: str) -> bytes:
@@ -302,7 +284,7 @@ def test_an_inline_servers_inference_posts_never_reach_the_asgi_app(model1_dir):
     ]
     written, asgi_paths, metrics = protocol_run(model1_dir, requests)
     buffer = bytearray(written)
-    answers = [read_answer_from(buffer) for _ in requests]
+    answers = [split_answer(buffer) for _ in requests]
     assert [status for status, _, _ in answers] == [200, 200, 200, 200, 400, 404, 200, 405]
     probs = json.loads(answers[0][2])["outputs"][1]
     np.testing.assert_allclose(np.reshape(probs["data"], probs["shape"]), expected, atol=1e-5)
@@ -318,19 +300,9 @@ def test_a_batching_server_takes_its_inference_posts_through_the_app(model1_dir)
     written, asgi_paths, metrics = protocol_run(
         model1_dir, [post("/v2/models/ml_model_1/infer", body)], MAX_BATCH_SIZE="8"
     )
-    assert read_answer_from(bytearray(written))[0] == 200
+    assert split_answer(bytearray(written))[0] == 200
     assert asgi_paths == ["/v2/models/ml_model_1/infer"]
     assert metrics == {"success": 1, "failure": 0, "in_flight": 0}
-
-
-def read_answer_from(buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
-    """One answer off the front of ``buffer`` (what a protocol wrote)."""
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
-    length = int(headers["content-length"])
-    buffer[:] = rest[length:]
-    return int(status_line.split()[1]), headers, rest[:length]
 
 
 def test_a_body_over_the_limit_is_413_and_the_connection_still_serves(connection, model1_dir):

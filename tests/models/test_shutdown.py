@@ -11,7 +11,7 @@ import httpx
 import orjson
 
 from serving.manifest import load_manifest
-from serving_harness import wait_for
+from serving_harness import read_answer, wait_for
 
 
 def test_sigterm_drains_then_exits_cleanly(server_factory, model1_dir):
@@ -44,12 +44,12 @@ def test_sigterm_drains_then_exits_cleanly(server_factory, model1_dir):
     server.process.send_signal(signal.SIGTERM)
     wait_for("listener closed", lambda: _refused(url.hostname, url.port))
     conn.sendall(body[half:])
-    response = _read_response(conn)
+    conn.settimeout(30)
+    status, headers, content = read_answer(conn, bytearray())
     conn.close()
-    assert response.startswith(b"HTTP/1.1 200"), response[:200]
-    assert b"\r\nconnection: close\r\n" in response.lower()  # the connection ends with it
-    payload = json.loads(response.split(b"\r\n\r\n", 1)[1])
-    assert len(payload["predictions"]) == 2
+    assert status == 200, content[:200]
+    assert headers["connection"] == "close"  # the connection ends with it
+    assert len(json.loads(content)["predictions"]) == 2
 
     assert server.process.wait(timeout=60) == 0
     messages = [json.loads(line)["message"] for line in server.log_lines()]
@@ -63,23 +63,3 @@ def _refused(host: str, port: int) -> bool:
     except OSError:
         return True
     return False
-
-
-def _read_response(conn: socket.socket) -> bytes:
-    conn.settimeout(30)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        assert chunk, f"the server closed the connection after {data!r}"
-        data += chunk
-    head, rest = data.split(b"\r\n\r\n", 1)
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length")
-    )
-    while len(rest) < length:
-        chunk = conn.recv(65536)
-        assert chunk, "the server closed the connection mid-body"
-        rest += chunk
-    return head + b"\r\n\r\n" + rest
