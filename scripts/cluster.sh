@@ -154,6 +154,28 @@ YAML
   progress "cluster: metrics-server reached at $BRIDGE_IP:$port (aggregator routing)"
 }
 
+# kwokctl starts metrics-server right after the API server's process, without waiting for it to
+# listen, and metrics-server panics at start when the API server refuses it (seen twice in a row in
+# one CI run under load, so restarting the control plane does not cure it). kwokctl runs this
+# instead: it waits for the API server's /readyz (at most 120 s), then becomes metrics-server
+# (exec: kwokctl's pid file names metrics-server itself). Without --kubeconfig (kwokctl asking the
+# version) it execs at once.
+METRICS_SERVER_WRAPPER="$MLP_CACHE/kwok/metrics-server-after-apiserver"
+metrics_server_after_apiserver() {
+  cat <<SH
+#!/usr/bin/env bash
+kubeconfig=
+for arg; do [[ \$arg == --kubeconfig=* ]] && kubeconfig=\${arg#--kubeconfig=}; done
+if [[ -n \$kubeconfig ]]; then
+  for _ in \$(seq 120); do
+    "$MLP_BIN/kubectl" --kubeconfig "\$kubeconfig" get --raw /readyz >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
+exec "$MLP_BIN/metrics-server" "\$@"
+SH
+}
+
 control_plane_up() {
   # grep reads the whole list (not -q): under pipefail, kwokctl killed by SIGPIPE after an early
   # match would read as "no such cluster", and a running control plane would be recreated.
@@ -165,13 +187,18 @@ control_plane_up() {
   progress "cluster: creating $MLP_CLUSTER (log: $MLP_LOGS/cluster-up.log)"
   local conf; conf=$(mktemp --suffix .yaml)
   kwokctl_config >"$conf"
+  # Written aside and renamed: another cluster's metrics-server may be starting from it.
+  mkdir -p "$(dirname "$METRICS_SERVER_WRAPPER")"
+  metrics_server_after_apiserver >"$METRICS_SERVER_WRAPPER.$$"
+  chmod +x "$METRICS_SERVER_WRAPPER.$$"
+  mv -f "$METRICS_SERVER_WRAPPER.$$" "$METRICS_SERVER_WRAPPER"
   kwokctl create cluster --name "$MLP_CLUSTER" --runtime binary \
     --kube-apiserver-binary "$MLP_BIN/kube-apiserver" \
     --kube-controller-manager-binary "$MLP_BIN/kube-controller-manager" \
     --kube-scheduler-binary "$MLP_BIN/kube-scheduler" \
     --kwok-controller-binary "$MLP_BIN/kwok" \
     --etcd-binary "$(readlink -f "$MLP_BIN/etcd")" \
-    --enable-metrics-server --metrics-server-binary "$MLP_BIN/metrics-server" \
+    --enable-metrics-server --metrics-server-binary "$METRICS_SERVER_WRAPPER" \
     --kube-authorization --kube-admission \
     --config "$REPO_ROOT/scripts/kwok/metrics.yaml" --config "$conf" \
     --kubeconfig "" --wait 120s >"$MLP_LOGS/cluster-up.log" 2>&1 ||
@@ -179,8 +206,8 @@ control_plane_up() {
       echo "cluster-up failed; full log: $MLP_LOGS/cluster-up.log" >&2; exit 1; }
   rm -f "$conf"
   # kwokctl starts each component once and never again: one that exits at start stays down for
-  # the cluster's life (seen: metrics-server panics when the API server does not listen yet, and
-  # every HPA and namespace deletion then stalls). Restart the control plane once if so.
+  # the cluster's life (a dead metrics-server stalls every HPA and namespace deletion). Restart
+  # the control plane once if so.
   sleep 2
   local dead; dead=$(dead_components)
   [[ -z $dead ]] && return 0
