@@ -16,11 +16,17 @@ export GOSUMDB=off
 export CGO_ENABLED=0
 GO_TOOLS="$REPO_ROOT/tools/go"
 
+# Where NAME is on PATH outside our cache. A shell that sourced scripts/env.sh has $MLP_BIN on
+# PATH, where `command -v` would find our own link (and linking it again would make it a loop).
+outside_cache() {
+  PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$MLP_BIN" | paste -sd:) command -v "$1" 2>/dev/null
+}
+
 # A tool at the right version already on PATH (outside our cache) is used instead of a build.
 # found_on_path NAME VERSION_CMD EXPECTED -> prints the path if it matches.
 found_on_path() {
   local name=$1 expected=$3 p
-  p=$(PATH=$(echo "$PATH" | tr ':' '\n' | grep -vxF "$MLP_BIN" | paste -sd:) command -v "$name" 2>/dev/null) || return 1
+  p=$(outside_cache "$name") || return 1
   # shellcheck disable=SC2086  # VERSION_CMD is a command line: split on purpose
   [[ $("$p" $2 2>/dev/null | head -n1) == *"$expected"* ]] || return 1
   echo "$p"
@@ -188,7 +194,9 @@ step_cluster_tools() {
     metrics-server "-X sigs.k8s.io/metrics-server/pkg/version.gitVersion=v$METRICS_SERVER_VERSION" \
     sigs.k8s.io/metrics-server/cmd/metrics-server
   ln -sfn "$d/metrics-server" "$MLP_BIN/metrics-server"
-  ln -sfn "$(command -v etcd)" "$MLP_BIN/etcd"
+  local etcd
+  etcd=$(outside_cache etcd) || { echo "etcd not on PATH (the apt step installs Debian's)" >&2; exit 1; }
+  ln -sfn "$etcd" "$MLP_BIN/etcd"
 }
 
 # The real worker nodes (scripts/nodes.sh): kubelet and kube-proxy from a sibling of the control
