@@ -5,6 +5,9 @@
 _here="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)"
 export MLP_CACHE="${MLP_CACHE:-$HOME/.cache/mlplatform}"
 export PATH="$MLP_CACHE/bin:$_here/.venv/bin:$PATH"
+# Go from the machine's toolchain (as scripts/lib.sh): tests read upstream manifests from its
+# module cache (`go env GOMODCACHE`), also where a non-login shell has no Go on PATH.
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 # Plugins live in our cache, installed by scripts/bootstrap.sh; Pulumi never downloads any.
 export PULUMI_HOME="$MLP_CACHE/pulumi-home"
 export PULUMI_SKIP_UPDATE_CHECK=true
