@@ -441,11 +441,16 @@ class ModelServer:
         """``probabilities`` for an inline server, without a coroutine."""
         return _finite(self.runner.call(x))
 
+    @property
+    def inline(self) -> bool:
+        """The model runs on the event loop, one call per request (no micro-batching)."""
+        return type(self.runner) is InlineRunner
+
     def inference_call(self, path: str) -> InferenceCall | None:
         """A call for the REST port's protocol to answer now, as the POST to ``path`` completes
         (serving/http1.py): None when the ASGI app must take it, for a path that is no inference
         route (or is %-encoded) and for a batching server, which awaits its runner."""
-        if type(self.runner) is not InlineRunner:
+        if not self.inline:
             return None
         params = inference_route(path)
         if params is None or "%" in path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from enum import IntEnum
 from time import perf_counter
 from urllib.parse import quote
@@ -22,9 +23,10 @@ from serving import __version__
 from serving.app import EXTENSIONS, INTERNAL_ERROR, ModelServer
 from serving.content_encoding import decode_body
 from serving.errors import ConfigError, InvalidInput, NotReady, ServingError
-from serving.http2 import GrpcPortProtocol
+from serving.http2 import GrpcPortProtocol, UnaryAnswer
 from serving.protocol.grpc import grpc_predict_v2_pb2 as pb
 from serving.protocol.grpc.codec import encode_model_infer, parse_model_infer
+from serving.protocol.tensors import InferRequest
 from serving.settings import ServerSettings
 
 log = logging.getLogger("serving")
@@ -108,27 +110,48 @@ class InferenceServicer:
 
     async def ModelInfer(self, raw: bytes) -> pb.ModelInferResponse:
         model = self.model
-        metrics = model.metrics
-        start = perf_counter()
-        metrics.in_flight.inc()
-        try:
-            request = decode(pb.ModelInferRequest, raw)
-            model.check_model(request.model_name, request.model_version or None)
-            if not model.state.loaded:
-                raise NotReady("the model is not loaded (the server is starting or stopping)")
-            req = parse_model_infer(request, model.features, model.input_name)
+        with _Counted(model.metrics):
+            req = self._infer_request(raw)
             probabilities = await model.probabilities(req.x)
-            response = encode_model_infer(
-                probabilities, model.name, model.version, req.id, req.outputs
-            )
-        except BaseException:
-            metrics.failure.inc()
-            raise
-        finally:
-            metrics.in_flight.dec()
-            metrics.duration.observe(perf_counter() - start)
-        metrics.success.inc()
-        return response
+            return encode_model_infer(probabilities, model.name, model.version, req.id, req.outputs)
+
+    def model_infer_now(self, raw: bytes) -> pb.ModelInferResponse:
+        """``ModelInfer`` for an inline server, without a coroutine (the port's protocol answers
+        with it, serving/http2.py)."""
+        model = self.model
+        with _Counted(model.metrics):
+            req = self._infer_request(raw)
+            probabilities = model.probabilities_now(req.x)
+            return encode_model_infer(probabilities, model.name, model.version, req.id, req.outputs)
+
+    def _infer_request(self, raw: bytes) -> InferRequest:
+        """The call's input, checked: the model named, loaded, and the tensors valid."""
+        model = self.model
+        request = decode(pb.ModelInferRequest, raw)
+        model.check_model(request.model_name, request.model_version or None)
+        if not model.state.loaded:
+            raise NotReady("the model is not loaded (the server is starting or stopping)")
+        return parse_model_infer(request, model.features, model.input_name)
+
+
+class _Counted:
+    """A ModelInfer call in the server's metrics: in flight while it runs, then its duration and
+    its outcome (a raised error counts as a failure)."""
+
+    __slots__ = ("metrics", "started")
+
+    def __init__(self, metrics) -> None:
+        self.metrics = metrics
+
+    def __enter__(self) -> None:
+        self.started = perf_counter()
+        self.metrics.in_flight.inc()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        metrics = self.metrics
+        metrics.in_flight.dec()
+        metrics.duration.observe(perf_counter() - self.started)
+        (metrics.success if exc_type is None else metrics.failure).inc()
 
 
 RPCS = (
@@ -142,17 +165,36 @@ RPCS = (
 """The RPCs served (the protocol's core; no streaming, repository or statistics RPCs)."""
 
 
+MODEL_INFER = f"/{SERVICE}/ModelInfer"
+
+
 class GrpcApp:
     """The service over HTTP/2 as an ASGI application: gRPC's framing (a 5-byte prefix per
     message), status and message in trailers, for unary calls (all the protocol's core RPCs).
 
     Requests reach the servicer as bytes, so a message that does not decode is INVALID_ARGUMENT
     like any other bad input; every ServingError becomes its gRPC status here.
+
+    An inline server's ModelInfer calls do not come here: the port's protocol answers them
+    (``inline_call``).
     """
 
     def __init__(self, servicer: InferenceServicer, max_message_bytes: int) -> None:
+        self.servicer = servicer
         self.rpcs = {f"/{SERVICE}/{name}": getattr(servicer, name) for name in RPCS}
         self.max_message_bytes = max_message_bytes
+
+    def inline_call(self, path: bytes, header: Callable[[bytes], bytes | None]):
+        """The call for the port's protocol to answer as its message completes
+        (serving/http2.py), given the request's path and a header lookup; None when this app
+        must take it: another RPC, not a gRPC call, or a batching server (which awaits its
+        runner)."""
+        if path != _MODEL_INFER_PATH or not self.servicer.model.inline:
+            return None
+        content_type = header(b"content-type")
+        if content_type is None or not content_type.startswith(b"application/grpc"):
+            return None
+        return InlineModelInfer(self, header(b"grpc-encoding") or b"")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -167,37 +209,36 @@ class GrpcApp:
             # Not a gRPC call (gRPC's spec: answer 415), e.g. HTTP/1.1 to the gRPC port.
             await _plain(send, 415, b"gRPC only: send HTTP/2 with content-type application/grpc\n")
             return
-        rpc = self.rpcs.get(scope["path"])
+        path = scope["path"]
+        rpc = self.rpcs.get(path)
         try:
-            message = await self._message(receive, encoding)
+            message = self.unframe(await self._body(receive), encoding)
             if rpc is None:
                 raise _Status(
                     Code.UNIMPLEMENTED,
-                    f"unknown method {scope['path']}; this server serves {SERVICE}: "
-                    + ", ".join(RPCS),
+                    f"unknown method {path}; this server serves {SERVICE}: " + ", ".join(RPCS),
                 )
             response = (await rpc(message)).SerializeToString()
-        except _Status as exc:
-            await _answer(send, exc.code, exc.message)
-        except ServingError as exc:
-            code = STATUS_CODES.get(exc.status, Code.INTERNAL)
-            if exc.status >= 500:
-                log.error("request failed", extra={"grpc_status": code.name, "error": exc.message})
-            else:
-                log.debug("request refused", extra={"grpc_status": code.name, "error": exc.message})
-            await _answer(send, code, exc.message)
         except _Gone:
             return
-        except Exception as exc:  # a bug, not bad input: log it, answer INTERNAL, keep serving
-            log.error("unhandled error", exc_info=exc, extra={"rpc": scope["path"]})
-            message = INTERNAL_ERROR.format(type(exc).__name__)
-            await _answer(send, Code.INTERNAL, message)
+        except Exception as exc:
+            code, text = failure(exc, path)
+            data = b""
         else:
-            await _answer(send, Code.OK, "", response)
+            code, text, data = Code.OK, "", framed(response)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": GRPC_HEADERS,
+                "trailers": True,
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+        await send({"type": "http.response.trailers", "headers": trailers(code, text)})
 
-    async def _message(self, receive, encoding: bytes) -> bytes:
-        """The request's one message, unframed (and inflated: grpc-encoding gzip or deflate,
-        bounded by MAX_BODY_BYTES); _Status or ServingError for what gRPC would refuse."""
+    async def _body(self, receive) -> bytes:
+        """The request's body, up to the message limit; _Gone when the client leaves first."""
         limit = self.max_message_bytes + 5
         chunks, size = [], 0
         while True:
@@ -207,14 +248,20 @@ class GrpcApp:
             chunk = event.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _Status(
-                    Code.RESOURCE_EXHAUSTED,
-                    f"message larger than {self.max_message_bytes} bytes (MAX_BODY_BYTES)",
-                )
+                raise self.too_large()
             chunks.append(chunk)
             if not event.get("more_body", False):
-                break
-        body = b"".join(chunks)
+                return b"".join(chunks)
+
+    def too_large(self) -> _Status:
+        return _Status(
+            Code.RESOURCE_EXHAUSTED,
+            f"message larger than {self.max_message_bytes} bytes (MAX_BODY_BYTES)",
+        )
+
+    def unframe(self, body: bytes, encoding: bytes) -> bytes:
+        """The request's one message, unframed (and inflated: grpc-encoding gzip or deflate,
+        bounded by MAX_BODY_BYTES); _Status or ServingError for what gRPC would refuse."""
         if len(body) < 5 or len(body) != 5 + int.from_bytes(body[1:5], "big"):
             raise _Status(
                 Code.INVALID_ARGUMENT,
@@ -230,6 +277,38 @@ class GrpcApp:
         return decode_body(body[5:], encoding, self.max_message_bytes)
 
 
+_MODEL_INFER_PATH = MODEL_INFER.encode()
+
+
+class InlineModelInfer:
+    """A ModelInfer call of an inline server, answered by the gRPC port's protocol as its message
+    completes (serving/http2.py): no ASGI scope, Task or messages. The servicer's call, metrics
+    and statuses are the app's."""
+
+    __slots__ = ("app", "encoding")
+
+    def __init__(self, app: GrpcApp, encoding: bytes) -> None:
+        self.app = app
+        self.encoding = encoding
+
+    @property
+    def limit(self) -> int:
+        """The largest request body taken, gRPC's 5-byte prefix included."""
+        return self.app.max_message_bytes + 5
+
+    def answer_now(self, body: bytes | None) -> UnaryAnswer:
+        """The answer to ``body`` (None: the body passed ``limit``), computed now."""
+        app = self.app
+        try:
+            if body is None:
+                raise app.too_large()
+            message = app.unframe(body, self.encoding)
+            response = app.servicer.model_infer_now(message).SerializeToString()
+        except Exception as exc:
+            return GRPC_HEADERS, b"", trailers(*failure(exc, MODEL_INFER))
+        return GRPC_HEADERS, framed(response), _OK
+
+
 class _Status(Exception):
     def __init__(self, code: Code, message: str) -> None:
         self.code, self.message = code, message
@@ -239,21 +318,41 @@ class _Gone(Exception):
     """The client went away before its request was complete."""
 
 
-_GRPC_HEADERS = [(b"content-type", b"application/grpc")]
+def failure(exc: Exception, rpc: str) -> tuple[Code, str]:
+    """The status and message a call that raised ``exc`` ends with: a ServingError's status, or
+    INTERNAL for a bug (logged; the server keeps serving)."""
+    if isinstance(exc, _Status):
+        return exc.code, exc.message
+    if isinstance(exc, ServingError):
+        code = STATUS_CODES.get(exc.status, Code.INTERNAL)
+        if exc.status >= 500:
+            log.error("request failed", extra={"grpc_status": code.name, "error": exc.message})
+        else:
+            log.debug("request refused", extra={"grpc_status": code.name, "error": exc.message})
+        return code, exc.message
+    log.error("unhandled error", exc_info=exc, extra={"rpc": rpc})
+    return Code.INTERNAL, INTERNAL_ERROR.format(type(exc).__name__)
+
+
+GRPC_HEADERS = [(b"content-type", b"application/grpc")]
 # gRPC's percent-encoding of grpc-message: printable ASCII but '%' stays as it is.
 _MESSAGE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
-async def _answer(send, code: Code, message: str, response: bytes | None = None) -> None:
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": _GRPC_HEADERS, "trailers": True}
-    )
-    body = b"" if response is None else b"\x00" + len(response).to_bytes(4, "big") + response
-    await send({"type": "http.response.body", "body": body})
-    trailers = [(b"grpc-status", b"%d" % code)]
+def framed(response: bytes) -> bytes:
+    """A message in gRPC's framing: uncompressed flag, 4-byte length, the message."""
+    return b"\x00" + len(response).to_bytes(4, "big") + response
+
+
+def trailers(code: Code, message: str) -> list[tuple[bytes, bytes]]:
+    """A call's trailers: grpc-status, and grpc-message when there is one."""
+    out = [(b"grpc-status", b"%d" % code)]
     if message:
-        trailers.append((b"grpc-message", quote(message, safe=_MESSAGE_SAFE).encode()))
-    await send({"type": "http.response.trailers", "headers": trailers})
+        out.append((b"grpc-message", quote(message, safe=_MESSAGE_SAFE).encode()))
+    return out
+
+
+_OK = trailers(Code.OK, "")
 
 
 async def _plain(send, status: int, text: bytes) -> None:
@@ -284,9 +383,13 @@ class GrpcListener:
         self.host, self.port = settings.host, settings.grpc_port
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.address = f"{shown}:{self.port}"
+        app = GrpcApp(InferenceServicer(model), settings.max_body_bytes)
         self.config = uvicorn.Config(
-            GrpcApp(InferenceServicer(model), settings.max_body_bytes),
-            http=GrpcPortProtocol,  # zttp's HTTP/2, connections retired before its flood guard
+            app,
+            # zttp's HTTP/2, connections retired before its flood guard; an inline server's
+            # ModelInfer calls answered by the protocol itself
+            http=GrpcPortProtocol.for_calls(app.inline_call),
+            proxy_headers=False,  # nothing here reads the client's address
             lifespan="off",
             loop="none",
             log_config=None,

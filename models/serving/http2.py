@@ -13,12 +13,20 @@ GOAWAY names the last stream served, the open ones finish, and the connection cl
 (or a gateway like Traefik, which cannot replay a proxied body) loses no call to the rotation.
 A shutdown retires every connection the same way, so clients stop opening calls on a draining
 server instead of getting UNAVAILABLE for them.
+
+An inline server's ModelInfer calls are answered by the protocol itself, as their message
+completes: no ASGI scope, Task or messages, which cost more than the model's call at one row
+(as on the REST port, serving/http1.py). Such a call stands in the protocol's ``cycles`` like
+uvicorn's, so the stream accounting, the rotation and the close after the last stream see it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Protocol
 
+import zttp
 from uvicorn.protocols.http.auto_zttp_impl import AutoZttpProtocol
 from uvicorn.protocols.http.zttp_h2_impl import ZttpH2Protocol
 from uvicorn.protocols.http.zttp_impl import ZttpProtocol
@@ -56,8 +64,40 @@ NO_ERROR = 0x0
 MAX_STREAM_ID = 2**31 - 1
 
 
+Headers = list[tuple[bytes, bytes]]
+
+UnaryAnswer = tuple[Headers, bytes, Headers]
+"""A unary call's answer: the response headers, the DATA (a framed message, or b"") and the
+trailers."""
+
+
+class UnaryCall(Protocol):
+    """A call the protocol answers itself (serving.grpc_server.InlineModelInfer)."""
+
+    @property
+    def limit(self) -> int: ...
+
+    def answer_now(self, body: bytes | None) -> UnaryAnswer: ...
+
+
+Calls = Callable[[bytes, Callable[[bytes], bytes | None]], UnaryCall | None]
+"""(the request's path, its header lookup) -> the call the protocol answers, or None for the
+ASGI app to take it."""
+
+
+def _no_calls(path: bytes, header: Callable[[bytes], bytes | None]) -> None:
+    return None
+
+
 class RotatingH2Protocol(ZttpH2Protocol):
-    """uvicorn's HTTP/2 protocol, retiring the connection gracefully before zttp's budgets."""
+    """uvicorn's HTTP/2 protocol, retiring the connection gracefully before zttp's budgets, and
+    answering itself the calls ``calls`` gives (set by ``for_calls``; none by default)."""
+
+    calls: Calls = staticmethod(_no_calls)
+
+    @classmethod
+    def for_calls(cls, calls: Calls) -> type[RotatingH2Protocol]:
+        return type(cls.__name__, (cls,), {"calls": staticmethod(calls)})
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -72,9 +112,38 @@ class RotatingH2Protocol(ZttpH2Protocol):
         if self.last_stream_id is not None and event.stream_id > self.last_stream_id:
             return  # opened after the second GOAWAY: unprocessed, as that GOAWAY said
         self.highest_stream_id = event.stream_id
-        super().handle_request(event)
+        call = None
+        if not self.shutdown_requested and self.limit_concurrency is None:
+            headers = event.headers
+            header = headers.get if isinstance(headers, zttp.HeaderBlock) else dict(headers).get
+            call = self.calls(event.path, header)
+        if call is None:
+            super().handle_request(event)
+        else:
+            send_trailers = (header(b"te") or b"").strip().lower() == b"trailers"
+            self.cycles[event.stream_id] = AnsweredHere(self, event, call, send_trailers)
         self.streams += 1
         self._check_budgets()
+
+    def answer(self, here: AnsweredHere, answer: UnaryAnswer) -> None:
+        """Write a call's answer (through the corked transport: one write with the others of
+        this turn), then close its stream as uvicorn does after an answer."""
+        here.response_complete = True
+        headers, data, trailers = answer
+        stream = self.conn.stream(here.stream_id)
+        stream.send_response(200, self.server_state.default_headers + headers)
+        if data:
+            stream.send_data(data)
+        # As uvicorn: trailers only to a client that said it reads them (gRPC's always do).
+        stream.end_message(trailers if here.send_trailers else None)
+        self.transport.write(self.conn.data_to_send())
+        if self.access_log:
+            self.access_logger.info(
+                '%s - "POST %s HTTP/2" 200',
+                f"{self.client[0]}:{self.client[1]}" if self.client else "",
+                here.path.decode("latin-1"),
+            )
+        self.on_response_complete(here.stream_id)
 
     def handle_rst_stream(self, event) -> None:
         super().handle_rst_stream(event)
@@ -133,16 +202,82 @@ class RotatingH2Protocol(ZttpH2Protocol):
         self.go_away()
 
 
+class AnsweredHere:
+    """A call the protocol answers itself, in its ``cycles`` in place of uvicorn's
+    RequestResponseCycle. uvicorn's event handling treats it as one: it appends each DATA frame
+    to ``body``, clears ``more_body`` at the end of the message, sets ``disconnected`` when the
+    stream or the connection goes, and calls ``message_event.set()`` after each (here: ``set``,
+    which moves the body aside and answers once the message is complete or too large)."""
+
+    __slots__ = (
+        "protocol",
+        "stream_id",
+        "path",
+        "call",
+        "send_trailers",
+        "body",
+        "chunks",
+        "size",
+        "more_body",
+        "disconnected",
+        "response_complete",
+    )
+
+    def __init__(
+        self, protocol: RotatingH2Protocol, event, call: UnaryCall, send_trailers: bool
+    ) -> None:
+        self.protocol = protocol
+        self.stream_id = event.stream_id
+        self.path = event.path
+        self.call = call
+        self.send_trailers = send_trailers
+        self.body = bytearray()
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.more_body = True
+        self.disconnected = False
+        self.response_complete = False
+
+    @property
+    def message_event(self) -> AnsweredHere:
+        return self
+
+    def set(self) -> None:
+        if self.response_complete or self.disconnected:
+            return  # answered already (too large: the rest is dropped), or the client left
+        if self.body:
+            # Moved aside frame by frame: uvicorn pauses reading while a cycle's body is large.
+            self.chunks.append(bytes(self.body))
+            self.size += len(self.body)
+            self.body = bytearray()
+            if self.size > self.call.limit:
+                self.chunks = []
+                self.protocol.answer(self, self.call.answer_now(None))
+                return
+        if not self.more_body:
+            body = b"".join(self.chunks)
+            self.chunks = []
+            self.protocol.answer(self, self.call.answer_now(body))
+
+
 class GrpcPortProtocol(AutoZttpProtocol):
     """uvicorn's zttp dispatch (HTTP/2 by prior knowledge, else HTTP/1.1, which the gRPC app
     answers 415) with the rotating HTTP/2 protocol, over a CorkedTransport: a call's HEADERS,
     DATA and trailers frames leave in one write."""
 
+    h2_protocol: type[RotatingH2Protocol] = RotatingH2Protocol
+
+    @classmethod
+    def for_calls(cls, calls: Calls) -> type[GrpcPortProtocol]:
+        """The port's protocol, whose HTTP/2 connections answer the calls ``calls`` gives."""
+        h2 = RotatingH2Protocol.for_calls(calls)
+        return type(cls.__name__, (cls,), {"h2_protocol": h2})
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
 
     def _switch(self, http2: bool, initial_data: bytes = b"") -> None:
-        protocol_class = RotatingH2Protocol if http2 else ZttpProtocol
+        protocol_class = self.h2_protocol if http2 else ZttpProtocol
         protocol = protocol_class(
             config=self.config,
             server_state=self.server_state,
