@@ -373,9 +373,10 @@ class GrpcListener:
     HTTP/2 in cleartext (gRPC's insecure channels: prior knowledge) from uvicorn's zttp protocol,
     compiled, on the HTTP server's event loop: a call costs a third of the CPU grpcio's asyncio
     server takes (benchmarks/results/serving-peers-profile.md). Each connection is retired with
-    a graceful GOAWAY before zttp's per-connection budgets run out (serving/http2.py). Stopping
-    sends every connection that GOAWAY, so clients open no new calls on it, while in-flight ones
-    get GRACEFUL_TIMEOUT_SECONDS to finish.
+    a graceful GOAWAY before zttp's per-connection budgets run out (serving/http2.py), and an
+    inline server's ModelInfer calls are answered there, without the ASGI app. Stopping sends
+    every connection that GOAWAY, so clients open no new calls on it, while in-flight ones get
+    GRACEFUL_TIMEOUT_SECONDS to finish.
     """
 
     def __init__(self, model: ModelServer, settings: ServerSettings) -> None:
@@ -389,7 +390,6 @@ class GrpcListener:
             # zttp's HTTP/2, connections retired before its flood guard; an inline server's
             # ModelInfer calls answered by the protocol itself
             http=GrpcPortProtocol.for_calls(app.inline_call),
-            proxy_headers=False,  # nothing here reads the client's address
             lifespan="off",
             loop="none",
             log_config=None,
