@@ -166,6 +166,7 @@ RPCS = (
 
 
 MODEL_INFER = f"/{SERVICE}/ModelInfer"
+_MODEL_INFER_PATH = MODEL_INFER.encode()
 
 
 class GrpcApp:
@@ -184,7 +185,9 @@ class GrpcApp:
         self.rpcs = {f"/{SERVICE}/{name}": getattr(servicer, name) for name in RPCS}
         self.max_message_bytes = max_message_bytes
 
-    def inline_call(self, path: bytes, header: Callable[[bytes], bytes | None]):
+    def inline_call(
+        self, path: bytes, header: Callable[[bytes], bytes | None]
+    ) -> InlineModelInfer | None:
         """The call for the port's protocol to answer as its message completes
         (serving/http2.py), given the request's path and a header lookup; None when this app
         must take it: another RPC, not a gRPC call, or a batching server (which awaits its
@@ -275,9 +278,6 @@ class GrpcApp:
                 "the message is flagged compressed but the call has no grpc-encoding",
             )
         return decode_body(body[5:], encoding, self.max_message_bytes)
-
-
-_MODEL_INFER_PATH = MODEL_INFER.encode()
 
 
 class InlineModelInfer:
